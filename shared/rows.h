@@ -1,0 +1,32 @@
+/*
+ * rows: PostgreSQL result rows as JSON, by column type.
+ *
+ * The API's JSON field names are the column names (DESIGN.md §6), so a service SELECTs the columns
+ * it answers with, named as the contract names them, and converts rows here:
+ *   int2/int4/int8      -> number          bool        -> true/false
+ *   timestamptz         -> RFC 3339 string in UTC ("2026-11-22T01:54:00.123456Z"; the pool's
+ *                          sessions run with TimeZone=UTC)
+ *   json/jsonb          -> the parsed value
+ *   numeric             -> number
+ *   bytea               -> omitted (never exposed by accident)
+ *   anything else (text, varchar, uuid, enum, date, …) -> string
+ *   SQL NULL            -> null
+ */
+#ifndef LS_ROWS_H
+#define LS_ROWS_H
+
+#include <json-c/json.h>
+#include <libpq-fe.h>
+
+/* A new object for row `row` of res (caller owns the reference). */
+json_object *ls_row_object(const PGresult *res, int row);
+/* A new array of every row's object. */
+json_object *ls_rows_array(const PGresult *res);
+/* Adds column `col` of `row` to obj under its column name, converted as above. */
+void ls_row_add_column(json_object *obj, const PGresult *res, int row, int col);
+
+/* Converts PostgreSQL's "2026-11-22 01:54:00.123456+00" to "2026-11-22T01:54:00.123456Z". Returns 0, or
+ * -1 (out untouched) when the text is not a UTC timestamp. out must hold 40 bytes. */
+int ls_pg_time_to_rfc3339(const char *pg, char out[40]);
+
+#endif

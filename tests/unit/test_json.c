@@ -1,0 +1,148 @@
+/* Input validation, strict parsers and problem+json. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "json.h"
+
+static const char *const roles[] = {"student", "teacher", "admin", NULL};
+
+static const ls_json_field_t fields[] = {
+    {"first_name", LS_JSON_STRING, 1, 0, 1, 8, NULL}, {"nick", LS_JSON_STRING, 0, 1, 0, 0, NULL},
+    {"age", LS_JSON_INT, 0, 0, 0, 150, NULL},         {"friend", LS_JSON_ID, 0, 0, 0, 0, NULL},
+    {"active", LS_JSON_BOOL, 0, 0, 0, 0, NULL},       {"price", LS_JSON_NUMBER, 0, 0, 0, 1000, NULL},
+    {"role", LS_JSON_ENUM, 0, 0, 0, 0, roles},        {"group_id", LS_JSON_UUID, 0, 0, 0, 0, NULL},
+    {"starts_at", LS_JSON_TIME, 0, 0, 0, 0, NULL},    {"meta", LS_JSON_OBJECT, 0, 0, 0, 0, NULL},
+    {"ids", LS_JSON_ARRAY, 0, 0, 1, 3, NULL},
+};
+#define NFIELDS (sizeof(fields) / sizeof(fields[0]))
+
+/* Parses and validates; returns the error text ("" when valid). */
+static const char *check(const char *text)
+{
+    static char err[256];
+    json_object *obj = ls_json_parse_object(text, strlen(text), err, sizeof(err));
+    if (obj == NULL)
+        return err;
+    int rc = ls_json_validate(obj, fields, NFIELDS, err, sizeof(err));
+    json_object_put(obj);
+    return rc == 0 ? "" : err;
+}
+
+Test(json, accepts_valid_objects)
+{
+    static const char *const ok[] = {
+        "{\"first_name\":\"Anna\"}",
+        "{\"first_name\":\"Anna\",\"nick\":null,\"age\":0,\"friend\":9007199254740991,\"active\":true}",
+        "{\"first_name\":\"A\",\"price\":12.5,\"role\":\"admin\",\"group_id\":\"0b5c8a52-3f4e-4a8b-9c1d-"
+        "2e3f4a5b6c7d\"}",
+        "{\"first_name\":\"A\",\"starts_at\":\"2026-02-28T18:00:00Z\",\"meta\":{},\"ids\":[1,2,3]}",
+        "{\"first_name\":\"A\",\"starts_at\":\"2024-02-29T18:00:00.123+03:00\"}",
+        "  {\"first_name\":\"A\"}  \n",
+    };
+    for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++)
+        cr_expect_str_eq(check(ok[i]), "", "%s", ok[i]);
+}
+
+Test(json, rejects_bad_input_naming_the_field)
+{
+    static const struct {
+        const char *body, *want;
+    } cases[] = {
+        {"", "empty body"},
+        {"{", "malformed JSON"},
+        {"{\"first_name\":\"A\"", "malformed JSON"},
+        {"{\"first_name\":\"A\"} x", "malformed JSON"},
+        {"[1,2]", "must be a JSON object"},
+        {"\"str\"", "must be a JSON object"},
+        {"{\"first_name\":'A'}", "malformed JSON"},
+        {"{}", "field 'first_name': required"},
+        {"{\"first_name\":\"\"}", "field 'first_name': length"},
+        {"{\"first_name\":\"123456789\"}", "field 'first_name': length"},
+        {"{\"first_name\":5}", "field 'first_name': must be a string"},
+        {"{\"first_name\":null}", "field 'first_name': must not be null"},
+        {"{\"first_name\":\"A\",\"age\":151}", "field 'age'"},
+        {"{\"first_name\":\"A\",\"age\":\"12\"}", "field 'age': must be an integer"},
+        {"{\"first_name\":\"A\",\"age\":1.5}", "field 'age': must be an integer"},
+        {"{\"first_name\":\"A\",\"friend\":0}", "field 'friend'"},
+        {"{\"first_name\":\"A\",\"friend\":-3}", "field 'friend'"},
+        {"{\"first_name\":\"A\",\"friend\":9007199254740992}", "field 'friend'"},
+        {"{\"first_name\":\"A\",\"friend\":9223372036854775807}", "field 'friend'"},
+        {"{\"first_name\":\"A\",\"friend\":99999999999999999999999}", "field 'friend'"},
+        {"{\"first_name\":\"A\",\"age\":99999999999999999999999}", "field 'age'"},
+        {"{\"first_name\":\"A\",\"active\":1}", "field 'active': must be true or false"},
+        {"{\"first_name\":\"A\",\"price\":1000.5}", "field 'price'"},
+        {"{\"first_name\":\"A\",\"role\":\"king\"}", "field 'role': must be one of student, teacher, admin"},
+        {"{\"first_name\":\"A\",\"group_id\":\"xyz\"}", "field 'group_id': must be a UUID"},
+        {"{\"first_name\":\"A\",\"starts_at\":\"2026-02-30T18:00:00Z\"}", "field 'starts_at'"},
+        {"{\"first_name\":\"A\",\"starts_at\":\"2025-02-29T18:00:00Z\"}", "field 'starts_at'"},
+        {"{\"first_name\":\"A\",\"starts_at\":\"2026-01-01 18:00:00\"}", "field 'starts_at'"},
+        {"{\"first_name\":\"A\",\"starts_at\":\"2026-01-01T18:00:00\"}", "field 'starts_at'"},
+        {"{\"first_name\":\"A\",\"meta\":[]}", "field 'meta': must be an object"},
+        {"{\"first_name\":\"A\",\"ids\":[]}", "field 'ids': must have 1 to 3"},
+        {"{\"first_name\":\"A\",\"ids\":[1,2,3,4]}", "field 'ids'"},
+        {"{\"first_name\":\"A\",\"surprise\":1}", "field 'surprise': unknown field"},
+        {"{\"first_name\":\"A\\u0000B\"}", "NUL"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        const char *got = check(cases[i].body);
+        cr_expect(strstr(got, cases[i].want) != NULL, "%s: got \"%s\", want \"%s\"", cases[i].body, got,
+                  cases[i].want);
+    }
+}
+
+Test(json, nesting_depth_is_bounded)
+{
+    char deep[200];
+    size_t n = 0;
+    n += (size_t)sprintf(deep, "{\"first_name\":\"A\",\"meta\":");
+    for (int i = 0; i < 40; i++)
+        deep[n++] = '[';
+    for (int i = 0; i < 40; i++)
+        deep[n++] = ']';
+    deep[n++] = '}';
+    deep[n] = '\0';
+    cr_assert(strstr(check(deep), "malformed JSON") != NULL);
+}
+
+Test(json, strict_number_parsers)
+{
+    static const struct {
+        const char *s;
+        int ok;
+        int64_t v;
+    } ids[] = {
+        {"1", 1, 1},   {"9007199254740991", 1, 9007199254740991LL},
+        {"0", 0, 0},   {"-1", 0, 0},
+        {"", 0, 0},    {"01a", 0, 0},
+        {" 1", 0, 0},  {"9007199254740992", 0, 0},
+        {"1e3", 0, 0}, {"18446744073709551617", 0, 0},
+    };
+    for (size_t i = 0; i < sizeof(ids) / sizeof(ids[0]); i++) {
+        int64_t v = 0;
+        int rc = ls_parse_id(ids[i].s, strlen(ids[i].s), &v);
+        cr_expect_eq(rc == 0, ids[i].ok, "ls_parse_id(%s)", ids[i].s);
+        if (ids[i].ok)
+            cr_expect_eq(v, ids[i].v);
+    }
+    int64_t v;
+    cr_expect_eq(ls_parse_i64("-9223372036854775808", 20, &v), 0);
+    cr_expect_eq(v, INT64_MIN);
+    cr_expect_eq(ls_parse_i64("9223372036854775807", 19, &v), 0);
+    cr_expect_eq(v, INT64_MAX);
+    cr_expect_eq(ls_parse_i64("9223372036854775808", 19, &v), -1);
+    cr_expect_eq(ls_parse_i64("-9223372036854775809", 20, &v), -1);
+    cr_expect_eq(ls_parse_i64("-", 1, &v), -1);
+}
+
+Test(json, problem_documents)
+{
+    json_object *p = ls_problem_new(404, "user 7 not found");
+    cr_assert_str_eq(
+        json_object_to_json_string_ext(p, JSON_C_TO_STRING_PLAIN),
+        "{\"type\":\"about:blank\",\"title\":\"Not Found\",\"status\":404,\"detail\":\"user 7 not found\"}");
+    json_object_put(p);
+    cr_expect_str_eq(ls_status_title(413), "Content Too Large");
+    cr_expect_str_eq(ls_status_title(503), "Service Unavailable");
+    cr_expect_str_eq(ls_status_title(299), "Error");
+}
