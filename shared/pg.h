@@ -1,0 +1,121 @@
+/*
+ * pg: an asynchronous PostgreSQL pool for one worker thread's event loop.
+ *
+ * Each worker owns one ls_pg_pool_t holding its share of PG_POOL_SIZE connections. Connections are
+ * opened with PQconnectStartParams/PQconnectPoll and driven by the loop (PQsocket wrapped with
+ * h2o_evloop_socket_create on a dup()ed fd); nothing here blocks once the pool is created.
+ *
+ * Statements: the daemon passes a table of ls_pg_stmt_t; each is prepared on every connection as it
+ * comes up, and queries name a statement by its index in that table.
+ *
+ * Queries run in pipeline mode: up to LS_PG_PIPELINE_DEPTH queries are in flight per connection,
+ * each followed by a sync so that one query's error does not affect the next. Queries beyond that
+ * wait in a FIFO of at most `queue_max` entries; when it is full the query fails at once with
+ * LS_PG_BUSY.
+ *
+ * Every session runs with TimeZone=UTC and application_name set to the daemon name.
+ *
+ * Failure model:
+ *   - A connection that breaks fails its in-flight queries with LS_PG_UNAVAILABLE and is
+ *     reconnected with exponential backoff (100 ms doubling to 5 s).
+ *   - While the pool has no usable connection, new queries fail at once with LS_PG_UNAVAILABLE
+ *     (callers answer 503) instead of waiting.
+ *   - A query whose deadline passes before its result arrives completes with LS_PG_TIMEOUT; its late
+ *     result is discarded.
+ *
+ * Callbacks are never called from inside the function that submitted the work (a failure detected
+ * at submission is reported on the next loop iteration). Each submitted query gets exactly one
+ * callback. The PGresult passed to a callback belongs to the pool and is cleared after the callback
+ * returns; it is non-NULL only when status is LS_PG_OK or LS_PG_SQL_ERROR.
+ *
+ * Transactions: ls_pg_begin() reserves one connection (no other query is pipelined on it), sends
+ * BEGIN, and calls back with an ls_pg_txn_t. The caller then runs statements with ls_pg_txn_exec()
+ * one at a time and must end every successfully begun transaction with exactly one
+ * ls_pg_txn_finish() (commit or rollback), also after an error. A transaction that fails to begin
+ * (cb status != LS_PG_OK, txn NULL) needs no finish. The deadline given to ls_pg_begin covers the
+ * whole transaction: once it has passed, statements complete with LS_PG_TIMEOUT and ls_pg_txn_finish
+ * rolls back and reports LS_PG_TIMEOUT at once. If the connection breaks, pending and later
+ * statements get LS_PG_UNAVAILABLE and finish (still required) reports LS_PG_UNAVAILABLE.
+ *
+ * Misuse that the pool detects (unknown statement index, a parameter count that differs from the
+ * statement's, a second ls_pg_txn_exec while one is running) is logged and reported as
+ * LS_PG_SQL_ERROR with res NULL.
+ */
+#ifndef LS_PG_H
+#define LS_PG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <libpq-fe.h>
+
+#include "loop.h"
+
+#define LS_PG_PIPELINE_DEPTH 16
+#define LS_PG_MAX_PARAMS     32
+
+typedef struct ls_pg_pool ls_pg_pool_t;
+typedef struct ls_pg_txn ls_pg_txn_t;
+
+typedef struct {
+    const char *name; /* prepared statement name, unique in the table */
+    const char *sql;
+    int nparams; /* parameters are passed as text; their types come from the SQL ($1::bigint) */
+} ls_pg_stmt_t;
+
+typedef enum {
+    LS_PG_OK = 0,      /* res is PGRES_TUPLES_OK or PGRES_COMMAND_OK */
+    LS_PG_SQL_ERROR,   /* the server rejected the statement: res holds the error (see ls_pg_sqlstate) */
+    LS_PG_UNAVAILABLE, /* no connection, or it broke while the query was in flight */
+    LS_PG_TIMEOUT,     /* the deadline passed */
+    LS_PG_BUSY,        /* the wait queue is full */
+} ls_pg_status_t;
+
+typedef void (*ls_pg_cb)(void *ud, ls_pg_status_t status, PGresult *res);
+typedef void (*ls_pg_begin_cb)(void *ud, ls_pg_status_t status, ls_pg_txn_t *txn);
+
+typedef struct {
+    const char *conninfo; /* libpq URL or key=value string */
+    const char *application_name;
+    int nconns;       /* >= 1 */
+    size_t queue_max; /* waiting queries beyond the pipelines; 0 means 1024 */
+    const ls_pg_stmt_t *stmts;
+    size_t nstmts;
+} ls_pg_config_t;
+
+/*
+ * Creates the pool and starts connecting (asynchronously). The config's strings and statement table
+ * must outlive the pool. Returns NULL on allocation failure.
+ */
+ls_pg_pool_t *ls_pg_pool_create(ls_loop_t *loop, const ls_pg_config_t *config);
+/* Closes every connection; pending callbacks are called with LS_PG_UNAVAILABLE first (also for work
+ * they submit meanwhile). Must not be called from inside one of this pool's callbacks. */
+void ls_pg_pool_destroy(ls_pg_pool_t *pool);
+/* Connections currently connected with every statement prepared. */
+int ls_pg_pool_ready_count(const ls_pg_pool_t *pool);
+
+/*
+ * Runs prepared statement stmt_index with nparams text parameters (NULL entry: SQL NULL).
+ * Parameter strings are copied before the call returns. deadline is absolute monotonic ms
+ * (ls_now_ms() based); 0 means none.
+ */
+void ls_pg_exec(ls_pg_pool_t *pool, size_t stmt_index, int nparams, const char *const *params,
+                uint64_t deadline, ls_pg_cb cb, void *ud);
+/* Same with SQL text that is not prepared (PQsendQueryParams). */
+void ls_pg_exec_sql(ls_pg_pool_t *pool, const char *sql, int nparams, const char *const *params,
+                    uint64_t deadline, ls_pg_cb cb, void *ud);
+
+void ls_pg_begin(ls_pg_pool_t *pool, uint64_t deadline, ls_pg_begin_cb cb, void *ud);
+void ls_pg_txn_exec(ls_pg_txn_t *txn, size_t stmt_index, int nparams, const char *const *params, ls_pg_cb cb,
+                    void *ud);
+/* Commits (commit != 0) or rolls back, then returns the connection to the pool. cb may be NULL.
+ * A commit on a transaction that already failed reports LS_PG_SQL_ERROR and rolls back. */
+void ls_pg_txn_finish(ls_pg_txn_t *txn, int commit, ls_pg_cb cb, void *ud);
+
+/* The five-character SQLSTATE of an error result ("23505" unique violation, …), or "" if none
+ * (also for res NULL). */
+const char *ls_pg_sqlstate(const PGresult *res);
+/* The server's primary error message (libpq's message for errors made by libpq), or "". */
+const char *ls_pg_errmsg(const PGresult *res);
+
+#endif
