@@ -1,0 +1,43 @@
+/* auth-service: users, roles and verification. See auth.h for the API. */
+#include "auth.h"
+
+static auth_config_t config;
+
+static const ls_cfg_field_t config_fields[] = {
+    LS_DAEMON_CONFIG_FIELDS(auth_config_t, common, "127.0.0.1:8081", LS_MIGRATIONS_DEFAULT),
+    {"AUTH_DATA_KEY", LS_CFG_SECRET, NULL, 64, 64, offsetof(auth_config_t, data_key_hex),
+     "64 hex characters: key that encrypts sensitive fields (phone numbers) at rest"},
+    {"ADMIN_TELEGRAM_IDS", LS_CFG_STR, "", 0, 4096, offsetof(auth_config_t, admin_ids),
+     "comma-separated telegram ids that get the admin role when they first sign in"},
+};
+
+static const ls_route_t routes[] = {
+    LS_ROUTE("GET", "/users", users_batch, 0),
+    LS_ROUTE("GET", "/users/{telegram_id:id}", users_get, 0),
+    LS_ROUTE("PUT", "/users/{telegram_id:id}", users_put, 0),
+    LS_ROUTE("PATCH", "/users/{telegram_id:id}", users_patch, 0),
+};
+
+static int on_start(void *cfg, char *err, size_t errlen)
+{
+    return auth_prepare_config(cfg, err, errlen);
+}
+
+static const ls_daemon_t daemon_spec = {
+    .name = "auth-service",
+    .summary = "users of the school keyed by telegram_id: names, role, verification",
+    .config_fields = config_fields,
+    .nconfig_fields = sizeof(config_fields) / sizeof(config_fields[0]),
+    .config = &config,
+    .common = &config.common,
+    .routes = routes,
+    .nroutes = sizeof(routes) / sizeof(routes[0]),
+    .stmts = auth_statements,
+    .nstmts = STMT_COUNT,
+    .on_start = on_start,
+};
+
+int main(int argc, char **argv)
+{
+    return ls_daemon_main(&daemon_spec, argc, argv);
+}
