@@ -1,0 +1,118 @@
+/*
+ * harness: what integration tests need to drive real PostgreSQL and real daemons.
+ *
+ * tests/run creates a throwaway PostgreSQL cluster and exports, for every test binary:
+ *   LS_TEST_PGHOST      socket directory of the cluster
+ *   LS_TEST_PGPORT      its port
+ *   LS_TEST_PGUSER      a superuser name
+ *   LS_TEST_PGPASSWORD  its password
+ *   LS_TEST_PGBIN       folder holding initdb and pg_ctl
+ *   LS_TEST_PGRUNAS     user to run pg_ctl as ("postgres" when tests run as root, else empty)
+ *   LS_TEST_BUILD_DIR   the meson build folder (daemons are found under it)
+ *   LS_TEST_SOURCE_DIR  the repository root
+ * A test that needs one of these and finds it missing fails with a message saying to run the
+ * tests through tests/run; nothing is skipped silently.
+ *
+ * Every process started here gets PR_SET_PDEATHSIG(SIGKILL), so a crashing test leaves no daemon
+ * behind. All functions abort the test (Criterion cr_assert) on a setup failure; they return only
+ * on success, except where a return value is documented.
+ */
+#ifndef LS_TEST_HARNESS_H
+#define LS_TEST_HARNESS_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+#include <json-c/json.h>
+
+/* The value of a LS_TEST_* variable; fails the test when it is unset. */
+const char *lst_env(const char *name);
+
+/* A libpq conninfo for the superuser on database dbname (malloc'ed). */
+char *lst_pg_admin_conninfo(const char *dbname);
+/* Runs SQL as the superuser on dbname; returns the first column of the first row (malloc'ed, "" if
+ * none) and fails the test on error. */
+char *lst_pg_admin_exec(const char *dbname, const char *sql);
+/*
+ * Creates a fresh, uniquely named database owned by a fresh role (LOGIN, random password) and
+ * returns its conninfo for that role (malloc'ed). The name starts with prefix. Public CONNECT is
+ * revoked, so only that role (and superusers) can connect. *dbname_out (if not NULL) receives the
+ * database name (malloc'ed).
+ */
+char *lst_db_create(const char *prefix, char **dbname_out);
+
+/*
+ * A private PostgreSQL cluster for fault tests that stop and start the server (the shared cluster
+ * must stay up for tests running in parallel). Created with initdb in a fresh temp folder (as
+ * $LS_TEST_PGRUNAS when set), listening on a free port on its own socket folder only, with the
+ * same superuser and password as the shared one. Destroy stops it and removes its folder.
+ */
+typedef struct {
+    char dir[256];     /* data directory */
+    char sockdir[256]; /* unix socket directory */
+    int port;
+} lst_cluster_t;
+
+void lst_cluster_create(lst_cluster_t *c);
+/* Superuser conninfo for dbname on the private cluster (malloc'ed). */
+char *lst_cluster_conninfo(const lst_cluster_t *c, const char *dbname);
+/* pg_ctl stop -m fast / start -w. Return 0 or -1. */
+int lst_cluster_stop(lst_cluster_t *c);
+int lst_cluster_start(lst_cluster_t *c);
+void lst_cluster_destroy(lst_cluster_t *c);
+
+/* A TCP port on 127.0.0.1 that was free a moment ago. */
+int lst_free_port(void);
+
+typedef struct {
+    pid_t pid;
+    int port;
+    char base_url[64]; /* "http://127.0.0.1:PORT" */
+    char log_path[512];
+    char name[64]; /* the binary's name */
+} lst_daemon_t;
+
+/*
+ * Starts $LS_TEST_BUILD_DIR/<relpath> (e.g. "services/auth/auth-service") with the current
+ * environment plus env ("NAME=value" strings, NULL-terminated; LISTEN is set by the harness to a
+ * free port unless env sets it). Its stdout/stderr go to a log file. Waits up to 15 s for
+ * GET /healthz to answer 200; fails the test (printing the log's tail) if it does not.
+ */
+void lst_daemon_start(lst_daemon_t *d, const char *relpath, const char *const *env);
+/* Like lst_daemon_start, but returns -1 instead of failing when the daemon exits or is not healthy. */
+int lst_daemon_try_start(lst_daemon_t *d, const char *relpath, const char *const *env);
+/*
+ * The two halves of lst_daemon_try_start, for tests that start several daemons at the same moment
+ * (from the test's own thread: a daemon is killed when the thread that forked it ends). spawn
+ * fails the test only when it cannot fork; wait_healthy returns 0, or -1 when the daemon exited or
+ * did not answer in 15 s (it is then reaped and d->pid is 0).
+ */
+void lst_daemon_spawn(lst_daemon_t *d, const char *relpath, const char *const *env);
+int lst_daemon_wait_healthy(lst_daemon_t *d);
+/* SIGTERM, waits up to 10 s (then SIGKILL). Returns the exit status (as from waitpid's
+ * WEXITSTATUS), or -1 if it had to be killed or died of a signal. */
+int lst_daemon_stop(lst_daemon_t *d);
+
+typedef struct {
+    int status; /* 0 when the request failed at transport level */
+    char *body;
+    size_t len;
+    json_object *json; /* parsed body when it is JSON, else NULL */
+    char *headers;     /* raw response header block */
+    double seconds;    /* wall time of the request */
+} lst_resp_t;
+
+/*
+ * One HTTP request with libcurl easy (timeout 30 s). headers: NULL-terminated list of
+ * "Name: value"; body may be NULL. Returns the status (also in out->status).
+ */
+int lst_http(lst_resp_t *out, const char *method, const char *url, const char *const *headers,
+             const char *body);
+/* Value of a response header (case-insensitive name), malloc'ed, or NULL. */
+char *lst_resp_header(const lst_resp_t *resp, const char *name);
+void lst_resp_free(lst_resp_t *resp);
+
+/* Random hex token of 2*nbytes characters (malloc'ed). */
+char *lst_random_hex(size_t nbytes);
+
+#endif
