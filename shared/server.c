@@ -352,6 +352,11 @@ json_object *ls_req_body_or_reply(ls_req_t *r, const ls_json_field_t *fields, si
     return obj;
 }
 
+int ls_req_actor_is_self_or_admin(ls_req_t *r, int64_t id)
+{
+    return r->actor > 0 && (r->actor == id || r->role == LS_ROLE_ADMIN);
+}
+
 int ls_req_actor_or_reply(ls_req_t *r)
 {
     if (r->actor > 0)
@@ -571,6 +576,11 @@ static void serve_builtin(ls_req_t *r, int readyz)
         ls_reply_raw(r, 200, "application/json", body, sizeof(body) - 1);
         return;
     }
+    if (r->worker->pg == NULL) {
+        static const char body[] = "{\"status\":\"ready\"}";
+        ls_reply_raw(r, 200, "application/json", body, sizeof(body) - 1);
+        return;
+    }
     req_call_t *c = call_new(r);
     c->cb.pg = on_readyz;
     uint64_t deadline = ls_now_ms() + READYZ_TIMEOUT_MS;
@@ -618,6 +628,15 @@ static void dispatch(ls_req_t *r, h2o_req_t *req)
     if (header_value_by_name(req, H2O_STRLIT("x-actor-telegram-id"), &v) &&
         ls_parse_id(v.base, v.len, &r->actor) != 0)
         return reply_problem_str(r, 400, "header X-Actor-Telegram-Id must be a telegram id");
+    if (header_value_by_name(req, H2O_STRLIT("x-actor-role"), &v)) {
+        static const char *const roles[] = {"student", "teacher", "admin"};
+        r->role = LS_ROLE_NONE;
+        for (int i = 0; i < 3; i++)
+            if (h2o_memis(v.base, v.len, roles[i], strlen(roles[i])))
+                r->role = (ls_role_t)(i + 1);
+        if (r->role == LS_ROLE_NONE)
+            return reply_problem_str(r, 400, "header X-Actor-Role must be student, teacher or admin");
+    }
     if (header_value_by_name(req, H2O_STRLIT("x-deadline-ms"), &v)) {
         int64_t ms;
         if (ls_parse_i64(v.base, v.len, &ms) != 0)
@@ -641,6 +660,7 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     r->worker = w;
     r->daemon = fh->daemon;
     r->actor = 0;
+    r->role = LS_ROLE_NONE;
     r->started = ls_now_ms();
     r->deadline = r->started + (uint64_t)fh->daemon->common->request_timeout_ms;
     r->status = 0;
@@ -742,12 +762,13 @@ static void *worker_main(void *arg)
         .stmts = d->stmts,
         .nstmts = d->nstmts,
     };
-    w->pg = ls_pg_pool_create(w->loop, &pgc);
+    if (!d->no_database)
+        w->pg = ls_pg_pool_create(w->loop, &pgc);
     if (d->uses_http) {
         ls_http_config_t hc = {.internal_token = d->common->internal_token};
         w->http = ls_http_create(w->loop, &hc);
     }
-    if (w->pg == NULL || (d->uses_http && w->http == NULL))
+    if ((!d->no_database && w->pg == NULL) || (d->uses_http && w->http == NULL))
         h2o_fatal("worker: out of memory");
     if (d->on_worker_start != NULL)
         d->on_worker_start(w);
@@ -769,7 +790,8 @@ static void *worker_main(void *arg)
 
     if (w->http != NULL)
         ls_http_destroy(w->http);
-    ls_pg_pool_destroy(w->pg);
+    if (w->pg != NULL)
+        ls_pg_pool_destroy(w->pg);
     h2o_socket_read_stop(w->wake);
     h2o_socket_close(w->wake);
     /* Let h2o finish closing sockets before its context goes away. */
@@ -857,7 +879,8 @@ int ls_daemon_main(const ls_daemon_t *d, int argc, char **argv)
     }
     signal(SIGPIPE, SIG_IGN);
 
-    if (ls_migrate_run(d->common->database_url, d->common->migrations_dir, err, sizeof(err)) < 0) {
+    if (!d->no_database &&
+        ls_migrate_run(d->common->database_url, d->common->migrations_dir, err, sizeof(err)) < 0) {
         ls_log_line_t l;
         if (ls_log_begin(&l, LS_LOG_ERROR, NULL, "migrations failed")) {
             ls_log_str(&l, "error", err);
@@ -874,8 +897,8 @@ int ls_daemon_main(const ls_daemon_t *d, int argc, char **argv)
     nthreads = d->common->threads > 0 ? (int)d->common->threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
     if (nthreads < 1)
         nthreads = 1;
-    int pool_size = (int)d->common->pg_pool_size;
-    if (pool_size < nthreads) {
+    int pool_size = d->no_database ? 0 : (int)d->common->pg_pool_size;
+    if (!d->no_database && pool_size < nthreads) {
         ls_logf(LS_LOG_WARN, NULL, "PG_POOL_SIZE=%d is below THREADS=%d: using one connection per thread",
                 pool_size, nthreads);
         pool_size = nthreads;

@@ -14,7 +14,8 @@
  *   - `Authorization: Bearer <INTERNAL_TOKEN>` checked in constant time (401) unless the route is
  *     LS_ROUTE_PUBLIC;
  *   - bodies over MAX_BODY_BYTES: 413;
- *   - `X-Actor-Telegram-Id` parsed (400 when present and not an id);
+ *   - `X-Actor-Telegram-Id` parsed (400 when present and not an id), `X-Actor-Role` likewise
+ *     (student|teacher|admin);
  *   - `X-Deadline-Ms` turns into r->deadline (capped by REQUEST_TIMEOUT_MS); 503 when already 0;
  *   - one access log line per request at the end (method, path, status, duration_ms).
  * Built-in routes: GET /healthz (alive) and GET /readyz (a database round trip within 1 s
@@ -46,6 +47,10 @@
 
 typedef struct ls_worker ls_worker_t;
 typedef struct ls_req ls_req_t;
+
+/* The actor's role as the caller (the BFF, which read it from auth-service) states it in
+ * X-Actor-Role; services trust it as they trust X-Actor-Telegram-Id, behind the internal token. */
+typedef enum { LS_ROLE_NONE = 0, LS_ROLE_STUDENT, LS_ROLE_TEACHER, LS_ROLE_ADMIN } ls_role_t;
 typedef void (*ls_handler_t)(ls_req_t *r);
 
 /* Route flags. */
@@ -90,6 +95,21 @@ typedef struct {
      "longest a request may take when the caller sends no X-Deadline-Ms"},                                   \
     {"MIGRATIONS_DIR", LS_CFG_STR, default_migrations, 1, 4096, offsetof(type, m.migrations_dir),            \
      "folder of this service's NNN_name.sql migrations"}
+
+/* The same without DATABASE_URL, PG_POOL_SIZE and MIGRATIONS_DIR, for a daemon with no_database. */
+#define LS_DAEMON_CONFIG_FIELDS_NO_DB(type, m, default_listen)                                                \
+    {"LISTEN", LS_CFG_LISTEN, default_listen, 0, 0, offsetof(type, m.listen),                                \
+     "address to listen on"},                                                                                 \
+    {"THREADS", LS_CFG_INT, "0", 0, 64, offsetof(type, m.threads),                                            \
+     "worker threads, each with its own event loop (0: one per core)"},                                      \
+    {"INTERNAL_TOKEN", LS_CFG_SECRET, NULL, 16, 512, offsetof(type, m.internal_token),                       \
+     "bearer token every internal call must carry"},                                                         \
+    {"LOG_LEVEL", LS_CFG_LEVEL, "info", 0, 0, offsetof(type, m.log_level),                                   \
+     "debug, info, warn or error"},                                                                          \
+    {"MAX_BODY_BYTES", LS_CFG_INT, "65536", 1024, 16777216, offsetof(type, m.max_body_bytes),                \
+     "largest request body accepted (413 above)"},                                                           \
+    {"REQUEST_TIMEOUT_MS", LS_CFG_INT, "5000", 10, 600000, offsetof(type, m.request_timeout_ms),             \
+     "longest a request may take when the caller sends no X-Deadline-Ms"}
 // clang-format on
 
 typedef struct {
@@ -104,6 +124,9 @@ typedef struct {
     const ls_pg_stmt_t *stmts;
     size_t nstmts;
     int uses_http; /* give each worker an HTTP client */
+    /* No database of its own (the BFF): its table uses LS_DAEMON_CONFIG_FIELDS_NO_DB, nothing is
+     * migrated, workers get no pool (ls_worker_pg() is NULL) and /readyz answers 200 while serving. */
+    int no_database;
     /* Optional: runs once after migrations, before serving (blocking allowed). 0 or -1 + err. */
     int (*on_start)(void *config, char *err, size_t errlen);
     /* Optional: run on each worker's own thread once its pool and client exist, and before it
@@ -122,6 +145,7 @@ struct ls_req {
     ls_route_match_t match;
     char request_id[LS_REQUEST_ID_MAX + 1];
     int64_t actor;     /* X-Actor-Telegram-Id, 0 when absent */
+    ls_role_t role;    /* X-Actor-Role, LS_ROLE_NONE when absent */
     uint64_t started;  /* ls_now_ms() at arrival */
     uint64_t deadline; /* ls_now_ms() time by which the answer is due */
     int status;        /* status replied, 0 before */
@@ -174,6 +198,8 @@ const char *ls_req_actor_text(ls_req_t *r);
 json_object *ls_req_body_or_reply(ls_req_t *r, const ls_json_field_t *fields, size_t n);
 /* Answers 400 and returns -1 when the request names no actor. */
 int ls_req_actor_or_reply(ls_req_t *r);
+/* 1 when the request names an actor who is `id` or an admin. */
+int ls_req_actor_is_self_or_admin(ls_req_t *r, int64_t id);
 
 /* Replies. Each does nothing if the request was already answered or the client is gone. */
 void ls_reply_json(ls_req_t *r, int status, json_object *obj); /* takes the reference */

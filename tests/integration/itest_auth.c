@@ -415,7 +415,7 @@ Test(auth, request_id_is_echoed_or_generated)
     cr_expect(found, "no log line with the request id");
 }
 
-Test(auth, deadline_header)
+Test(auth, deadline_actor_and_role_headers_are_checked)
 {
     lst_resp_t resp;
     char url[256];
@@ -431,6 +431,10 @@ Test(auth, deadline_header)
     const char *bad_actor[] = {auth_header, "X-Actor-Telegram-Id: -7", NULL};
     lst_http(&resp, "GET", url, bad_actor, NULL);
     expect_problem(&resp, 400, "X-Actor-Telegram-Id");
+    lst_resp_free(&resp);
+    const char *bad_role[] = {auth_header, "X-Actor-Telegram-Id: 7", "X-Actor-Role: king", NULL};
+    lst_http(&resp, "GET", url, bad_role, NULL);
+    expect_problem(&resp, 400, "X-Actor-Role");
     lst_resp_free(&resp);
 }
 
