@@ -37,7 +37,7 @@
 #define MAX_METHOD_LEN             16
 #define MAX_FREE_CALLS             256
 #define KEEP_BUFFER_BYTES          (64 * 1024) /* larger buffers are not kept for reuse */
-#define MAX_HEADERS                8
+#define MAX_HEADERS                10
 #define ACTOR_HDR_SIZE             48
 #define DEADLINE_HDR_SIZE          40
 
@@ -735,12 +735,13 @@ int ls_http_send(ls_http_t *http, const ls_http_request_t *req, ls_http_cb cb, v
         !valid_method(req->method))
         return -1;
     const char *target = req->target != NULL ? req->target : "";
-    const char *rid = req->request_id, *ikey = req->idempotency_key;
+    const char *rid = req->request_id, *ikey = req->idempotency_key, *role = req->actor_role;
     if (ikey != NULL && ikey[0] == '\0')
         ikey = NULL;
     if (!valid_header_value(target, MAX_HEADER_VALUE_LEN) ||
         (rid != NULL && !valid_header_value(rid, MAX_HEADER_VALUE_LEN)) ||
-        (ikey != NULL && !valid_header_value(ikey, MAX_HEADER_VALUE_LEN)))
+        (ikey != NULL && !valid_header_value(ikey, MAX_HEADER_VALUE_LEN)) ||
+        (role != NULL && !valid_header_value(role, 16)))
         return -1;
     size_t base_len = strlen(req->base_url), path_len = strlen(req->path);
     if (base_len + path_len > MAX_URL_LEN || !valid_header_value(req->path, MAX_URL_LEN))
@@ -749,8 +750,8 @@ int ls_http_send(ls_http_t *http, const ls_http_request_t *req, ls_http_cb cb, v
 
     size_t need = base_len + path_len + 1 + strlen(target) + 1 + strlen(req->method) + 1 +
                   (rid != NULL ? strlen(rid) + sizeof("X-Request-Id: ") : 0) + ACTOR_HDR_SIZE +
-                  DEADLINE_HDR_SIZE + (ikey != NULL ? strlen(ikey) + sizeof("Idempotency-Key: ") : 0) +
-                  body_len + 1;
+                  (role != NULL ? strlen(role) + sizeof("X-Actor-Role: ") : 0) + DEADLINE_HDR_SIZE +
+                  (ikey != NULL ? strlen(ikey) + sizeof("Idempotency-Key: ") : 0) + body_len + 1;
     if (need < body_len) /* overflow */
         return -1;
 
@@ -785,6 +786,11 @@ int ls_http_send(ls_http_t *http, const ls_http_request_t *req, ls_http_cb cb, v
     if (req->actor > 0) {
         char *line = c->strs + pos;
         pos += (size_t)snprintf(line, ACTOR_HDR_SIZE, "X-Actor-Telegram-Id: %" PRId64, req->actor) + 1;
+        add_header(c, &nh, line);
+    }
+    if (role != NULL) {
+        char *line = c->strs + pos;
+        pos += (size_t)sprintf(line, "X-Actor-Role: %s", role) + 1;
         add_header(c, &nh, line);
     }
     c->deadline_hdr = c->strs + pos;

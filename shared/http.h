@@ -8,8 +8,8 @@
  *
  * Every request:
  *   - carries `Authorization: Bearer <internal_token>`, `X-Request-Id`, `X-Actor-Telegram-Id`
- *     (when actor > 0) and `X-Deadline-Ms` (milliseconds left until the deadline at the moment
- *     each attempt is sent), plus `Content-Type: application/json` when it has a body and
+ *     (when actor > 0), `X-Actor-Role` (when given) and `X-Deadline-Ms` (milliseconds left until the deadline
+ * at the moment each attempt is sent), plus `Content-Type: application/json` when it has a body and
  *     `Idempotency-Key` when one is given;
  *   - ends by its deadline: curl's timeout for each attempt is the time left;
  *   - is retried with exponential backoff and jitter (base retry_base_ms, doubling) after a
@@ -58,6 +58,7 @@ typedef struct {
     size_t body_len;
     const char *request_id;      /* may be NULL */
     int64_t actor;               /* X-Actor-Telegram-Id; 0: not sent */
+    const char *actor_role;      /* X-Actor-Role: "student", "teacher" or "admin"; NULL: not sent */
     const char *idempotency_key; /* may be NULL */
     uint64_t deadline;           /* absolute ls_now_ms() time; required */
 } ls_http_request_t;

@@ -352,6 +352,12 @@ json_object *ls_req_body_or_reply(ls_req_t *r, const ls_json_field_t *fields, si
     return obj;
 }
 
+const char *ls_role_name(ls_role_t role)
+{
+    static const char *const names[] = {"", "student", "teacher", "admin"};
+    return names[role];
+}
+
 int ls_req_actor_is_self_or_admin(ls_req_t *r, int64_t id)
 {
     return r->actor > 0 && (r->actor == id || r->role == LS_ROLE_ADMIN);
@@ -496,6 +502,7 @@ void ls_req_http(ls_req_t *r, const char *target, const char *base_url, const ch
         .body_len = body_len,
         .request_id = r->request_id,
         .actor = r->actor,
+        .actor_role = r->role != LS_ROLE_NONE ? ls_role_name(r->role) : NULL,
         .deadline = r->deadline,
     };
     c->cb.http = cb;
@@ -621,14 +628,22 @@ static void dispatch(ls_req_t *r, h2o_req_t *req)
     }
     }
 
-    if (!(r->match.route->flags & LS_ROUTE_PUBLIC) && !token_ok(r, req))
-        return reply_problem_str(r, 401, "missing or wrong internal token");
+    if (!(r->match.route->flags & LS_ROUTE_PUBLIC)) {
+        if (d->authenticate != NULL) {
+            if (d->authenticate(r) != 0)
+                return;
+        } else if (!token_ok(r, req)) {
+            return reply_problem_str(r, 401, "missing or wrong internal token");
+        }
+    }
     if (req->entity.base != NULL && req->entity.len > (size_t)d->common->max_body_bytes)
         return ls_reply_problem(r, 413, "request body over %lld bytes", d->common->max_body_bytes);
-    if (header_value_by_name(req, H2O_STRLIT("x-actor-telegram-id"), &v) &&
+    /* A daemon that authenticates its callers itself (the BFF) takes the actor from that, never
+     * from the caller's headers. */
+    if (d->authenticate == NULL && header_value_by_name(req, H2O_STRLIT("x-actor-telegram-id"), &v) &&
         ls_parse_id(v.base, v.len, &r->actor) != 0)
         return reply_problem_str(r, 400, "header X-Actor-Telegram-Id must be a telegram id");
-    if (header_value_by_name(req, H2O_STRLIT("x-actor-role"), &v)) {
+    if (d->authenticate == NULL && header_value_by_name(req, H2O_STRLIT("x-actor-role"), &v)) {
         static const char *const roles[] = {"student", "teacher", "admin"};
         r->role = LS_ROLE_NONE;
         for (int i = 0; i < 3; i++)

@@ -51,6 +51,8 @@ typedef struct ls_req ls_req_t;
 /* The actor's role as the caller (the BFF, which read it from auth-service) states it in
  * X-Actor-Role; services trust it as they trust X-Actor-Telegram-Id, behind the internal token. */
 typedef enum { LS_ROLE_NONE = 0, LS_ROLE_STUDENT, LS_ROLE_TEACHER, LS_ROLE_ADMIN } ls_role_t;
+/* "student", "teacher", "admin" ("" for LS_ROLE_NONE). */
+const char *ls_role_name(ls_role_t role);
 typedef void (*ls_handler_t)(ls_req_t *r);
 
 /* Route flags. */
@@ -133,6 +135,10 @@ typedef struct {
      * tears them down at shutdown — for background work such as an outbox poller. */
     void (*on_worker_start)(ls_worker_t *w);
     void (*on_worker_stop)(ls_worker_t *w);
+    /* Optional: replaces the internal-token check for routes without LS_ROUTE_PUBLIC (the BFF checks
+     * Telegram's signature instead). Returns 0 to go on (it may set r->actor and r->role), or -1
+     * after answering (401). Runs before the body limit, actor and deadline headers are read. */
+    int (*authenticate)(ls_req_t *r);
 } ls_daemon_t;
 
 /* Returns the process exit status. */
