@@ -1,0 +1,216 @@
+/* teachers-service handlers: teacher profiles — read one, read many, search, create or update. */
+#include "teachers.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rows.h"
+
+json_object *teachers_row_json(const PGresult *res, int row)
+{
+    json_object *teacher = json_object_new_object();
+    int ncols = PQnfields(res);
+    for (int col = 0; col < ncols; col++)
+        if (strcmp(PQfname(res, col), "created") != 0)
+            ls_row_add_column(teacher, res, row, col);
+    return teacher;
+}
+
+/* ---- GET /teachers/{telegram_id} ---- */
+
+static void on_teacher_get(ls_req_t *r, ls_pg_status_t status, PGresult *res)
+{
+    if (ls_pg_ok_or_reply(r, status, res) != 0)
+        return;
+    if (PQntuples(res) == 0)
+        return ls_reply_problem(r, 404, "teacher %lld not found",
+                                (long long)ls_req_param_id(r, "telegram_id"));
+    ls_reply_json(r, 200, teachers_row_json(res, 0));
+}
+
+void teachers_get(ls_req_t *r)
+{
+    const char *params[1] = {ls_req_param_str(r, "telegram_id")};
+    ls_req_pg(r, STMT_TEACHER_GET, 1, params, on_teacher_get);
+}
+
+/* ---- GET /teachers?ids=1,2,3 ---- */
+
+typedef struct {
+    int64_t *ids;
+    size_t n;
+} batch_t;
+
+static void on_teacher_batch(ls_req_t *r, ls_pg_status_t status, PGresult *res)
+{
+    batch_t *b = r->state;
+    if (ls_pg_ok_or_reply(r, status, res) != 0)
+        return;
+    int row = 0, rows = PQntuples(res), idcol = PQfnumber(res, "telegram_id");
+    json_object *teachers = json_object_new_array_ext(rows);
+    json_object *missing = json_object_new_array();
+    /* Rows come back in the order asked, so one pass finds the ids that have none. */
+    for (size_t i = 0; i < b->n; i++) {
+        int64_t found;
+        if (row < rows &&
+            ls_parse_i64(PQgetvalue(res, row, idcol), (size_t)PQgetlength(res, row, idcol), &found) == 0 &&
+            found == b->ids[i]) {
+            json_object_array_add(teachers, teachers_row_json(res, row));
+            row++;
+        } else {
+            json_object_array_add(missing, json_object_new_int64(b->ids[i]));
+        }
+    }
+    json_object *out = json_object_new_object();
+    json_object_object_add(out, "teachers", teachers);
+    json_object_object_add(out, "missing", missing);
+    ls_reply_json(r, 200, out);
+}
+
+void teachers_batch(ls_req_t *r)
+{
+    batch_t *b = ls_req_alloc(r, sizeof(*b));
+    const char *array;
+    if (ls_req_id_list_or_reply(r, "ids", TEACHERS_BATCH_MAX, &b->ids, &b->n, &array) != 0)
+        return;
+    r->state = b;
+    const char *params[1] = {array};
+    ls_req_pg(r, STMT_TEACHER_BATCH, 1, params, on_teacher_batch);
+}
+
+/* ---- GET /teachers/search?language=en&level=B2&limit=20&offset=0 ---- */
+
+typedef struct {
+    int limit, offset;
+} page_t;
+
+static void on_teacher_search(ls_req_t *r, ls_pg_status_t status, PGresult *res)
+{
+    page_t *p = r->state;
+    if (ls_pg_ok_or_reply(r, status, res) != 0)
+        return;
+    json_object *out = json_object_new_object();
+    json_object *teachers = json_object_new_array_ext(PQntuples(res));
+    for (int row = 0; row < PQntuples(res); row++)
+        json_object_array_add(teachers, teachers_row_json(res, row));
+    json_object_object_add(out, "teachers", teachers);
+    json_object_object_add(out, "limit", json_object_new_int(p->limit));
+    json_object_object_add(out, "offset", json_object_new_int(p->offset));
+    ls_reply_json(r, 200, out);
+}
+
+void teachers_search(ls_req_t *r)
+{
+    const char *language = ls_req_query(r, "language");
+    const char *level = ls_req_query(r, "level");
+    const char *limit, *offset;
+
+    if (language == NULL)
+        return ls_reply_problem(r, 400, "query parameter 'language' is required (an ISO 639 code like 'en')");
+    if (!teachers_is_language_code(language))
+        return ls_reply_problem(r, 400,
+                                "query parameter 'language': must be 2 or 3 lowercase letters (ISO 639)");
+    if (level != NULL && !teachers_is_cefr_level(level))
+        return ls_reply_problem(r, 400, "query parameter 'level': must be one of A1, A2, B1, B2, C1, C2");
+    if (ls_req_page_or_reply(r, TEACHERS_PAGE_DEF, TEACHERS_PAGE_MAX, &limit, &offset) != 0)
+        return;
+
+    page_t *p = ls_req_alloc(r, sizeof(*p));
+    p->limit = atoi(limit);
+    p->offset = atoi(offset);
+    r->state = p;
+    const char *params[4] = {language, level, limit, offset};
+    ls_req_pg(r, STMT_TEACHER_SEARCH, 4, params, on_teacher_search);
+}
+
+/* ---- PUT /teachers/{telegram_id} ---- */
+
+/* bio's limit is in characters; the table bounds its bytes (4 per character at most) and
+ * valid_bio() counts the characters. */
+static const ls_json_field_t put_fields[] = {
+    {"bio", LS_JSON_STRING, 0, 0, 0, TEACHERS_BIO_MAX * 4, NULL},
+    {"experience_years", LS_JSON_INT, 0, 0, 0, TEACHERS_YEARS_MAX, NULL},
+    {"timezone", LS_JSON_STRING, 0, 0, 1, TEACHERS_TZ_MAX, NULL},
+    {"is_active", LS_JSON_BOOL, 0, 0, 0, 0, NULL},
+};
+
+static int valid_bio(const char *s)
+{
+    size_t chars = 0;
+    /* UTF-8: every byte that is not a continuation byte (10xxxxxx) starts a character. PostgreSQL
+     * rejects malformed UTF-8 itself. */
+    for (; *s != '\0'; s++)
+        chars += ((unsigned char)*s & 0xC0) != 0x80;
+    return chars <= TEACHERS_BIO_MAX;
+}
+
+/* IANA names are letters, digits and "/_+-" ("Europe/Moscow", "America/Port-au-Prince",
+ * "Etc/GMT+3"); PostgreSQL then decides whether it knows the zone. */
+static int valid_timezone(const char *s)
+{
+    if (!((*s >= 'A' && *s <= 'Z') || (*s >= 'a' && *s <= 'z')))
+        return 0;
+    for (; *s != '\0'; s++)
+        if (!((*s >= 'A' && *s <= 'Z') || (*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') ||
+              strchr("/_+-", *s) != NULL))
+            return 0;
+    return 1;
+}
+
+static void on_teacher_put(ls_req_t *r, ls_pg_status_t status, PGresult *res)
+{
+    /* 22023 invalid_parameter_value: `AT TIME ZONE` met a zone PostgreSQL does not know. */
+    if (status == LS_PG_SQL_ERROR && strcmp(ls_pg_sqlstate(res), "22023") == 0)
+        return ls_reply_problem(r, 400, "field 'timezone': unknown time zone '%s'",
+                                ls_json_get_str(r->body, "timezone"));
+    if (ls_pg_ok_or_reply(r, status, res) != 0)
+        return;
+    if (PQntuples(res) != 1)
+        return ls_reply_problem(r, 500, "teacher was not written");
+    int created = PQgetvalue(res, 0, PQfnumber(res, "created"))[0] == 't';
+    ls_reply_json(r, created ? 201 : 200, teachers_row_json(res, 0));
+}
+
+void teachers_put(ls_req_t *r)
+{
+    int64_t id = ls_req_param_id(r, "telegram_id");
+    if (ls_req_actor_or_reply(r) != 0)
+        return;
+    if (!ls_req_actor_is_self_or_admin(r, id))
+        return ls_reply_problem(r, 403, "only the teacher themself or an admin may change teacher %lld",
+                                (long long)id);
+    json_object *body = ls_req_body_or_reply(r, put_fields, sizeof(put_fields) / sizeof(put_fields[0]));
+    if (body == NULL)
+        return;
+
+    const char *bio = ls_json_get_str(body, "bio");
+    const char *timezone = ls_json_get_str(body, "timezone");
+    if (bio != NULL && !valid_bio(bio))
+        return ls_reply_problem(r, 400, "field 'bio': at most %d characters", TEACHERS_BIO_MAX);
+    if (timezone != NULL && !valid_timezone(timezone))
+        return ls_reply_problem(r, 400,
+                                "field 'timezone': must be an IANA time zone name like 'Europe/Moscow'");
+
+    char years[24];
+    const char *years_text = NULL;
+    if (ls_json_has(body, "experience_years")) {
+        snprintf(years, sizeof(years), "%lld", (long long)ls_json_get_i64(body, "experience_years", 0));
+        years_text = years;
+    }
+    json_object *active;
+    const char *active_text = NULL;
+    if (json_object_object_get_ex(body, "is_active", &active))
+        active_text = json_object_get_boolean(active) ? "true" : "false";
+
+    const char *params[7] = {
+        ls_req_param_str(r, "telegram_id"),
+        bio,
+        years_text,
+        timezone,
+        active_text,
+        ls_req_actor_text(r),
+        json_object_to_json_string_ext(body, JSON_C_TO_STRING_PLAIN),
+    };
+    ls_req_pg(r, STMT_TEACHER_PUT, 7, params, on_teacher_put);
+}
