@@ -69,13 +69,19 @@ void ls_row_add_column(json_object *obj, const PGresult *res, int row, int col)
     json_object_object_add(obj, PQfname(res, col), column_value(res, row, col));
 }
 
-json_object *ls_row_object(const PGresult *res, int row)
+json_object *ls_row_object_skip(const PGresult *res, int row, const char *skip)
 {
     json_object *obj = json_object_new_object();
     int ncols = PQnfields(res);
     for (int col = 0; col < ncols; col++)
-        ls_row_add_column(obj, res, row, col);
+        if (skip == NULL || strcmp(PQfname(res, col), skip) != 0)
+            ls_row_add_column(obj, res, row, col);
     return obj;
+}
+
+json_object *ls_row_object(const PGresult *res, int row)
+{
+    return ls_row_object_skip(res, row, NULL);
 }
 
 json_object *ls_rows_array(const PGresult *res)

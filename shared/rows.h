@@ -20,6 +20,8 @@
 
 /* A new object for row `row` of res (caller owns the reference). */
 json_object *ls_row_object(const PGresult *res, int row);
+/* The same without the column named skip (e.g. an upsert's "created" flag); skip may be NULL. */
+json_object *ls_row_object_skip(const PGresult *res, int row, const char *skip);
 /* A new array of every row's object. */
 json_object *ls_rows_array(const PGresult *res);
 /* Adds column `col` of `row` to obj under its column name, converted as above. */

@@ -20,6 +20,7 @@
 
 #include "log.h"
 #include "migrate.h"
+#include "rows.h"
 
 #define LISTEN_BACKLOG    1024
 #define READYZ_TIMEOUT_MS 1000
@@ -295,6 +296,52 @@ int ls_req_id_list_or_reply(ls_req_t *r, const char *name, size_t max, int64_t *
     *n = count;
     *pg_array = array;
     return 0;
+}
+
+typedef struct {
+    int64_t *ids;
+    size_t n;
+    const char *key;
+    ls_row_json_fn row_json;
+} batch_t;
+
+static void on_batch(ls_req_t *r, ls_pg_status_t status, PGresult *res)
+{
+    batch_t *b = r->state;
+    if (ls_pg_ok_or_reply(r, status, res) != 0)
+        return;
+    int row = 0, rows = PQntuples(res), idcol = PQfnumber(res, "telegram_id");
+    json_object *found_rows = json_object_new_array_ext(rows);
+    json_object *missing = json_object_new_array();
+    /* Rows come back in the order asked, so one pass finds the ids that have none. */
+    for (size_t i = 0; i < b->n; i++) {
+        int64_t found;
+        if (row < rows && idcol >= 0 &&
+            ls_parse_i64(PQgetvalue(res, row, idcol), (size_t)PQgetlength(res, row, idcol), &found) == 0 &&
+            found == b->ids[i]) {
+            json_object_array_add(found_rows, b->row_json(r, res, row));
+            row++;
+        } else {
+            json_object_array_add(missing, json_object_new_int64(b->ids[i]));
+        }
+    }
+    json_object *out = json_object_new_object();
+    json_object_object_add(out, b->key, found_rows);
+    json_object_object_add(out, "missing", missing);
+    ls_reply_json(r, 200, out);
+}
+
+void ls_req_batch(ls_req_t *r, size_t max, size_t stmt, const char *key, ls_row_json_fn row_json)
+{
+    batch_t *b = ls_req_alloc(r, sizeof(*b));
+    const char *array;
+    if (ls_req_id_list_or_reply(r, "ids", max, &b->ids, &b->n, &array) != 0)
+        return;
+    b->key = key;
+    b->row_json = row_json;
+    r->state = b;
+    const char *params[1] = {array};
+    ls_req_pg(r, stmt, 1, params, on_batch);
 }
 
 /* Optional non-negative integer query parameter within [min, max]; -1 after answering 400. */

@@ -189,6 +189,15 @@ int ls_req_id_list_or_reply(ls_req_t *r, const char *name, size_t max, int64_t *
                             const char **pg_array);
 
 /*
+ * A whole batch read, `GET /<things>?ids=1,2,3`: parses the ids (at most max; 400 otherwise), runs
+ * prepared statement stmt with their array as $1 — it must return the rows in the order asked
+ * (`unnest($1::bigint[]) WITH ORDINALITY … ORDER BY ord`) with a `telegram_id` column — and answers
+ * {"<key>": [row_json of each row], "missing": [ids without a row]}. Uses r->state.
+ */
+typedef json_object *(*ls_row_json_fn)(ls_req_t *r, const PGresult *res, int row);
+void ls_req_batch(ls_req_t *r, size_t max, size_t stmt, const char *key, ls_row_json_fn row_json);
+
+/*
  * Pagination from `limit` (1..max_limit, default def_limit) and `offset` (0..LS_MAX_OFFSET,
  * default 0) query parameters, as decimal text ready for SQL parameters. Returns 0, or answers 400
  * and returns -1.

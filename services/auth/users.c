@@ -139,11 +139,7 @@ static void add_phone(json_object *user, const auth_config_t *cfg, const PGresul
 
 static json_object *user_json(ls_req_t *r, const PGresult *res, int row)
 {
-    json_object *user = json_object_new_object();
-    int ncols = PQnfields(res);
-    for (int col = 0; col < ncols; col++)
-        if (strcmp(PQfname(res, col), "created") != 0)
-            ls_row_add_column(user, res, row, col);
+    json_object *user = ls_row_object_skip(res, row, "created");
     add_phone(user, ls_req_config(r), res, row);
     return user;
 }
@@ -167,46 +163,9 @@ void users_get(ls_req_t *r)
 
 /* ---- GET /users?ids=1,2,3 ---- */
 
-typedef struct {
-    int64_t *ids;
-    size_t n;
-} batch_t;
-
-static void on_user_batch(ls_req_t *r, ls_pg_status_t status, PGresult *res)
-{
-    batch_t *b = r->state;
-    if (ls_pg_ok_or_reply(r, status, res) != 0)
-        return;
-    json_object *users = json_object_new_array_ext(PQntuples(res));
-    json_object *missing = json_object_new_array();
-    int row = 0, rows = PQntuples(res), idcol = PQfnumber(res, "telegram_id");
-    /* Rows come back in the order asked, so one pass finds the ids that have none. */
-    for (size_t i = 0; i < b->n; i++) {
-        int64_t found;
-        if (row < rows &&
-            ls_parse_i64(PQgetvalue(res, row, idcol), (size_t)PQgetlength(res, row, idcol), &found) == 0 &&
-            found == b->ids[i]) {
-            json_object_array_add(users, user_json(r, res, row));
-            row++;
-        } else {
-            json_object_array_add(missing, json_object_new_int64(b->ids[i]));
-        }
-    }
-    json_object *out = json_object_new_object();
-    json_object_object_add(out, "users", users);
-    json_object_object_add(out, "missing", missing);
-    ls_reply_json(r, 200, out);
-}
-
 void users_batch(ls_req_t *r)
 {
-    batch_t *b = ls_req_alloc(r, sizeof(*b));
-    const char *array;
-    if (ls_req_id_list_or_reply(r, "ids", AUTH_BATCH_MAX, &b->ids, &b->n, &array) != 0)
-        return;
-    r->state = b;
-    const char *params[1] = {array};
-    ls_req_pg(r, STMT_USER_BATCH, 1, params, on_user_batch);
+    ls_req_batch(r, AUTH_BATCH_MAX, STMT_USER_BATCH, "users", user_json);
 }
 
 /* ---- PUT /users/{telegram_id} ---- */

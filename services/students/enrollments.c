@@ -30,12 +30,7 @@ static int status_rank(const char *s)
 /* A row as an object, without the "created" flag the upsert adds. */
 static json_object *enrollment_json(const PGresult *res, int row)
 {
-    json_object *obj = json_object_new_object();
-    int ncols = PQnfields(res);
-    for (int col = 0; col < ncols; col++)
-        if (strcmp(PQfname(res, col), "created") != 0)
-            ls_row_add_column(obj, res, row, col);
-    return obj;
+    return ls_row_object_skip(res, row, "created");
 }
 
 static void reply_list(ls_req_t *r, const PGresult *res, const char *limit, const char *offset)

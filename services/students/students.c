@@ -22,12 +22,12 @@ int students_is_language_code(const char *s)
 /* A row as an object, without the "created" flag that upserts add. */
 static json_object *row_json(const PGresult *res, int row)
 {
-    json_object *obj = json_object_new_object();
-    int ncols = PQnfields(res);
-    for (int col = 0; col < ncols; col++)
-        if (strcmp(PQfname(res, col), "created") != 0)
-            ls_row_add_column(obj, res, row, col);
-    return obj;
+    return ls_row_object_skip(res, row, "created");
+}
+
+static json_object *batch_row_json(ls_req_t *r, const PGresult *res, int row)
+{
+    return row_json(res, row);
 }
 
 /* The code path parameter, or NULL after answering 400. */
@@ -90,46 +90,9 @@ void students_get(ls_req_t *r)
 
 /* ---- GET /students?ids=1,2,3 ---- */
 
-typedef struct {
-    int64_t *ids;
-    size_t n;
-} batch_t;
-
-static void on_student_batch(ls_req_t *r, ls_pg_status_t status, PGresult *res)
-{
-    batch_t *b = r->state;
-    if (ls_pg_ok_or_reply(r, status, res) != 0)
-        return;
-    json_object *students = json_object_new_array_ext(PQntuples(res));
-    json_object *missing = json_object_new_array();
-    int row = 0, rows = PQntuples(res), idcol = PQfnumber(res, "telegram_id");
-    /* Rows come back in the order asked, so one pass finds the ids that have none. */
-    for (size_t i = 0; i < b->n; i++) {
-        int64_t found;
-        if (row < rows &&
-            ls_parse_i64(PQgetvalue(res, row, idcol), (size_t)PQgetlength(res, row, idcol), &found) == 0 &&
-            found == b->ids[i]) {
-            json_object_array_add(students, row_json(res, row));
-            row++;
-        } else {
-            json_object_array_add(missing, json_object_new_int64(b->ids[i]));
-        }
-    }
-    json_object *out = json_object_new_object();
-    json_object_object_add(out, "students", students);
-    json_object_object_add(out, "missing", missing);
-    ls_reply_json(r, 200, out);
-}
-
 void students_batch(ls_req_t *r)
 {
-    batch_t *b = ls_req_alloc(r, sizeof(*b));
-    const char *array;
-    if (ls_req_id_list_or_reply(r, "ids", STUDENTS_BATCH_MAX, &b->ids, &b->n, &array) != 0)
-        return;
-    r->state = b;
-    const char *params[1] = {array};
-    ls_req_pg(r, STMT_STUDENT_BATCH, 1, params, on_student_batch);
+    ls_req_batch(r, STUDENTS_BATCH_MAX, STMT_STUDENT_BATCH, "students", batch_row_json);
 }
 
 /* ---- PUT /students/{telegram_id} ---- */

@@ -9,12 +9,12 @@
 
 json_object *teachers_row_json(const PGresult *res, int row)
 {
-    json_object *teacher = json_object_new_object();
-    int ncols = PQnfields(res);
-    for (int col = 0; col < ncols; col++)
-        if (strcmp(PQfname(res, col), "created") != 0)
-            ls_row_add_column(teacher, res, row, col);
-    return teacher;
+    return ls_row_object_skip(res, row, "created");
+}
+
+static json_object *batch_row_json(ls_req_t *r, const PGresult *res, int row)
+{
+    return teachers_row_json(res, row);
 }
 
 /* ---- GET /teachers/{telegram_id} ---- */
@@ -37,46 +37,9 @@ void teachers_get(ls_req_t *r)
 
 /* ---- GET /teachers?ids=1,2,3 ---- */
 
-typedef struct {
-    int64_t *ids;
-    size_t n;
-} batch_t;
-
-static void on_teacher_batch(ls_req_t *r, ls_pg_status_t status, PGresult *res)
-{
-    batch_t *b = r->state;
-    if (ls_pg_ok_or_reply(r, status, res) != 0)
-        return;
-    int row = 0, rows = PQntuples(res), idcol = PQfnumber(res, "telegram_id");
-    json_object *teachers = json_object_new_array_ext(rows);
-    json_object *missing = json_object_new_array();
-    /* Rows come back in the order asked, so one pass finds the ids that have none. */
-    for (size_t i = 0; i < b->n; i++) {
-        int64_t found;
-        if (row < rows &&
-            ls_parse_i64(PQgetvalue(res, row, idcol), (size_t)PQgetlength(res, row, idcol), &found) == 0 &&
-            found == b->ids[i]) {
-            json_object_array_add(teachers, teachers_row_json(res, row));
-            row++;
-        } else {
-            json_object_array_add(missing, json_object_new_int64(b->ids[i]));
-        }
-    }
-    json_object *out = json_object_new_object();
-    json_object_object_add(out, "teachers", teachers);
-    json_object_object_add(out, "missing", missing);
-    ls_reply_json(r, 200, out);
-}
-
 void teachers_batch(ls_req_t *r)
 {
-    batch_t *b = ls_req_alloc(r, sizeof(*b));
-    const char *array;
-    if (ls_req_id_list_or_reply(r, "ids", TEACHERS_BATCH_MAX, &b->ids, &b->n, &array) != 0)
-        return;
-    r->state = b;
-    const char *params[1] = {array};
-    ls_req_pg(r, STMT_TEACHER_BATCH, 1, params, on_teacher_batch);
+    ls_req_batch(r, TEACHERS_BATCH_MAX, STMT_TEACHER_BATCH, "teachers", batch_row_json);
 }
 
 /* ---- GET /teachers/search?language=en&level=B2&limit=20&offset=0 ---- */
