@@ -60,6 +60,12 @@ int ls_parse_i64(const char *s, size_t len, int64_t *out); /* optional '-', digi
 int ls_is_uuid(const char *s, size_t len);
 int ls_is_rfc3339(const char *s, size_t len);
 
+/* The school's shared vocabulary (the SQL enum cefr_level has the same values in every database). */
+extern const char *const ls_cefr_levels[]; /* "A1" … "C2" in ascending order, NULL-terminated */
+int ls_is_cefr_level(const char *s);
+/* An ISO 639 language code as stored everywhere: 2 or 3 lowercase ASCII letters. */
+int ls_is_language_code(const char *s);
+
 /* Convenience getters for validated objects: NULL / default when absent or null. */
 const char *ls_json_get_str(json_object *obj, const char *key);
 int64_t ls_json_get_i64(json_object *obj, const char *key, int64_t def);

@@ -6,19 +6,6 @@
 
 #include "rows.h"
 
-static const char *const cefr_values[] = {"A1", "A2", "B1", "B2", "C1", "C2", NULL};
-
-int students_is_language_code(const char *s)
-{
-    size_t len = strlen(s);
-    if (len < 2 || len > 3)
-        return 0;
-    for (size_t i = 0; i < len; i++)
-        if (s[i] < 'a' || s[i] > 'z')
-            return 0;
-    return 1;
-}
-
 /* A row as an object, without the "created" flag that upserts add. */
 static json_object *row_json(const PGresult *res, int row)
 {
@@ -34,7 +21,7 @@ static json_object *batch_row_json(ls_req_t *r, const PGresult *res, int row)
 static const char *language_code_or_reply(ls_req_t *r)
 {
     const char *code = ls_req_param_str(r, "code");
-    if (!students_is_language_code(code)) {
+    if (!ls_is_language_code(code)) {
         ls_reply_problem(r, 400, "language code must be 2 or 3 lowercase letters (ISO 639)");
         return NULL;
     }
@@ -148,7 +135,7 @@ void students_put(ls_req_t *r)
 /* ---- PUT /students/{telegram_id}/languages/{code} ---- */
 
 static const ls_json_field_t language_fields[] = {
-    {"level", LS_JSON_ENUM, 1, 0, 0, 0, cefr_values},
+    {"level", LS_JSON_ENUM, 1, 0, 0, 0, ls_cefr_levels},
 };
 
 static void on_language_put(ls_req_t *r, ls_pg_status_t status, PGresult *res)

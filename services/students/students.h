@@ -70,7 +70,4 @@ void enrollments_delete(ls_req_t *r);
 void enrollments_of_student(ls_req_t *r);
 void enrollments_of_group(ls_req_t *r);
 
-/* 1 when s is an ISO 639 language code as stored here: 2-3 lowercase ASCII letters. */
-int students_is_language_code(const char *s);
-
 #endif

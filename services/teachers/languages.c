@@ -5,32 +5,13 @@
 
 #include "rows.h"
 
-const char *const teachers_cefr_levels[] = {"A1", "A2", "B1", "B2", "C1", "C2", NULL};
-
-int teachers_is_language_code(const char *s)
-{
-    size_t n = 0;
-    for (; s[n] != '\0'; n++)
-        if (n == 3 || s[n] < 'a' || s[n] > 'z')
-            return 0;
-    return n >= 2;
-}
-
-int teachers_is_cefr_level(const char *s)
-{
-    for (size_t i = 0; teachers_cefr_levels[i] != NULL; i++)
-        if (strcmp(s, teachers_cefr_levels[i]) == 0)
-            return 1;
-    return 0;
-}
-
 /* The checks both writes share: a valid code in the path, an actor who is the teacher or an admin.
  * Answers and returns -1 on the first failure. */
 static int language_write_ok_or_reply(ls_req_t *r, const char **code)
 {
     int64_t id = ls_req_param_id(r, "telegram_id");
     *code = ls_req_param_str(r, "code");
-    if (!teachers_is_language_code(*code)) {
+    if (!ls_is_language_code(*code)) {
         ls_reply_problem(r, 400, "language code '%.16s' must be 2 or 3 lowercase letters (ISO 639)", *code);
         return -1;
     }
@@ -48,7 +29,7 @@ static int language_write_ok_or_reply(ls_req_t *r, const char **code)
 /* ---- PUT /teachers/{telegram_id}/languages/{code} ---- */
 
 static const ls_json_field_t put_fields[] = {
-    {"level", LS_JSON_ENUM, 1, 0, 0, 0, teachers_cefr_levels},
+    {"level", LS_JSON_ENUM, 1, 0, 0, 0, ls_cefr_levels},
 };
 
 static void on_language_put(ls_req_t *r, ls_pg_status_t status, PGresult *res)

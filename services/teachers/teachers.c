@@ -71,10 +71,10 @@ void teachers_search(ls_req_t *r)
 
     if (language == NULL)
         return ls_reply_problem(r, 400, "query parameter 'language' is required (an ISO 639 code like 'en')");
-    if (!teachers_is_language_code(language))
+    if (!ls_is_language_code(language))
         return ls_reply_problem(r, 400,
                                 "query parameter 'language': must be 2 or 3 lowercase letters (ISO 639)");
-    if (level != NULL && !teachers_is_cefr_level(level))
+    if (level != NULL && !ls_is_cefr_level(level))
         return ls_reply_problem(r, 400, "query parameter 'level': must be one of A1, A2, B1, B2, C1, C2");
     if (ls_req_page_or_reply(r, TEACHERS_PAGE_DEF, TEACHERS_PAGE_MAX, &limit, &offset) != 0)
         return;

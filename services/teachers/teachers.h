@@ -47,9 +47,6 @@ enum {
 
 extern const ls_pg_stmt_t teachers_statements[STMT_COUNT];
 
-/* CEFR levels in ascending order, NULL-terminated: the values of the SQL enum cefr_level. */
-extern const char *const teachers_cefr_levels[];
-
 /* teachers.c: profiles */
 void teachers_get(ls_req_t *r);
 void teachers_batch(ls_req_t *r);
@@ -60,10 +57,6 @@ void teachers_put(ls_req_t *r);
 void languages_put(ls_req_t *r);
 void languages_delete(ls_req_t *r);
 
-/* 1 when s is an ISO 639 code as this service stores them: 2 or 3 lowercase ASCII letters. */
-int teachers_is_language_code(const char *s);
-/* 1 when s is one of teachers_cefr_levels. */
-int teachers_is_cefr_level(const char *s);
 /* A teacher row (every column but `created`) as a JSON object; the caller owns the reference. */
 json_object *teachers_row_json(const PGresult *res, int row);
 
