@@ -1,0 +1,1292 @@
+/*
+ * groups-service end to end: the real daemon on a fresh database of the test cluster.
+ *
+ * Suite "groups" points STUDENTS_URL at an in-process fake students-service that records what the
+ * outbox delivers (and can refuse or fail on demand). Suite "groups_students" runs the real
+ * students-service next to it: joins while it is down, restarts, and the two agreeing at the end.
+ */
+#include <criterion/criterion.h>
+#include <curl/curl.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "fake_upstream.h"
+#include "harness.h"
+
+#define DAEMON   "services/groups/groups-service"
+#define STUDENTS "services/students/students-service"
+#define TEACHER  "500"
+#define ADMIN    "900"
+
+static lst_daemon_t groups_;
+static lst_daemon_t students_;
+static lst_upstream_t *fake;
+static char *dbname;
+static char *conninfo;
+static char *students_conninfo;
+static char *token;
+static char auth_header[600];
+static int students_port;
+
+/* ---- the fake students-service ---- */
+
+#define MAX_CALLS 256
+
+typedef struct {
+    char method[8];
+    char path[160];
+    char key[96];
+    char actor[24];
+    char body[64];
+    int authorized;
+} call_t;
+
+static pthread_mutex_t fake_mu = PTHREAD_MUTEX_INITIALIZER;
+static call_t calls[MAX_CALLS];
+static int ncalls;
+static int fake_status;    /* 0: 201 for PUT, 204 for DELETE */
+static int fake_fail_left; /* answer 503 to this many calls first */
+static int fake_delay_ms;  /* answer this late */
+
+static int fake_handler(void *ud, lst_upstream_t *u, const lst_upstream_req_t *req, lst_upstream_resp_t *resp)
+{
+    (void)ud;
+    const char *key = lst_upstream_req_header(req, "idempotency-key");
+    const char *actor = lst_upstream_req_header(req, "x-actor-telegram-id");
+    const char *authz = lst_upstream_req_header(req, "authorization");
+    char want[600];
+    snprintf(want, sizeof(want), "Bearer %s", token);
+
+    pthread_mutex_lock(&fake_mu);
+    int status = fake_status, delay = fake_delay_ms;
+    if (fake_fail_left > 0) {
+        fake_fail_left--;
+        status = 503;
+    }
+    if (ncalls < MAX_CALLS) {
+        call_t *c = &calls[ncalls++];
+        snprintf(c->method, sizeof(c->method), "%s", req->method);
+        snprintf(c->path, sizeof(c->path), "%s", req->path);
+        snprintf(c->key, sizeof(c->key), "%s", key ? key : "");
+        snprintf(c->actor, sizeof(c->actor), "%s", actor ? actor : "");
+        snprintf(c->body, sizeof(c->body), "%s", req->body);
+        c->authorized = authz != NULL && strcmp(authz, want) == 0;
+    }
+    pthread_mutex_unlock(&fake_mu);
+
+    if (delay > 0 && lst_upstream_sleep_ms(u, delay) != 0) {
+        resp->drop = 1;
+        return 1;
+    }
+    if (status == 0)
+        status = strcmp(req->method, "DELETE") == 0 ? 204 : 201;
+    if (status == 204)
+        lst_upstream_respond(resp, 204, NULL, NULL, 0);
+    else
+        lst_upstream_respondf(resp, status, "{\"status\":%d}", status);
+    return 1;
+}
+
+static int fake_count(void)
+{
+    pthread_mutex_lock(&fake_mu);
+    int n = ncalls;
+    pthread_mutex_unlock(&fake_mu);
+    return n;
+}
+
+static call_t fake_call(int i)
+{
+    pthread_mutex_lock(&fake_mu);
+    call_t c = calls[i];
+    pthread_mutex_unlock(&fake_mu);
+    return c;
+}
+
+/* ---- daemons ---- */
+
+static void start_groups(const char *students_url)
+{
+    char *env_db, *env_token, *env_students;
+    asprintf(&env_db, "DATABASE_URL=%s", conninfo);
+    asprintf(&env_token, "INTERNAL_TOKEN=%s", token);
+    asprintf(&env_students, "STUDENTS_URL=%s", students_url);
+    const char *env[] = {
+        env_db, env_token, env_students, "THREADS=2", "LOG_LEVEL=debug", "MAX_BODY_BYTES=8192", NULL};
+    lst_daemon_start(&groups_, DAEMON, env);
+    free(env_db);
+    free(env_token);
+    free(env_students);
+}
+
+static void start_students(void)
+{
+    char *env_db, *env_token, *env_listen;
+    asprintf(&env_db, "DATABASE_URL=%s", students_conninfo);
+    asprintf(&env_token, "INTERNAL_TOKEN=%s", token);
+    asprintf(&env_listen, "LISTEN=127.0.0.1:%d", students_port);
+    const char *env[] = {env_db, env_token, env_listen, "THREADS=1", "LOG_LEVEL=debug", NULL};
+    lst_daemon_start(&students_, STUDENTS, env);
+    free(env_db);
+    free(env_token);
+    free(env_listen);
+}
+
+static void common_setup(void)
+{
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    token = lst_random_hex(24);
+    snprintf(auth_header, sizeof(auth_header), "Authorization: Bearer %s", token);
+    conninfo = lst_db_create("groups", &dbname);
+}
+
+static void setup(void)
+{
+    common_setup();
+    pthread_mutex_lock(&fake_mu);
+    ncalls = 0;
+    fake_status = 0;
+    fake_fail_left = 0;
+    fake_delay_ms = 0;
+    pthread_mutex_unlock(&fake_mu);
+    fake = lst_upstream_start();
+    cr_assert_not_null(fake);
+    lst_upstream_set_handler(fake, fake_handler, NULL);
+    start_groups(lst_upstream_url(fake));
+}
+
+static void setup_with_students(void)
+{
+    common_setup();
+    students_conninfo = lst_db_create("students", NULL);
+    students_port = lst_free_port();
+    char url[64];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d", students_port);
+    /* students-service is not started yet: the tests decide when it comes up. */
+    start_groups(url);
+}
+
+static void teardown(void)
+{
+    /* A clean exit also means no leak was found when the daemon runs under ASan. */
+    if (groups_.pid > 0)
+        cr_expect_eq(lst_daemon_stop(&groups_), 0, "groups-service did not exit cleanly; see %s",
+                     groups_.log_path);
+    if (students_.pid > 0)
+        cr_expect_eq(lst_daemon_stop(&students_), 0, "students-service did not exit cleanly; see %s",
+                     students_.log_path);
+    lst_upstream_stop(fake);
+    fake = NULL;
+    free(conninfo);
+    free(students_conninfo);
+    students_conninfo = NULL;
+    free(dbname);
+    free(token);
+}
+
+TestSuite(groups, .init = setup, .fini = teardown, .timeout = 120);
+TestSuite(groups_students, .init = setup_with_students, .fini = teardown, .timeout = 180);
+
+/* ---- helpers ---- */
+
+static int call_url(lst_resp_t *resp, const char *base, const char *method, const char *path,
+                    const char *body, const char *actor, const char *role)
+{
+    char url[8192], actor_header[64], role_header[64];
+    const char *headers[4] = {auth_header, NULL, NULL, NULL};
+    size_t n = 1;
+    snprintf(url, sizeof(url), "%s%s", base, path);
+    if (actor != NULL) {
+        snprintf(actor_header, sizeof(actor_header), "X-Actor-Telegram-Id: %s", actor);
+        headers[n++] = actor_header;
+    }
+    if (role != NULL) {
+        snprintf(role_header, sizeof(role_header), "X-Actor-Role: %s", role);
+        headers[n++] = role_header;
+    }
+    return lst_http(resp, method, url, headers, body);
+}
+
+static int call(lst_resp_t *resp, const char *method, const char *path, const char *body, const char *actor)
+{
+    return call_url(resp, groups_.base_url, method, path, body, actor, NULL);
+}
+
+static int call_admin(lst_resp_t *resp, const char *method, const char *path, const char *body)
+{
+    return call_url(resp, groups_.base_url, method, path, body, ADMIN, "admin");
+}
+
+static json_object *field(json_object *obj, const char *key)
+{
+    json_object *v = NULL;
+    if (obj != NULL)
+        json_object_object_get_ex(obj, key, &v);
+    return v;
+}
+
+static const char *str_field(json_object *obj, const char *key)
+{
+    json_object *v = field(obj, key);
+    return v != NULL ? json_object_get_string(v) : NULL;
+}
+
+static void expect_problem(lst_resp_t *resp, int status, const char *needle)
+{
+    cr_expect_eq(resp->status, status, "status %d, want %d: %.300s", resp->status, status, resp->body);
+    char *ct = lst_resp_header(resp, "content-type");
+    cr_expect(ct != NULL && strstr(ct, "application/problem+json") != NULL, "content-type %s",
+              ct ? ct : "none");
+    free(ct);
+    cr_assert_not_null(resp->json, "problem body is not JSON: %.300s", resp->body);
+    cr_expect_eq(json_object_get_int(field(resp->json, "status")), status);
+    if (needle != NULL) {
+        const char *detail = str_field(resp->json, "detail");
+        cr_expect(detail != NULL && strstr(detail, needle) != NULL, "detail \"%s\" lacks \"%s\"",
+                  detail ? detail : "", needle);
+    }
+}
+
+static long long sql_count(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static long long sql_count(const char *fmt, ...)
+{
+    char sql[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(sql, sizeof(sql), fmt, ap);
+    va_end(ap);
+    char *v = lst_pg_admin_exec(dbname, sql);
+    long long n = atoll(v);
+    free(v);
+    return n;
+}
+
+/* Creates a group as TEACHER; returns its id (malloc'ed). */
+static char *create_group_full(const char *title, const char *description, const char *language,
+                               const char *level, int capacity)
+{
+    char body[1024];
+    snprintf(
+        body, sizeof(body),
+        "{\"title\":\"%s\",\"description\":\"%s\",\"language_code\":\"%s\",\"level\":\"%s\",\"capacity\":%d}",
+        title, description, language, level, capacity);
+    lst_resp_t resp;
+    call(&resp, "POST", "/groups", body, TEACHER);
+    cr_assert_eq(resp.status, 201, "POST /groups: %d %.300s", resp.status, resp.body);
+    char *id = strdup(str_field(resp.json, "id"));
+    lst_resp_free(&resp);
+    return id;
+}
+
+static char *create_group(int capacity)
+{
+    return create_group_full("English B1 evenings", "Speaking club", "en", "B1", capacity);
+}
+
+/* Creates an invitation as TEACHER with body (NULL: defaults); returns its code (malloc'ed). */
+static char *create_invite(const char *group, const char *body)
+{
+    char path[128];
+    snprintf(path, sizeof(path), "/groups/%s/invitations", group);
+    lst_resp_t resp;
+    call(&resp, "POST", path, body, TEACHER);
+    cr_assert_eq(resp.status, 201, "POST %s: %d %.300s", path, resp.status, resp.body);
+    char *code = strdup(str_field(resp.json, "code"));
+    lst_resp_free(&resp);
+    return code;
+}
+
+static int join(const char *code, long long actor)
+{
+    char path[128], who[24];
+    snprintf(path, sizeof(path), "/join/%s", code);
+    snprintf(who, sizeof(who), "%lld", actor);
+    lst_resp_t resp;
+    int status = call(&resp, "POST", path, NULL, who);
+    lst_resp_free(&resp);
+    return status;
+}
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+/* Polls cond every 50 ms for at most ms; returns its last value. */
+static int wait_for(int (*cond)(void *), void *arg, int ms)
+{
+    for (int waited = 0;; waited += 50) {
+        if (cond(arg))
+            return 1;
+        if (waited >= ms)
+            return 0;
+        sleep_ms(50);
+    }
+}
+
+static int outbox_settled(void *arg)
+{
+    (void)arg;
+    return sql_count("SELECT count(*) FROM outbox WHERE delivered_at IS NULL AND failed_at IS NULL") == 0;
+}
+
+static int fake_has(void *arg)
+{
+    return fake_count() >= *(int *)arg;
+}
+
+/* ---- create and read ---- */
+
+Test(groups, create_then_get_with_member_count_and_progress)
+{
+    lst_resp_t resp;
+    call(&resp, "POST", "/groups",
+         "{\"title\":\"Deutsch A2\",\"language_code\":\"de\",\"level\":\"A2\",\"capacity\":8,"
+         "\"is_free\":false,\"price\":1500.5}",
+         TEACHER);
+    cr_assert_eq(resp.status, 201, "%.300s", resp.body);
+    json_object *g = resp.json;
+    cr_expect_eq(json_object_get_int64(field(g, "teacher_telegram_id")), 500);
+    cr_expect_str_eq(str_field(g, "title"), "Deutsch A2");
+    cr_expect_str_eq(str_field(g, "description"), "");
+    cr_expect_str_eq(str_field(g, "language_code"), "de");
+    cr_expect_str_eq(str_field(g, "level"), "A2");
+    cr_expect_eq(json_object_get_int(field(g, "capacity")), 8);
+    cr_expect_eq(json_object_get_boolean(field(g, "is_free")), 0);
+    cr_expect_float_eq(json_object_get_double(field(g, "price")), 1500.5, 1e-9);
+    cr_expect_str_eq(str_field(g, "status"), "active");
+    cr_expect_eq(json_object_get_int(field(g, "member_count")), 0);
+    cr_expect(field(g, "progress") == NULL && json_object_object_get_ex(g, "progress", NULL));
+    const char *created = str_field(g, "created_at");
+    cr_assert_not_null(created);
+    cr_expect_eq(created[strlen(created) - 1], 'Z');
+    char *id = strdup(str_field(g, "id"));
+    lst_resp_free(&resp);
+
+    char path[128];
+    snprintf(path, sizeof(path), "/groups/%s", id);
+    call(&resp, "GET", path, NULL, NULL);
+    cr_assert_eq(resp.status, 200, "%.300s", resp.body);
+    cr_expect_str_eq(str_field(resp.json, "id"), id);
+    cr_expect_eq(json_object_get_int(field(resp.json, "member_count")), 0);
+    cr_expect(json_object_object_get_ex(resp.json, "progress", NULL));
+    cr_expect_null(field(resp.json, "progress"));
+    lst_resp_free(&resp);
+
+    cr_expect_eq(sql_count("SELECT count(*) FROM audit_log WHERE action = 'group.create' AND entity = 'group'"
+                           " AND entity_id = '%s' AND actor_telegram_id = 500",
+                           id),
+                 1);
+    free(id);
+}
+
+Test(groups, create_refuses_bad_input)
+{
+    static const struct {
+        const char *body, *needle;
+    } cases[] = {
+        {"{\"language_code\":\"en\",\"level\":\"B1\",\"capacity\":5}", "title"},
+        {"{\"title\":\"\",\"language_code\":\"en\",\"level\":\"B1\",\"capacity\":5}", "title"},
+        {"{\"title\":\"T\",\"level\":\"B1\",\"capacity\":5}", "language_code"},
+        {"{\"title\":\"T\",\"language_code\":\"EN\",\"level\":\"B1\",\"capacity\":5}", "language_code"},
+        {"{\"title\":\"T\",\"language_code\":\"e1\",\"level\":\"B1\",\"capacity\":5}", "language_code"},
+        {"{\"title\":\"T\",\"language_code\":\"en\",\"level\":\"B3\",\"capacity\":5}", "level"},
+        {"{\"title\":\"T\",\"language_code\":\"en\",\"capacity\":5}", "level"},
+        {"{\"title\":\"T\",\"language_code\":\"en\",\"level\":\"B1\"}", "capacity"},
+        {"{\"title\":\"T\",\"language_code\":\"en\",\"level\":\"B1\",\"capacity\":0}", "capacity"},
+        {"{\"title\":\"T\",\"language_code\":\"en\",\"level\":\"B1\",\"capacity\":501}", "capacity"},
+        {"{\"title\":\"T\",\"language_code\":\"en\",\"level\":\"B1\",\"capacity\":5,\"is_free\":false}",
+         "price"},
+        {"{\"title\":\"T\",\"language_code\":\"en\",\"level\":\"B1\",\"capacity\":5,\"is_free\":false,"
+         "\"price\":0}",
+         "price"},
+        {"{\"title\":\"T\",\"language_code\":\"en\",\"level\":\"B1\",\"capacity\":5,\"price\":10}", "price"},
+        {"{\"title\":\"T\",\"language_code\":\"en\",\"level\":\"B1\",\"capacity\":5,\"colour\":\"red\"}",
+         "colour"},
+        {"{\"title\":", "malformed"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        lst_resp_t resp;
+        call(&resp, "POST", "/groups", cases[i].body, TEACHER);
+        expect_problem(&resp, 400, cases[i].needle);
+        lst_resp_free(&resp);
+    }
+    lst_resp_t resp;
+    call(&resp, "POST", "/groups",
+         "{\"title\":\"T\",\"language_code\":\"en\",\"level\":\"B1\",\"capacity\":5}", NULL);
+    expect_problem(&resp, 400, "X-Actor-Telegram-Id");
+    lst_resp_free(&resp);
+    cr_expect_eq(sql_count("SELECT count(*) FROM groups"), 0, "a refused request must change nothing");
+    cr_expect_eq(sql_count("SELECT count(*) FROM audit_log"), 0);
+}
+
+Test(groups, only_an_admin_creates_a_group_for_another_teacher)
+{
+    const char *body = "{\"title\":\"T\",\"language_code\":\"en\",\"level\":\"C1\",\"capacity\":5,"
+                       "\"teacher_telegram_id\":777}";
+    lst_resp_t resp;
+    call(&resp, "POST", "/groups", body, TEACHER);
+    expect_problem(&resp, 403, "admin");
+    lst_resp_free(&resp);
+    call_admin(&resp, "POST", "/groups", body);
+    cr_assert_eq(resp.status, 201, "%.300s", resp.body);
+    cr_expect_eq(json_object_get_int64(field(resp.json, "teacher_telegram_id")), 777);
+    lst_resp_free(&resp);
+}
+
+Test(groups, get_refuses_bad_and_unknown_ids)
+{
+    lst_resp_t resp;
+    call(&resp, "GET", "/groups/not-a-uuid", NULL, NULL);
+    expect_problem(&resp, 400, "group_id");
+    lst_resp_free(&resp);
+    call(&resp, "GET", "/groups/00000000-0000-0000-0000-000000000000", NULL, NULL);
+    expect_problem(&resp, 404, "not found");
+    lst_resp_free(&resp);
+    call(&resp, "GET", "/groups/00000000-0000-0000-0000-000000000000/members", NULL, NULL);
+    expect_problem(&resp, 404, "not found");
+    lst_resp_free(&resp);
+}
+
+/* ---- lists ---- */
+
+static json_object *groups_of(lst_resp_t *resp)
+{
+    cr_assert_eq(resp->status, 200, "%.300s", resp->body);
+    json_object *a = field(resp->json, "groups");
+    cr_assert(a != NULL && json_object_is_type(a, json_type_array));
+    return a;
+}
+
+Test(groups, batch_and_lists_by_teacher_and_member)
+{
+    char *a = create_group(5), *b = create_group(5), *c = create_group(5);
+    lst_resp_t resp;
+    char path[512];
+
+    snprintf(path, sizeof(path), "/groups?ids=%s,11111111-1111-1111-1111-111111111111,%s", c, a);
+    call(&resp, "GET", path, NULL, NULL);
+    json_object *list = groups_of(&resp);
+    cr_assert_eq(json_object_array_length(list), 2);
+    cr_expect_str_eq(str_field(json_object_array_get_idx(list, 0), "id"), c);
+    cr_expect_str_eq(str_field(json_object_array_get_idx(list, 1), "id"), a);
+    json_object *missing = field(resp.json, "missing");
+    cr_assert_eq(json_object_array_length(missing), 1);
+    cr_expect_str_eq(json_object_get_string(json_object_array_get_idx(missing, 0)),
+                     "11111111-1111-1111-1111-111111111111");
+    lst_resp_free(&resp);
+
+    /* Newest first. */
+    call(&resp, "GET", "/groups?teacher_id=500&limit=2", NULL, NULL);
+    list = groups_of(&resp);
+    cr_assert_eq(json_object_array_length(list), 2);
+    cr_expect_str_eq(str_field(json_object_array_get_idx(list, 0), "id"), c);
+    cr_expect_str_eq(str_field(json_object_array_get_idx(list, 1), "id"), b);
+    cr_expect_eq(json_object_get_int(field(resp.json, "limit")), 2);
+    lst_resp_free(&resp);
+    call(&resp, "GET", "/groups?teacher_id=500&limit=2&offset=2", NULL, NULL);
+    list = groups_of(&resp);
+    cr_assert_eq(json_object_array_length(list), 1);
+    cr_expect_str_eq(str_field(json_object_array_get_idx(list, 0), "id"), a);
+    lst_resp_free(&resp);
+
+    char *code_a = create_invite(a, NULL), *code_c = create_invite(c, NULL);
+    cr_assert_eq(join(code_a, 42), 201);
+    cr_assert_eq(join(code_c, 42), 201);
+    call(&resp, "GET", "/groups?member_id=42", NULL, NULL);
+    list = groups_of(&resp);
+    cr_assert_eq(json_object_array_length(list), 2);
+    cr_expect_str_eq(str_field(json_object_array_get_idx(list, 0), "id"), c);
+    cr_expect_str_eq(str_field(json_object_array_get_idx(list, 1), "id"), a);
+    cr_expect_eq(json_object_get_int(field(json_object_array_get_idx(list, 0), "member_count")), 1);
+    lst_resp_free(&resp);
+
+    static const char *const bad[] = {
+        "/groups",
+        "/groups?teacher_id=500&member_id=42",
+        "/groups?ids=abc",
+        "/groups?ids=",
+        "/groups?teacher_id=-1",
+        "/groups?member_id=x",
+        "/groups?teacher_id=500&limit=0",
+        "/groups?teacher_id=500&limit=101",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        call(&resp, "GET", bad[i], NULL, NULL);
+        expect_problem(&resp, 400, NULL);
+        lst_resp_free(&resp);
+    }
+    /* At most 100 UUIDs. */
+    char *many = malloc(101 * 37 + 16);
+    size_t off = (size_t)sprintf(many, "/groups?ids=");
+    for (int i = 0; i < 101; i++)
+        off += (size_t)sprintf(many + off, "%s%s", i ? "," : "", a);
+    call(&resp, "GET", many, NULL, NULL);
+    expect_problem(&resp, 400, "at most 100");
+    lst_resp_free(&resp);
+    free(many);
+    free(a);
+    free(b);
+    free(c);
+    free(code_a);
+    free(code_c);
+}
+
+/* ---- search ---- */
+
+Test(groups, search_filters_and_paginates_stably)
+{
+    char *ids[12];
+    for (int i = 0; i < 12; i++) {
+        char title[64];
+        snprintf(title, sizeof(title), "Conversation club %d", i);
+        ids[i] = create_group_full(title, "Weekly practice", i % 2 ? "en" : "de", i % 3 ? "B2" : "A1", 10);
+    }
+    char *other = create_group_full("Grammar 100%_ intensive", "Exam PREP", "en", "C1", 10);
+    char *archived = create_group_full("Conversation archive", "", "en", "B2", 10);
+    char path[256];
+    lst_resp_t resp;
+    snprintf(path, sizeof(path), "/groups/%s", archived);
+    call(&resp, "PATCH", path, "{\"status\":\"archived\"}", TEACHER);
+    cr_assert_eq(resp.status, 200, "%.300s", resp.body);
+    lst_resp_free(&resp);
+
+    /* q is a case-insensitive substring of title or description; archived groups never show. */
+    call(&resp, "GET", "/groups/search?q=CONVERSATION", NULL, NULL);
+    cr_expect_eq(json_object_array_length(groups_of(&resp)), 12);
+    lst_resp_free(&resp);
+    call(&resp, "GET", "/groups/search?q=exam%20prep", NULL, NULL);
+    json_object *list = groups_of(&resp);
+    cr_assert_eq(json_object_array_length(list), 1);
+    cr_expect_str_eq(str_field(json_object_array_get_idx(list, 0), "id"), other);
+    lst_resp_free(&resp);
+    /* LIKE wildcards in q are literal characters. */
+    call(&resp, "GET", "/groups/search?q=100%25_", NULL, NULL);
+    cr_expect_eq(json_object_array_length(groups_of(&resp)), 1);
+    lst_resp_free(&resp);
+    call(&resp, "GET", "/groups/search?q=%25", NULL, NULL);
+    cr_expect_eq(json_object_array_length(groups_of(&resp)), 1);
+    lst_resp_free(&resp);
+    call(&resp, "GET", "/groups/search?q=club&language=en", NULL, NULL);
+    cr_expect_eq(json_object_array_length(groups_of(&resp)), 6);
+    lst_resp_free(&resp);
+    call(&resp, "GET", "/groups/search?q=club&language=de&level=A1", NULL, NULL);
+    list = groups_of(&resp);
+    /* de: even i; A1: i % 3 == 0 -> i = 0, 6 */
+    cr_assert_eq(json_object_array_length(list), 2);
+    cr_expect_str_eq(str_field(json_object_array_get_idx(list, 0), "id"), ids[6]);
+    cr_expect_str_eq(str_field(json_object_array_get_idx(list, 1), "id"), ids[0]);
+    lst_resp_free(&resp);
+    call(&resp, "GET", "/groups/search?level=C1", NULL, NULL);
+    cr_expect_eq(json_object_array_length(groups_of(&resp)), 1);
+    lst_resp_free(&resp);
+
+    /* Pages of 5 over the 13 active groups: newest first, no duplicates, no gaps. */
+    char seen[13][40];
+    int nseen = 0;
+    for (int offset = 0; offset < 20; offset += 5) {
+        snprintf(path, sizeof(path), "/groups/search?limit=5&offset=%d", offset);
+        call(&resp, "GET", path, NULL, NULL);
+        list = groups_of(&resp);
+        cr_expect_eq(json_object_get_int(field(resp.json, "offset")), offset);
+        for (size_t i = 0; i < json_object_array_length(list); i++) {
+            const char *id = str_field(json_object_array_get_idx(list, i), "id");
+            for (int k = 0; k < nseen; k++)
+                cr_expect_str_neq(seen[k], id, "group %s on two pages", id);
+            cr_assert_lt(nseen, 13, "more groups than exist");
+            snprintf(seen[nseen++], sizeof(seen[0]), "%s", id);
+        }
+        lst_resp_free(&resp);
+    }
+    cr_expect_eq(nseen, 13);
+    cr_expect_str_eq(seen[0], other, "newest first");
+    cr_expect_str_eq(seen[12], ids[0]);
+
+    static const char *const bad[] = {"/groups/search?language=EN", "/groups/search?level=D1",
+                                      "/groups/search?limit=-1", "/groups/search?offset=x"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        call(&resp, "GET", bad[i], NULL, NULL);
+        expect_problem(&resp, 400, NULL);
+        lst_resp_free(&resp);
+    }
+    char longq[160] = "/groups/search?q=";
+    memset(longq + strlen(longq), 'a', 101);
+    call(&resp, "GET", longq, NULL, NULL);
+    expect_problem(&resp, 400, "q");
+    lst_resp_free(&resp);
+
+    char *plan =
+        lst_pg_admin_exec(dbname, "SELECT count(*) FROM pg_indexes WHERE indexdef LIKE '%gin_trgm_ops%'");
+    cr_expect_str_eq(plan, "1", "the trigram index exists");
+    free(plan);
+    for (int i = 0; i < 12; i++)
+        free(ids[i]);
+    free(other);
+    free(archived);
+}
+
+/* ---- PATCH ---- */
+
+Test(groups, patch_by_teacher_or_admin_only)
+{
+    char *id = create_group(3);
+    char path[128];
+    snprintf(path, sizeof(path), "/groups/%s", id);
+    lst_resp_t resp;
+
+    call(&resp, "PATCH", path, "{\"title\":\"Renamed\",\"capacity\":4}", TEACHER);
+    cr_assert_eq(resp.status, 200, "%.300s", resp.body);
+    cr_expect_str_eq(str_field(resp.json, "title"), "Renamed");
+    cr_expect_eq(json_object_get_int(field(resp.json, "capacity")), 4);
+    cr_expect_eq(json_object_get_int(field(resp.json, "member_count")), 0);
+    lst_resp_free(&resp);
+
+    call(&resp, "PATCH", path, "{\"title\":\"Mine now\"}", "501");
+    expect_problem(&resp, 403, "teacher");
+    lst_resp_free(&resp);
+    call(&resp, "PATCH", path, "{\"title\":\"Mine now\"}", NULL);
+    expect_problem(&resp, 400, "X-Actor-Telegram-Id");
+    lst_resp_free(&resp);
+    call_admin(&resp, "PATCH", path, "{\"is_free\":false,\"price\":99.99}");
+    cr_assert_eq(resp.status, 200, "%.300s", resp.body);
+    cr_expect_float_eq(json_object_get_double(field(resp.json, "price")), 99.99, 1e-9);
+    lst_resp_free(&resp);
+    /* Becoming free drops the price; a price on a free group is refused. */
+    call(&resp, "PATCH", path, "{\"is_free\":true}", TEACHER);
+    cr_assert_eq(resp.status, 200, "%.300s", resp.body);
+    cr_expect_null(field(resp.json, "price"));
+    lst_resp_free(&resp);
+    call(&resp, "PATCH", path, "{\"price\":10}", TEACHER);
+    expect_problem(&resp, 400, "price");
+    lst_resp_free(&resp);
+    call(&resp, "PATCH", path, "{\"is_free\":false}", TEACHER);
+    expect_problem(&resp, 400, "price");
+    lst_resp_free(&resp);
+
+    static const char *const bad[] = {"{}", "{\"status\":\"deleted\"}", "{\"capacity\":0}",
+                                      "{\"title\":\"\"}", "{\"teacher_telegram_id\":1}"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        call(&resp, "PATCH", path, bad[i], TEACHER);
+        expect_problem(&resp, 400, NULL);
+        lst_resp_free(&resp);
+    }
+    call(&resp, "PATCH", "/groups/00000000-0000-0000-0000-000000000000", "{\"title\":\"X\"}", TEACHER);
+    expect_problem(&resp, 404, "not found");
+    lst_resp_free(&resp);
+    call(&resp, "PATCH", "/groups/123", "{\"title\":\"X\"}", TEACHER);
+    expect_problem(&resp, 400, "group_id");
+    lst_resp_free(&resp);
+
+    /* Capacity below the member count conflicts. */
+    char *code = create_invite(id, NULL);
+    cr_assert_eq(join(code, 1), 201);
+    cr_assert_eq(join(code, 2), 201);
+    call(&resp, "PATCH", path, "{\"capacity\":1}", TEACHER);
+    expect_problem(&resp, 409, "capacity");
+    lst_resp_free(&resp);
+    call(&resp, "PATCH", path, "{\"capacity\":2}", TEACHER);
+    cr_expect_eq(resp.status, 200, "%.300s", resp.body);
+    lst_resp_free(&resp);
+
+    cr_expect_eq(
+        sql_count("SELECT count(*) FROM audit_log WHERE action = 'group.update' AND entity_id = '%s'", id),
+        4);
+    cr_expect_eq(sql_count("SELECT count(*) FROM audit_log WHERE action = 'group.update' AND entity_id = '%s'"
+                           " AND actor_telegram_id = 900 AND changes->>'price' = '99.99'",
+                           id),
+                 1);
+    free(id);
+    free(code);
+}
+
+/* ---- invitations ---- */
+
+Test(groups, invitations_create_list_revoke)
+{
+    char *id = create_group(5);
+    char path[256];
+    snprintf(path, sizeof(path), "/groups/%s/invitations", id);
+    lst_resp_t resp;
+
+    call(&resp, "POST", path, "{\"expires_in_s\":3600,\"max_uses\":2}", TEACHER);
+    cr_assert_eq(resp.status, 201, "%.300s", resp.body);
+    const char *code = str_field(resp.json, "code");
+    cr_assert_not_null(code);
+    cr_expect_eq(strlen(code), 22, "16 random bytes in base64url: %s", code);
+    cr_expect_eq(strspn(code, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"), 22);
+    cr_expect_eq(json_object_get_int(field(resp.json, "max_uses")), 2);
+    cr_expect_eq(json_object_get_int(field(resp.json, "uses")), 0);
+    cr_expect_null(field(resp.json, "revoked_at"));
+    char *code1 = strdup(code);
+    lst_resp_free(&resp);
+
+    call(&resp, "POST", path, NULL, TEACHER); /* no body: 7 days, unlimited */
+    cr_assert_eq(resp.status, 201, "%.300s", resp.body);
+    cr_expect_null(field(resp.json, "max_uses"));
+    char *code2 = strdup(str_field(resp.json, "code"));
+    cr_expect_str_neq(code1, code2);
+    lst_resp_free(&resp);
+    cr_expect_eq(sql_count("SELECT count(*) FROM group_invitations WHERE code = '%s'"
+                           " AND expires_at BETWEEN now() + interval '7 days' - interval '1 minute'"
+                           " AND now() + interval '7 days'",
+                           code2),
+                 1);
+
+    static const char *const bad[] = {"{\"expires_in_s\":59}", "{\"expires_in_s\":2592001}",
+                                      "{\"max_uses\":0}",      "{\"max_uses\":10001}",
+                                      "{\"max_uses\":\"3\"}",  "{\"code\":\"mine\"}"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        call(&resp, "POST", path, bad[i], TEACHER);
+        expect_problem(&resp, 400, NULL);
+        lst_resp_free(&resp);
+    }
+    call(&resp, "POST", path, NULL, "501");
+    expect_problem(&resp, 403, NULL);
+    lst_resp_free(&resp);
+    call(&resp, "POST", path, NULL, NULL);
+    expect_problem(&resp, 400, "X-Actor-Telegram-Id");
+    lst_resp_free(&resp);
+    call(&resp, "POST", "/groups/00000000-0000-0000-0000-000000000000/invitations", NULL, TEACHER);
+    expect_problem(&resp, 404, NULL);
+    lst_resp_free(&resp);
+
+    call(&resp, "GET", path, NULL, TEACHER);
+    cr_assert_eq(resp.status, 200, "%.300s", resp.body);
+    json_object *list = field(resp.json, "invitations");
+    cr_assert_eq(json_object_array_length(list), 2);
+    cr_expect_str_eq(str_field(json_object_array_get_idx(list, 0), "code"), code2, "newest first");
+    lst_resp_free(&resp);
+    call(&resp, "GET", path, NULL, "501");
+    expect_problem(&resp, 403, NULL);
+    lst_resp_free(&resp);
+    call_admin(&resp, "GET", path, NULL);
+    cr_expect_eq(resp.status, 200);
+    lst_resp_free(&resp);
+
+    char rpath[256];
+    snprintf(rpath, sizeof(rpath), "/groups/%s/invitations/%s", id, code1);
+    call(&resp, "DELETE", rpath, NULL, "501");
+    expect_problem(&resp, 403, NULL);
+    lst_resp_free(&resp);
+    call(&resp, "DELETE", rpath, NULL, TEACHER);
+    cr_expect_eq(resp.status, 204, "%.300s", resp.body);
+    lst_resp_free(&resp);
+    call(&resp, "DELETE", rpath, NULL, TEACHER);
+    cr_expect_eq(resp.status, 204, "revoking twice is harmless");
+    lst_resp_free(&resp);
+    snprintf(rpath, sizeof(rpath), "/groups/%s/invitations/AAAAAAAAAAAAAAAAAAAAAA", id);
+    call(&resp, "DELETE", rpath, NULL, TEACHER);
+    expect_problem(&resp, 404, NULL);
+    lst_resp_free(&resp);
+
+    cr_expect_eq(join(code1, 10), 410, "a revoked code");
+    cr_expect_eq(join(code2, 10), 201);
+    cr_expect_eq(sql_count("SELECT count(*) FROM audit_log WHERE action = 'invitation.create'"), 2);
+    cr_expect_eq(sql_count("SELECT count(*) FROM audit_log WHERE action = 'invitation.revoke'"), 1);
+    cr_expect_eq(sql_count("SELECT count(*) FROM audit_log WHERE changes::text LIKE '%%%s%%'", code1), 0,
+                 "codes are credentials: never in the audit log");
+    free(code1);
+    free(code2);
+    free(id);
+}
+
+/* ---- joining ---- */
+
+Test(groups, join_answers_group_and_member_and_refuses_what_it_must)
+{
+    char *id = create_group(2);
+    char *code = create_invite(id, NULL);
+    char path[128];
+    snprintf(path, sizeof(path), "/join/%s", code);
+    lst_resp_t resp;
+
+    call(&resp, "POST", path, NULL, "41");
+    cr_assert_eq(resp.status, 201, "%.300s", resp.body);
+    json_object *g = field(resp.json, "group"), *m = field(resp.json, "member");
+    cr_expect_str_eq(str_field(g, "id"), id);
+    cr_expect_eq(json_object_get_int(field(g, "member_count")), 1);
+    cr_expect_eq(json_object_get_int64(field(m, "student_telegram_id")), 41);
+    cr_expect_str_eq(str_field(m, "group_id"), id);
+    cr_expect_not_null(str_field(m, "joined_at"));
+    lst_resp_free(&resp);
+
+    call(&resp, "POST", path, NULL, "41");
+    expect_problem(&resp, 409, "already a member");
+    lst_resp_free(&resp);
+    call(&resp, "POST", path, NULL, NULL);
+    expect_problem(&resp, 400, "X-Actor-Telegram-Id");
+    lst_resp_free(&resp);
+    call(&resp, "POST", "/join/AAAAAAAAAAAAAAAAAAAAAA", NULL, "41");
+    expect_problem(&resp, 404, "not found");
+    lst_resp_free(&resp);
+    call(&resp, "POST", "/join/short", NULL, "41");
+    expect_problem(&resp, 404, "not found");
+    lst_resp_free(&resp);
+
+    cr_expect_eq(join(code, 42), 201);
+    call(&resp, "POST", path, NULL, "43");
+    expect_problem(&resp, 409, "full");
+    lst_resp_free(&resp);
+
+    /* Expired and used-up codes are gone (410). */
+    char *id2 = create_group(10);
+    char *used = create_invite(id2, "{\"max_uses\":1}");
+    cr_expect_eq(join(used, 50), 201);
+    snprintf(path, sizeof(path), "/join/%s", used);
+    call(&resp, "POST", path, NULL, "51");
+    expect_problem(&resp, 410, "used up");
+    lst_resp_free(&resp);
+    char *old = create_invite(id2, NULL);
+    free(lst_pg_admin_exec(dbname, "UPDATE group_invitations SET expires_at = now() - interval '1 second'"
+                                   " WHERE max_uses IS NULL"));
+    snprintf(path, sizeof(path), "/join/%s", old);
+    call(&resp, "POST", path, NULL, "51");
+    expect_problem(&resp, 410, "expired");
+    lst_resp_free(&resp);
+
+    /* An archived group takes nobody. */
+    char *code3 = create_invite(id2, NULL);
+    snprintf(path, sizeof(path), "/groups/%s", id2);
+    call(&resp, "PATCH", path, "{\"status\":\"archived\"}", TEACHER);
+    cr_assert_eq(resp.status, 200);
+    lst_resp_free(&resp);
+    snprintf(path, sizeof(path), "/join/%s", code3);
+    call(&resp, "POST", path, NULL, "52");
+    expect_problem(&resp, 409, "archived");
+    lst_resp_free(&resp);
+
+    cr_expect_eq(sql_count("SELECT count(*) FROM group_members"), 3, "refused joins change nothing");
+    cr_expect_eq(sql_count("SELECT count(*) FROM audit_log WHERE action = 'group.join'"), 3);
+    cr_expect_eq(sql_count("SELECT count(*) FROM outbox"), 3);
+    cr_expect_eq(sql_count("SELECT uses FROM group_invitations WHERE code = '%s'", code), 2);
+    free(id);
+    free(id2);
+    free(code);
+    free(used);
+    free(old);
+    free(code3);
+}
+
+/* ---- members ---- */
+
+Test(groups, members_list_leave_and_remove)
+{
+    char *id = create_group(10);
+    char *code = create_invite(id, NULL);
+    for (int s = 61; s <= 64; s++)
+        cr_assert_eq(join(code, s), 201);
+    char path[256];
+    lst_resp_t resp;
+
+    snprintf(path, sizeof(path), "/groups/%s/members?limit=3", id);
+    call(&resp, "GET", path, NULL, NULL);
+    cr_assert_eq(resp.status, 200, "%.300s", resp.body);
+    json_object *list = field(resp.json, "members");
+    cr_assert_eq(json_object_array_length(list), 3);
+    cr_expect_eq(json_object_get_int64(field(json_object_array_get_idx(list, 0), "student_telegram_id")), 61);
+    cr_expect_not_null(str_field(json_object_array_get_idx(list, 0), "joined_at"));
+    lst_resp_free(&resp);
+    snprintf(path, sizeof(path), "/groups/%s/members?limit=3&offset=3", id);
+    call(&resp, "GET", path, NULL, NULL);
+    list = field(resp.json, "members");
+    cr_assert_eq(json_object_array_length(list), 1);
+    cr_expect_eq(json_object_get_int64(field(json_object_array_get_idx(list, 0), "student_telegram_id")), 64);
+    lst_resp_free(&resp);
+
+    snprintf(path, sizeof(path), "/groups/%s/members/61", id);
+    call(&resp, "DELETE", path, NULL, "62");
+    expect_problem(&resp, 403, NULL);
+    lst_resp_free(&resp);
+    call(&resp, "DELETE", path, NULL, NULL);
+    expect_problem(&resp, 400, "X-Actor-Telegram-Id");
+    lst_resp_free(&resp);
+    call(&resp, "DELETE", path, NULL, "61"); /* leave */
+    cr_expect_eq(resp.status, 204, "%.300s", resp.body);
+    lst_resp_free(&resp);
+    call(&resp, "DELETE", path, NULL, "61");
+    expect_problem(&resp, 404, "not a member");
+    lst_resp_free(&resp);
+    snprintf(path, sizeof(path), "/groups/%s/members/62", id);
+    call(&resp, "DELETE", path, NULL, TEACHER); /* removed by the teacher */
+    cr_expect_eq(resp.status, 204);
+    lst_resp_free(&resp);
+    snprintf(path, sizeof(path), "/groups/%s/members/63", id);
+    call_admin(&resp, "DELETE", path, NULL);
+    cr_expect_eq(resp.status, 204);
+    lst_resp_free(&resp);
+    snprintf(path, sizeof(path), "/groups/%s/members/abc", id);
+    call(&resp, "DELETE", path, NULL, TEACHER);
+    expect_problem(&resp, 400, "telegram_id");
+    lst_resp_free(&resp);
+    call(&resp, "DELETE", "/groups/00000000-0000-0000-0000-000000000000/members/64", NULL, "64");
+    expect_problem(&resp, 404, NULL);
+    lst_resp_free(&resp);
+
+    snprintf(path, sizeof(path), "/groups/%s", id);
+    call(&resp, "GET", path, NULL, NULL);
+    cr_expect_eq(json_object_get_int(field(resp.json, "member_count")), 1);
+    lst_resp_free(&resp);
+    cr_expect_eq(sql_count("SELECT count(*) FROM audit_log WHERE action = 'group.leave'"
+                           " AND actor_telegram_id = 61 AND changes->>'student_telegram_id' = '61'"),
+                 1);
+    cr_expect_eq(sql_count("SELECT count(*) FROM audit_log WHERE action = 'group.member_remove'"), 2);
+    cr_expect_eq(sql_count("SELECT count(*) FROM outbox WHERE method = 'DELETE'"
+                           " AND idempotency_key LIKE 'unenroll:%%'"),
+                 3);
+    free(id);
+    free(code);
+}
+
+/* ---- progress ---- */
+
+Test(groups, progress_by_teacher)
+{
+    char *id = create_group(5);
+    char path[256];
+    snprintf(path, sizeof(path), "/groups/%s/progress", id);
+    lst_resp_t resp;
+
+    call(&resp, "PUT", path, "{\"lessons_done\":3,\"current_topic\":\"Past Simple\"}", TEACHER);
+    cr_assert_eq(resp.status, 200, "%.300s", resp.body);
+    cr_expect_eq(json_object_get_int(field(resp.json, "lessons_done")), 3);
+    cr_expect_str_eq(str_field(resp.json, "current_topic"), "Past Simple");
+    cr_expect_eq(json_object_get_int64(field(resp.json, "updated_by")), 500);
+    lst_resp_free(&resp);
+    call(&resp, "PUT", path, "{\"lessons_done\":4}", TEACHER); /* the topic stays */
+    cr_assert_eq(resp.status, 200, "%.300s", resp.body);
+    cr_expect_str_eq(str_field(resp.json, "current_topic"), "Past Simple");
+    lst_resp_free(&resp);
+
+    snprintf(path, sizeof(path), "/groups/%s", id);
+    call(&resp, "GET", path, NULL, NULL);
+    json_object *p = field(resp.json, "progress");
+    cr_assert_not_null(p, "%.300s", resp.body);
+    cr_expect_eq(json_object_get_int(field(p, "lessons_done")), 4);
+    cr_expect_str_eq(str_field(p, "current_topic"), "Past Simple");
+    const char *at = str_field(p, "updated_at");
+    cr_expect(at != NULL && at[strlen(at) - 1] == 'Z');
+    lst_resp_free(&resp);
+
+    snprintf(path, sizeof(path), "/groups/%s/progress", id);
+    call(&resp, "PUT", path, "{\"lessons_done\":5}", "501");
+    expect_problem(&resp, 403, NULL);
+    lst_resp_free(&resp);
+    static const char *const bad[] = {"{}", "{\"lessons_done\":-1}", "{\"lessons_done\":\"3\"}",
+                                      "{\"lessons_done\":1,\"topic\":\"x\"}"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        call(&resp, "PUT", path, bad[i], TEACHER);
+        expect_problem(&resp, 400, NULL);
+        lst_resp_free(&resp);
+    }
+    call(&resp, "PUT", "/groups/00000000-0000-0000-0000-000000000000/progress", "{\"lessons_done\":1}",
+         TEACHER);
+    expect_problem(&resp, 404, NULL);
+    lst_resp_free(&resp);
+    cr_expect_eq(sql_count("SELECT count(*) FROM audit_log WHERE action = 'group.progress'"), 2);
+    free(id);
+}
+
+Test(groups, internal_token_is_required)
+{
+    char url[256];
+    lst_resp_t resp;
+    snprintf(url, sizeof(url), "%s/groups/search", groups_.base_url);
+    lst_http(&resp, "GET", url, NULL, NULL);
+    expect_problem(&resp, 401, NULL);
+    lst_resp_free(&resp);
+}
+
+/* ---- concurrency ---- */
+
+typedef struct {
+    const char *code;
+    long long actor;
+    int status;
+} joiner_t;
+
+static void *joiner(void *arg)
+{
+    joiner_t *j = arg;
+    j->status = join(j->code, j->actor);
+    return NULL;
+}
+
+/* n different people join at once; counts the answers by status. */
+static void join_concurrently(const char *code, int n, int *created, int *conflict, int *gone)
+{
+    pthread_t threads[64];
+    joiner_t jobs[64];
+    cr_assert_leq(n, 64);
+    for (int i = 0; i < n; i++) {
+        jobs[i] = (joiner_t){code, 1000 + i, 0};
+        cr_assert_eq(pthread_create(&threads[i], NULL, joiner, &jobs[i]), 0);
+    }
+    *created = *conflict = *gone = 0;
+    for (int i = 0; i < n; i++) {
+        pthread_join(threads[i], NULL);
+        if (jobs[i].status == 201)
+            (*created)++;
+        else if (jobs[i].status == 409)
+            (*conflict)++;
+        else if (jobs[i].status == 410)
+            (*gone)++;
+        else
+            cr_expect_fail("joiner %d: unexpected status %d", i, jobs[i].status);
+    }
+}
+
+Test(groups, capacity_holds_under_concurrent_joins)
+{
+    char *id = create_group(5);
+    char *code = create_invite(id, NULL);
+    int created, conflict, gone;
+    join_concurrently(code, 30, &created, &conflict, &gone);
+    cr_expect_eq(created, 5);
+    cr_expect_eq(conflict, 25);
+    cr_expect_eq(gone, 0);
+    cr_expect_eq(sql_count("SELECT count(*) FROM group_members WHERE group_id = '%s'", id), 5);
+    cr_expect_eq(sql_count("SELECT uses FROM group_invitations WHERE code = '%s'", code), 5);
+    cr_expect_eq(sql_count("SELECT count(*) FROM outbox"), 5);
+    free(id);
+    free(code);
+}
+
+Test(groups, max_uses_holds_under_concurrent_joins)
+{
+    char *id = create_group(100);
+    char *code = create_invite(id, "{\"max_uses\":3}");
+    int created, conflict, gone;
+    join_concurrently(code, 20, &created, &conflict, &gone);
+    cr_expect_eq(created, 3);
+    cr_expect_eq(gone, 17);
+    cr_expect_eq(conflict, 0);
+    cr_expect_eq(sql_count("SELECT count(*) FROM group_members"), 3);
+    cr_expect_eq(sql_count("SELECT uses FROM group_invitations WHERE code = '%s'", code), 3);
+    free(id);
+    free(code);
+}
+
+/* ---- the outbox, against the fake students-service ---- */
+
+Test(groups, outbox_delivers_enrollment_and_unenrollment_in_order)
+{
+    char *id = create_group(5);
+    char *code = create_invite(id, NULL);
+    cr_assert_eq(join(code, 77), 201);
+    char path[256];
+    snprintf(path, sizeof(path), "/groups/%s/members/77", id);
+    lst_resp_t resp;
+    call(&resp, "DELETE", path, NULL, "77");
+    cr_assert_eq(resp.status, 204);
+    lst_resp_free(&resp);
+    cr_assert_eq(join(code, 77), 201, "join again after leaving");
+
+    int want = 3;
+    cr_assert(wait_for(fake_has, &want, 10000), "the fake saw %d calls", fake_count());
+    cr_assert(wait_for(outbox_settled, NULL, 10000));
+    cr_expect_eq(fake_count(), 3, "each row is delivered once when the receiver answers");
+
+    char expect_path[160];
+    snprintf(expect_path, sizeof(expect_path), "/students/77/enrollments/%s", id);
+    static const char *const methods[] = {"PUT", "DELETE", "PUT"};
+    static const char *const prefixes[] = {"enroll:", "unenroll:", "enroll:"};
+    for (int i = 0; i < 3; i++) {
+        call_t c = fake_call(i);
+        cr_expect_str_eq(c.method, methods[i], "call %d", i);
+        cr_expect_str_eq(c.path, expect_path);
+        cr_expect_eq(strncmp(c.key, prefixes[i], strlen(prefixes[i])), 0, "key %s", c.key);
+        cr_expect_str_eq(c.actor, "77");
+        cr_expect(c.authorized, "the internal token is sent");
+    }
+    cr_expect_str_neq(fake_call(0).key, fake_call(2).key, "a new member id per join");
+    char *key =
+        lst_pg_admin_exec(dbname, "SELECT 'enroll:' || id FROM group_members WHERE student_telegram_id = 77");
+    cr_expect_str_eq(fake_call(2).key, key);
+    free(key);
+    cr_expect_eq(sql_count("SELECT count(*) FROM outbox WHERE delivered_at IS NOT NULL AND attempts = 1"), 3);
+    free(id);
+    free(code);
+}
+
+Test(groups, outbox_retries_until_the_receiver_answers)
+{
+    pthread_mutex_lock(&fake_mu);
+    fake_fail_left = 4; /* the client retries 503 itself, then the outbox backs off */
+    pthread_mutex_unlock(&fake_mu);
+    char *id = create_group(5);
+    char *code = create_invite(id, NULL);
+    cr_assert_eq(join(code, 88), 201, "the join does not wait for students-service");
+    cr_assert(wait_for(outbox_settled, NULL, 15000), "not delivered: %d calls", fake_count());
+    cr_expect_eq(sql_count("SELECT count(*) FROM outbox WHERE delivered_at IS NOT NULL AND attempts >= 2"),
+                 1);
+    cr_expect_geq(fake_count(), 5);
+    free(id);
+    free(code);
+}
+
+Test(groups, outbox_gives_up_on_a_refusal)
+{
+    pthread_mutex_lock(&fake_mu);
+    fake_status = 422;
+    pthread_mutex_unlock(&fake_mu);
+    char *id = create_group(5);
+    char *code = create_invite(id, NULL);
+    cr_assert_eq(join(code, 89), 201);
+    cr_assert(wait_for(outbox_settled, NULL, 10000));
+    cr_expect_eq(sql_count("SELECT count(*) FROM outbox WHERE failed_at IS NOT NULL AND delivered_at IS NULL"
+                           " AND last_error LIKE 'HTTP 422%%'"),
+                 1);
+    cr_expect_eq(fake_count(), 1, "a refusal is not retried");
+
+    /* 409 means the receiver already has it. */
+    pthread_mutex_lock(&fake_mu);
+    fake_status = 409;
+    pthread_mutex_unlock(&fake_mu);
+    cr_assert_eq(join(code, 90), 201);
+    cr_assert(wait_for(outbox_settled, NULL, 10000));
+    cr_expect_eq(sql_count("SELECT count(*) FROM outbox WHERE delivered_at IS NOT NULL"), 1);
+    free(id);
+    free(code);
+}
+
+Test(groups, shutdown_with_a_delivery_in_flight_is_clean_and_keeps_the_row)
+{
+    pthread_mutex_lock(&fake_mu);
+    fake_delay_ms = 20000;
+    pthread_mutex_unlock(&fake_mu);
+    char *id = create_group(5);
+    char *code = create_invite(id, NULL);
+    cr_assert_eq(join(code, 91), 201);
+    int want = 1;
+    cr_assert(wait_for(fake_has, &want, 10000), "the delivery never started");
+    /* SIGTERM while the call waits for its answer: the daemon still exits 0 with nothing leaked. */
+    cr_expect_eq(lst_daemon_stop(&groups_), 0, "see %s", groups_.log_path);
+    cr_expect_eq(sql_count("SELECT count(*) FROM outbox WHERE delivered_at IS NULL AND failed_at IS NULL"
+                           " AND attempts = 1 AND next_attempt_at > now()"),
+                 1, "the row stays leased, to be sent again after the lease");
+    free(id);
+    free(code);
+}
+
+/* ---- with the real students-service ---- */
+
+static const char *enrollment_group;
+static long long enrollment_student;
+
+/* Returns 1 when students-service lists an enrollment of enrollment_student in enrollment_group. */
+static int has_enrollment(void)
+{
+    char base[64], path[128];
+    snprintf(base, sizeof(base), "http://127.0.0.1:%d", students_port);
+    snprintf(path, sizeof(path), "/students/%lld/enrollments", enrollment_student);
+    lst_resp_t resp;
+    int found = 0;
+    if (call_url(&resp, base, "GET", path, NULL, NULL, NULL) == 200) {
+        json_object *list =
+            json_object_is_type(resp.json, json_type_array) ? resp.json : field(resp.json, "enrollments");
+        for (size_t i = 0; list != NULL && i < json_object_array_length(list); i++) {
+            const char *g = str_field(json_object_array_get_idx(list, i), "group_id");
+            if (g != NULL && strcmp(g, enrollment_group) == 0)
+                found = 1;
+        }
+    }
+    lst_resp_free(&resp);
+    return found;
+}
+
+static int enrolled(void *arg)
+{
+    (void)arg;
+    return has_enrollment();
+}
+
+static int not_enrolled(void *arg)
+{
+    (void)arg;
+    return !has_enrollment();
+}
+
+static int attempted(void *arg)
+{
+    (void)arg;
+    return sql_count("SELECT count(*) FROM outbox WHERE last_error IS NOT NULL") > 0;
+}
+
+Test(groups_students, join_while_students_is_down_converges_once_it_is_up)
+{
+    char *id = create_group(5);
+    char *code = create_invite(id, NULL);
+    cr_assert_eq(join(code, 123), 201, "a join does not need students-service to be up");
+    cr_expect_eq(sql_count("SELECT count(*) FROM outbox WHERE delivered_at IS NULL"), 1);
+
+    /* Let a delivery attempt fail, then bring students-service up on the agreed port. */
+    cr_assert(wait_for(attempted, NULL, 10000), "no delivery attempt was made");
+    start_students();
+    enrollment_group = id;
+    enrollment_student = 123;
+    cr_assert(wait_for(enrolled, NULL, 40000), "the enrollment never reached students-service");
+    cr_assert(wait_for(outbox_settled, NULL, 10000));
+    cr_expect_eq(sql_count("SELECT count(*) FROM outbox WHERE delivered_at IS NOT NULL AND attempts >= 2"),
+                 1);
+
+    /* Leaving removes the enrollment there too. */
+    char path[256];
+    snprintf(path, sizeof(path), "/groups/%s/members/123", id);
+    lst_resp_t resp;
+    call(&resp, "DELETE", path, NULL, "123");
+    cr_assert_eq(resp.status, 204);
+    lst_resp_free(&resp);
+    cr_assert(wait_for(not_enrolled, NULL, 15000), "the enrollment outlived the membership");
+    cr_assert(wait_for(outbox_settled, NULL, 10000));
+    free(id);
+    free(code);
+}
+
+Test(groups_students, students_restart_in_the_middle_still_converges)
+{
+    start_students();
+    char *id = create_group(5);
+    char *code = create_invite(id, NULL);
+    enrollment_group = id;
+    cr_assert_eq(join(code, 201), 201);
+    enrollment_student = 201;
+    cr_assert(wait_for(enrolled, NULL, 10000), "enrollment of 201 not delivered");
+
+    cr_assert_eq(lst_daemon_stop(&students_), 0, "students-service did not exit cleanly");
+    cr_assert_eq(join(code, 202), 201);
+    char path[256];
+    snprintf(path, sizeof(path), "/groups/%s/members/201", id);
+    lst_resp_t resp;
+    call(&resp, "DELETE", path, NULL, TEACHER);
+    cr_assert_eq(resp.status, 204);
+    lst_resp_free(&resp);
+    cr_assert(wait_for(attempted, NULL, 10000), "no delivery attempt was made while it was down");
+
+    start_students();
+    enrollment_student = 202;
+    cr_assert(wait_for(enrolled, NULL, 40000), "enrollment of 202 not delivered after the restart");
+    enrollment_student = 201;
+    cr_assert(wait_for(not_enrolled, NULL, 40000), "201 is still enrolled after being removed");
+    cr_assert(wait_for(outbox_settled, NULL, 10000));
+
+    /* Membership and enrollments agree: exactly the members are enrolled. */
+    char base[64], epath[160];
+    snprintf(base, sizeof(base), "http://127.0.0.1:%d", students_port);
+    snprintf(epath, sizeof(epath), "/enrollments?group_id=%s", id);
+    call_url(&resp, base, "GET", epath, NULL, NULL, NULL);
+    cr_assert_eq(resp.status, 200, "%.300s", resp.body);
+    json_object *list = field(resp.json, "enrollments");
+    cr_assert_eq(json_object_array_length(list), 1, "%.300s", resp.body);
+    cr_expect_eq(json_object_get_int64(field(json_object_array_get_idx(list, 0), "student_telegram_id")),
+                 202);
+    lst_resp_free(&resp);
+    cr_expect_eq(sql_count("SELECT count(*) FROM group_members WHERE group_id = '%s'", id), 1);
+    free(id);
+    free(code);
+}
