@@ -93,8 +93,9 @@ struct ls_http {
     ls_loop_t *loop;
     h2o_evloop_t *evloop;
     CURLM *multi;
-    ls_timer_t timer; /* curl's timer */
-    char *auth_header;
+    ls_timer_t timer;  /* curl's timer */
+    char *auth_header; /* NULL for an external client */
+    int external;
     int max_attempts, retry_base_ms;
     size_t max_response_bytes;
     call_t *free_calls;
@@ -580,7 +581,8 @@ static int begin_attempt(call_t *c)
     uint64_t left = c->deadline - now;
     if (left > INT32_MAX) /* a deadline days away is a caller bug; keep curl's long in range */
         left = INT32_MAX;
-    snprintf(c->deadline_hdr, DEADLINE_HDR_SIZE, "X-Deadline-Ms: %" PRIu64, left);
+    if (c->deadline_hdr != NULL)
+        snprintf(c->deadline_hdr, DEADLINE_HDR_SIZE, "X-Deadline-Ms: %" PRIu64, left);
     curl_easy_setopt(c->easy, CURLOPT_TIMEOUT_MS, (long)left);
     c->attempts++;
     c->too_large = 0;
@@ -608,7 +610,7 @@ static void start_attempt(call_t *c)
 
 ls_http_t *ls_http_create(ls_loop_t *loop, const ls_http_config_t *config)
 {
-    if (loop == NULL || config == NULL || config->internal_token == NULL)
+    if (loop == NULL || config == NULL || (config->internal_token == NULL && !config->external))
         return NULL;
     ls_http_t *http = calloc(1, sizeof(*http));
     if (http == NULL)
@@ -629,7 +631,9 @@ ls_http_t *ls_http_create(ls_loop_t *loop, const ls_http_config_t *config)
         cache = 1024;
     http->rng = (ls_now_ms() << 20) ^ (uint64_t)(uintptr_t)http ^ 0x9e3779b97f4a7c15ULL;
 
-    if (asprintf(&http->auth_header, "Authorization: Bearer %s", config->internal_token) < 0) {
+    http->external = config->external;
+    if (!http->external &&
+        asprintf(&http->auth_header, "Authorization: Bearer %s", config->internal_token) < 0) {
         http->auth_header = NULL;
         goto fail;
     }
@@ -775,8 +779,15 @@ int ls_http_send(ls_http_t *http, const ls_http_request_t *req, ls_http_cb cb, v
     c->path = put(c, &pos, req->path, path_len);
     c->target = put(c, &pos, target, strlen(target));
     c->method = put(c, &pos, req->method, strlen(req->method));
-    add_header(c, &nh, http->auth_header);
     c->request_id = NULL;
+    if (http->external) {
+        /* Outside the system: the request id is only for our own log line. */
+        if (rid != NULL)
+            c->request_id = put(c, &pos, rid, strlen(rid));
+        c->deadline_hdr = NULL;
+        goto headers_done;
+    }
+    add_header(c, &nh, http->auth_header);
     if (rid != NULL) {
         char *line = c->strs + pos;
         pos += (size_t)sprintf(line, "X-Request-Id: %s", rid) + 1;
@@ -802,6 +813,7 @@ int ls_http_send(ls_http_t *http, const ls_http_request_t *req, ls_http_cb cb, v
         pos += (size_t)sprintf(line, "Idempotency-Key: %s", ikey) + 1;
         add_header(c, &nh, line);
     }
+headers_done:;
     int has_body = req->body != NULL;
     int is_get = strcmp(req->method, "GET") == 0, is_head = strcmp(req->method, "HEAD") == 0;
     int is_post = strcmp(req->method, "POST") == 0;

@@ -34,11 +34,14 @@
 typedef struct ls_http ls_http_t;
 
 typedef struct {
-    const char *internal_token; /* required; copied */
-    int max_attempts;           /* attempts per request including the first; 0 means 3 */
-    int retry_base_ms;          /* first backoff; 0 means 25 */
-    size_t max_response_bytes;  /* 0 means 8 MiB */
-    int max_host_connections;   /* per upstream host; 0 means 64 */
+    const char *internal_token; /* required unless external; copied */
+    /* A client for a service outside the system (the Telegram Bot API): it sends none of the internal
+     * headers — no token, request id, actor, deadline or idempotency key — and logs as usual. */
+    int external;
+    int max_attempts;          /* attempts per request including the first; 0 means 3 */
+    int retry_base_ms;         /* first backoff; 0 means 25 */
+    size_t max_response_bytes; /* 0 means 8 MiB */
+    int max_host_connections;  /* per upstream host; 0 means 64 */
 } ls_http_config_t;
 
 typedef enum {

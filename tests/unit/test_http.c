@@ -170,6 +170,7 @@ Test(http, get_passes_headers_on)
     ls_http_request_t req = req_for("GET", "/echo?x=1", 5000);
     req.request_id = "rid-123";
     req.actor = 279058397;
+    req.actor_role = "teacher";
     send_ok(http, &req, &r);
     cr_assert_eq(ls_http_inflight(http), 1);
     run_until_done(&r, 5000);
@@ -187,6 +188,7 @@ Test(http, get_passes_headers_on)
     cr_assert_str_eq(jstr(o, "headers", "authorization"), "Bearer sekret-token");
     cr_assert_str_eq(jstr(o, "headers", "x-request-id"), "rid-123");
     cr_assert_str_eq(jstr(o, "headers", "x-actor-telegram-id"), "279058397");
+    cr_assert_str_eq(jstr(o, "headers", "x-actor-role"), "teacher");
     const char *dl = jstr(o, "headers", "x-deadline-ms");
     cr_assert_not_null(dl);
     long left = strtol(dl, NULL, 10);
@@ -200,6 +202,33 @@ Test(http, get_passes_headers_on)
     cr_assert_eq(lst_upstream_last_header(up, "X-Request-Id", buf, sizeof(buf)), 0);
     cr_assert_str_eq(buf, "rid-123");
     result_free(&r);
+}
+
+Test(http, external_client_sends_no_internal_headers)
+{
+    ls_http_config_t cfg = {.external = 1};
+    ls_http_t *ext = ls_http_create(loop, &cfg);
+    cr_assert_not_null(ext);
+    result_t r = {0};
+    ls_http_request_t req = req_for("POST", "/echo", 5000);
+    req.request_id = "rid-ext";
+    req.actor = 42;
+    req.actor_role = "admin";
+    req.idempotency_key = "key-1";
+    req.body = "{}";
+    req.body_len = 2;
+    send_ok(ext, &req, &r);
+    run_until_done(&r, 5000);
+    cr_assert_eq(r.status, 200);
+    json_object *o = parse(&r);
+    static const char *const internal[] = {"authorization", "x-request-id",  "x-actor-telegram-id",
+                                           "x-actor-role",  "x-deadline-ms", "idempotency-key"};
+    for (size_t i = 0; i < sizeof(internal) / sizeof(internal[0]); i++)
+        cr_expect_null(jstr(o, "headers", internal[i]), "%s sent outside the system", internal[i]);
+    cr_expect_str_eq(jstr(o, "headers", "content-type"), "application/json");
+    json_object_put(o);
+    result_free(&r);
+    ls_http_destroy(ext);
 }
 
 Test(http, post_body_and_idempotency_key)
