@@ -109,6 +109,8 @@ ls_build() {
 # broken test does not keep the system from starting).
 ls_build_daemons() {
     local build=$1 name bin port db targets=()
+    # Regenerate first when a meson.build changed, so that newly added daemons are known.
+    ninja -C "$build" build.ninja >/dev/null || return 1
     while read -r name bin port db; do
         [[ -z $name ]] && continue
         ninja -C "$build" -t query "$bin" >/dev/null 2>&1 && targets+=("$bin")
