@@ -405,6 +405,35 @@ const char *ls_role_name(ls_role_t role)
     return names[role];
 }
 
+static int header_value_by_name(h2o_req_t *req, const char *name, size_t len, h2o_iovec_t *out);
+
+json_object *ls_req_optional_body_or_reply(ls_req_t *r, const ls_json_field_t *fields, size_t n)
+{
+    char err[256];
+    if (r->h2o == NULL)
+        return NULL;
+    if (r->h2o->entity.base != NULL && r->h2o->entity.len > 0)
+        return ls_req_body_or_reply(r, fields, n);
+    json_object *empty = json_object_new_object();
+    if (ls_json_validate(empty, fields, n, err, sizeof(err)) != 0) {
+        json_object_put(empty);
+        reply_problem_str(r, 400, err);
+        return NULL;
+    }
+    if (r->body != NULL)
+        json_object_put(r->body);
+    r->body = empty;
+    return empty;
+}
+
+const char *ls_req_header(ls_req_t *r, const char *name)
+{
+    h2o_iovec_t v;
+    if (r->h2o == NULL || !header_value_by_name(r->h2o, name, strlen(name), &v))
+        return NULL;
+    return ls_req_strdup(r, v.base, v.len);
+}
+
 int ls_req_actor_is_self_or_admin(ls_req_t *r, int64_t id)
 {
     return r->actor > 0 && (r->actor == id || r->role == LS_ROLE_ADMIN);

@@ -211,6 +211,10 @@ const char *ls_req_actor_text(ls_req_t *r);
 /* Parses the body as a JSON object and validates it; on failure answers 400 and returns NULL.
  * The object belongs to the request (freed with it). */
 json_object *ls_req_body_or_reply(ls_req_t *r, const ls_json_field_t *fields, size_t n);
+/* The same for a body that may be left out: an empty body counts as {} (validated like one). */
+json_object *ls_req_optional_body_or_reply(ls_req_t *r, const ls_json_field_t *fields, size_t n);
+/* A request header's value (name in lowercase) as a NUL-terminated copy in request memory, or NULL. */
+const char *ls_req_header(ls_req_t *r, const char *name);
 /* Answers 400 and returns -1 when the request names no actor. */
 int ls_req_actor_or_reply(ls_req_t *r);
 /* 1 when the request names an actor who is `id` or an admin. */

@@ -49,13 +49,8 @@ static void create_locked(ls_req_t *r, group_txn_t *t)
 void invitations_create(ls_req_t *r)
 {
     /* An empty body means every default. */
-    if (r->h2o != NULL && (r->h2o->entity.base == NULL || r->h2o->entity.len == 0)) {
-        r->body = json_object_new_object();
-    } else if (ls_req_body_or_reply(r, create_fields, sizeof(create_fields) / sizeof(create_fields[0])) ==
-               NULL) {
-        return;
-    }
-    if (ls_req_actor_or_reply(r) != 0)
+    size_t nfields = sizeof(create_fields) / sizeof(create_fields[0]);
+    if (ls_req_optional_body_or_reply(r, create_fields, nfields) == NULL || ls_req_actor_or_reply(r) != 0)
         return;
     group_txn_begin(r, STMT_GROUP_LOCK, ls_req_param_str(r, "group_id"), 1, create_locked);
 }

@@ -114,21 +114,19 @@ static int language_or_reply(ls_req_t *r, const char *tag, const char **out)
 static int idempotency_key_or_reply(ls_req_t *r, const char **out)
 {
     *out = NULL;
-    if (r->h2o == NULL)
+    const char *key = ls_req_header(r, "idempotency-key");
+    if (key == NULL)
         return 0;
-    ssize_t i = h2o_find_header_by_str(&r->h2o->headers, H2O_STRLIT("idempotency-key"), -1);
-    if (i < 0)
-        return 0;
-    h2o_iovec_t v = r->h2o->headers.entries[i].value;
-    int ok = v.len >= 1 && v.len <= NOTIFY_IDEM_KEY_MAX;
-    for (size_t k = 0; ok && k < v.len; k++)
-        ok = v.base[k] > 0x20 && v.base[k] < 0x7f;
+    size_t len = strlen(key);
+    int ok = len >= 1 && len <= NOTIFY_IDEM_KEY_MAX;
+    for (size_t k = 0; ok && k < len; k++)
+        ok = key[k] > 0x20 && key[k] < 0x7f;
     if (!ok) {
         ls_reply_problem(r, 400, "header Idempotency-Key: must be 1..%d visible ASCII characters",
                          NOTIFY_IDEM_KEY_MAX);
         return -1;
     }
-    *out = ls_req_strdup(r, v.base, v.len);
+    *out = key;
     return 0;
 }
 

@@ -97,14 +97,12 @@ static void run_upsert(ls_req_t *r)
 
 void enrollments_put(ls_req_t *r)
 {
-    /* The body is optional: an empty one means "enrolled" for a new enrollment. */
-    const char *status = NULL;
-    if (r->h2o != NULL && r->h2o->entity.base != NULL && r->h2o->entity.len > 0) {
-        json_object *body = ls_req_body_or_reply(r, put_fields, sizeof(put_fields) / sizeof(put_fields[0]));
-        if (body == NULL)
-            return;
-        status = ls_json_get_str(body, "status");
-    }
+    /* The body is optional: without a status a new enrollment is "enrolled". */
+    json_object *body =
+        ls_req_optional_body_or_reply(r, put_fields, sizeof(put_fields) / sizeof(put_fields[0]));
+    if (body == NULL)
+        return;
+    const char *status = ls_json_get_str(body, "status");
     if (ls_req_actor_or_reply(r) != 0)
         return;
     enroll_t *e = ls_req_alloc(r, sizeof(*e));
