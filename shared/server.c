@@ -455,7 +455,10 @@ typedef struct {
         ls_req_pg_cb pg;
         ls_req_begin_cb begin;
         ls_req_http_cb http;
+        ls_req_http_ud_cb http_ud;
     } cb;
+    void *ud;         /* for cb.http_ud */
+    int with_ud;      /* cb.http_ud is the callback, not cb.http */
     ls_timer_t timer; /* ls_req_http: reports a failed send on the next iteration */
 } req_call_t;
 
@@ -558,17 +561,27 @@ static void on_req_http(void *ud, const ls_http_response_t *resp)
     req_unref(c->r);
 }
 
+static void on_req_http_ud(void *ud, const ls_http_response_t *resp)
+{
+    req_call_t *c = ud;
+    c->cb.http_ud(c->r, resp, c->ud);
+    req_unref(c->r);
+}
+
 static void on_req_http_send_failed(ls_timer_t *t)
 {
     req_call_t *c = (req_call_t *)((char *)t - offsetof(req_call_t, timer));
     ls_http_response_t resp = {.outcome = LS_HTTP_ERROR, .body = "", .error = "could not start the request"};
-    on_req_http(c, &resp);
+    if (c->with_ud)
+        on_req_http_ud(c, &resp);
+    else
+        on_req_http(c, &resp);
 }
 
-void ls_req_http(ls_req_t *r, const char *target, const char *base_url, const char *method, const char *path,
-                 const char *body, size_t body_len, ls_req_http_cb cb)
+static void req_http_send(ls_req_t *r, req_call_t *c, const char *target, const char *base_url,
+                          const char *method, const char *path, const char *body, size_t body_len,
+                          const char *idempotency_key)
 {
-    req_call_t *c = call_new(r);
     ls_http_request_t spec = {
         .target = target,
         .base_url = base_url,
@@ -579,13 +592,35 @@ void ls_req_http(ls_req_t *r, const char *target, const char *base_url, const ch
         .request_id = r->request_id,
         .actor = r->actor,
         .actor_role = r->role != LS_ROLE_NONE ? ls_role_name(r->role) : NULL,
+        .idempotency_key = idempotency_key,
         .deadline = r->deadline,
     };
-    c->cb.http = cb;
-    if (r->worker->http == NULL || ls_http_send(r->worker->http, &spec, on_req_http, c) != 0) {
+    if (r->worker->http == NULL ||
+        ls_http_send(r->worker->http, &spec, c->with_ud ? on_req_http_ud : on_req_http, c) != 0) {
         ls_timer_init(&c->timer, on_req_http_send_failed);
         ls_timer_start(r->worker->loop, &c->timer, 0);
     }
+}
+
+void ls_req_http(ls_req_t *r, const char *target, const char *base_url, const char *method, const char *path,
+                 const char *body, size_t body_len, ls_req_http_cb cb)
+{
+    req_call_t *c = call_new(r);
+    c->cb.http = cb;
+    c->ud = NULL;
+    c->with_ud = 0;
+    req_http_send(r, c, target, base_url, method, path, body, body_len, NULL);
+}
+
+void ls_req_http_ex(ls_req_t *r, const char *target, const char *base_url, const char *method,
+                    const char *path, const char *body, size_t body_len, const char *idempotency_key,
+                    ls_req_http_ud_cb cb, void *ud)
+{
+    req_call_t *c = call_new(r);
+    c->cb.http_ud = cb;
+    c->ud = ud;
+    c->with_ud = 1;
+    req_http_send(r, c, target, base_url, method, path, body, body_len, idempotency_key);
 }
 
 /* ---- the front door ---- */

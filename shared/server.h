@@ -245,5 +245,10 @@ int ls_pg_ok_or_reply(ls_req_t *r, ls_pg_status_t status, PGresult *res);
 typedef void (*ls_req_http_cb)(ls_req_t *r, const ls_http_response_t *resp);
 void ls_req_http(ls_req_t *r, const char *target, const char *base_url, const char *method, const char *path,
                  const char *body, size_t body_len, ls_req_http_cb cb);
+/* The same with a user-data pointer for the callback and an optional Idempotency-Key. */
+typedef void (*ls_req_http_ud_cb)(ls_req_t *r, const ls_http_response_t *resp, void *ud);
+void ls_req_http_ex(ls_req_t *r, const char *target, const char *base_url, const char *method,
+                    const char *path, const char *body, size_t body_len, const char *idempotency_key,
+                    ls_req_http_ud_cb cb, void *ud);
 
 #endif
