@@ -420,20 +420,36 @@ void lst_cluster_destroy(lst_cluster_t *c)
 
 /* ---- ports and daemons ---- */
 
+/*
+ * Ports are drawn at random from a range the kernel does not use for outgoing connections, and never
+ * twice in one test process: a port freed by a stopped daemon must not go to the next daemon the
+ * same test starts, or calls meant for the stopped one would reach the new one.
+ */
 int lst_free_port(void)
 {
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    cr_assert(fd >= 0, "socket: %s", strerror(errno));
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = 0, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof(sa);
-    if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 ||
-        getsockname(fd, (struct sockaddr *)&sa, &len) != 0) {
-        int e = errno;
+    static int given[256];
+    static size_t ngiven;
+    for (int attempt = 0; attempt < 200; attempt++) {
+        uint32_t port = 20000 + randombytes_uniform(12000); /* below the ephemeral range (32768+) */
+        int reused = 0;
+        for (size_t i = 0; i < ngiven && i < sizeof(given) / sizeof(given[0]); i++)
+            reused |= given[i] == (int)port;
+        if (reused)
+            continue;
+        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        cr_assert(fd >= 0, "socket: %s", strerror(errno));
+        struct sockaddr_in sa = {.sin_family = AF_INET,
+                                 .sin_port = htons((uint16_t)port),
+                                 .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        int ok = bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
         close(fd);
-        cr_assert_fail("cannot find a free port: %s", strerror(e));
+        if (!ok)
+            continue;
+        given[ngiven++ % (sizeof(given) / sizeof(given[0]))] = (int)port;
+        return (int)port;
     }
-    close(fd);
-    return ntohs(sa.sin_port);
+    cr_assert_fail("cannot find a free port");
+    return -1;
 }
 
 static int env_has(const char *const *env, const char *name)
