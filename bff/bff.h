@@ -1,0 +1,72 @@
+/*
+ * bff: the public gateway (DESIGN.md §6). Every request under /api/ is authenticated from
+ * `Authorization: tma <initData>` (tma.h); handlers then fan out to the services (upstream.h) and
+ * merge their answers into the views, or pass a write on to the owning service (proxy.c).
+ *
+ * Per-request state: the authenticate hook puts a bff_req_t into r->state; it holds the caller as
+ * initData names them. Handlers keep their own state in request memory.
+ */
+#ifndef BFF_H
+#define BFF_H
+
+#include <server.h>
+
+#include "tma.h"
+#include "upstream.h"
+
+typedef struct {
+    ls_daemon_config_t common;
+    char *bot_token;
+    long long init_data_max_age;
+    long long deadline_ms;
+    char *url[BFF_UP_COUNT];
+    long long breaker_failures;
+    long long breaker_open_ms;
+    long long max_inflight;
+    unsigned char tma_key[TMA_KEY_BYTES]; /* derived from bot_token at start */
+} bff_config_t;
+
+typedef struct {
+    tma_user_t caller;
+} bff_req_t;
+
+/* Caps r->deadline at BFF_DEADLINE_MS from arrival (the view's one deadline). */
+int bff_authenticate(ls_req_t *r);
+
+/* Adds the given header to the response that is about to be sent (no-op once the client is gone). */
+void bff_add_header(ls_req_t *r, const char *name, const char *value);
+
+/* Answers a problem for a failed upstream part: its status when it answered, else 503/504. */
+void bff_reply_upstream_failure(ls_req_t *r, const bff_part_t *p);
+
+/* The current time as RFC 3339 UTC ("2026-01-02T03:04:05Z"). */
+void bff_format_now(char *out, size_t size);
+
+/* Helpers for reading the services' JSON answers (NULL / 0 / "" when absent or of another type). */
+json_object *bff_member(json_object *obj, const char *key);
+int64_t bff_id_of(json_object *obj, const char *key);
+const char *bff_str_of(json_object *obj, const char *key);
+json_object *bff_list_of(json_object *answer, const char *key);
+ls_role_t bff_role_of(json_object *user);
+
+/* Handlers. */
+void bff_signin(ls_req_t *r);
+void bff_profile(ls_req_t *r);
+void bff_group_view(ls_req_t *r);
+void bff_schedule(ls_req_t *r);
+void bff_proxy(ls_req_t *r);
+
+/* The write routes (proxy.c) for the route table in main.c: method and public pattern per entry. */
+typedef struct {
+    const char *method;
+    const char *pattern;       /* public, e.g. "/api/teachers/me/languages/{code:str}" */
+    bff_upstream_id_t up;      /* owning service */
+    const char *upstream_path; /* template: {me} is the caller, {name} a path parameter */
+    int needs_role;            /* the owner's rule depends on the caller's role (admins) */
+    int pass_query;            /* pass the query string on (list endpoints) */
+} bff_proxy_route_t;
+
+extern const bff_proxy_route_t bff_proxy_routes[];
+extern const size_t bff_nproxy_routes;
+
+#endif

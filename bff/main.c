@@ -1,0 +1,152 @@
+/* bff: the public gateway of the school's Mini App. See bff.h and DESIGN.md §6. */
+#include "bff.h"
+
+#include <strings.h>
+#include <time.h>
+
+#include <sodium.h>
+
+#include <log.h>
+
+static bff_config_t config;
+
+// clang-format off
+#define UPSTREAM_URL(env, idx, def, what)                                                                   \
+    {env, LS_CFG_URL, def, 0, 0, offsetof(bff_config_t, url[idx]), "base URL of " what}
+
+static const ls_cfg_field_t config_fields[] = {
+    LS_DAEMON_CONFIG_FIELDS_NO_DB(bff_config_t, common, "127.0.0.1:8080"),
+    {"BOT_TOKEN", LS_CFG_SECRET, NULL, 1, 512, offsetof(bff_config_t, bot_token),
+     "the Telegram bot's token: the key that Mini App init data is signed with"},
+    {"INIT_DATA_MAX_AGE", LS_CFG_INT, "86400", 0, 31536000, offsetof(bff_config_t, init_data_max_age),
+     "seconds an initData stays valid after its auth_date (0: no age check — tests only)"},
+    {"BFF_DEADLINE_MS", LS_CFG_INT, "3000", 50, 60000, offsetof(bff_config_t, deadline_ms),
+     "one deadline per request for all its calls to the services"},
+    UPSTREAM_URL("AUTH_URL", BFF_UP_AUTH, "http://127.0.0.1:8081", "auth-service"),
+    UPSTREAM_URL("TEACHERS_URL", BFF_UP_TEACHERS, "http://127.0.0.1:8082", "teachers-service"),
+    UPSTREAM_URL("STUDENTS_URL", BFF_UP_STUDENTS, "http://127.0.0.1:8083", "students-service"),
+    UPSTREAM_URL("GROUPS_URL", BFF_UP_GROUPS, "http://127.0.0.1:8084", "groups-service"),
+    UPSTREAM_URL("CALENDAR_URL", BFF_UP_CALENDAR, "http://127.0.0.1:8085", "calendar-service"),
+    UPSTREAM_URL("NOTIFICATION_URL", BFF_UP_NOTIFICATION, "http://127.0.0.1:8086", "notification-service"),
+    {"BREAKER_FAILURES", LS_CFG_INT, "5", 1, 10000, offsetof(bff_config_t, breaker_failures),
+     "consecutive failed calls that open a service's circuit breaker"},
+    {"BREAKER_OPEN_MS", LS_CFG_INT, "5000", 10, 3600000, offsetof(bff_config_t, breaker_open_ms),
+     "how long an open breaker fails calls at once before one probe is let through"},
+    {"UPSTREAM_MAX_INFLIGHT", LS_CFG_INT, "256", 1, 100000, offsetof(bff_config_t, max_inflight),
+     "calls in flight to one service per worker thread; more fail at once (503)"},
+};
+// clang-format on
+
+/* The views; the writes are appended from bff_proxy_routes at start. */
+static const ls_route_t view_routes[] = {
+    LS_ROUTE("POST", "/api/auth/telegram", bff_signin, 0),
+    LS_ROUTE("GET", "/api/user/profile/{telegram_id:id}", bff_profile, 0),
+    LS_ROUTE("GET", "/api/groups/{group_id:uuid}", bff_group_view, 0),
+    LS_ROUTE("GET", "/api/schedule/{telegram_id:id}", bff_schedule, 0),
+};
+
+#define MAX_ROUTES 64
+static ls_route_t routes[MAX_ROUTES];
+
+/* ---- authentication ---- */
+
+static void reject(ls_req_t *r, const char *reason)
+{
+    bff_add_header(r, "www-authenticate", "tma");
+    ls_reply_problem(r, 401, "%s", reason);
+}
+
+int bff_authenticate(ls_req_t *r)
+{
+    const bff_config_t *c = ls_req_config(r);
+    h2o_req_t *req = r->h2o;
+    bff_req_t *st = ls_req_alloc(r, sizeof(*st));
+    const char *reason;
+
+    r->state = st;
+    ssize_t i = h2o_find_header(&req->headers, H2O_TOKEN_AUTHORIZATION, -1);
+    if (i < 0) {
+        reject(r, "header Authorization: tma <initData> is required");
+        return -1;
+    }
+    h2o_iovec_t v = req->headers.entries[i].value;
+    if (v.len < 4 || strncasecmp(v.base, "tma ", 4) != 0) {
+        reject(r, "the Authorization scheme must be tma (Telegram Mini App init data)");
+        return -1;
+    }
+    size_t skip = 4;
+    while (skip < v.len && v.base[skip] == ' ')
+        skip++;
+    if (tma_validate(v.base + skip, v.len - skip, c->tma_key, (int64_t)time(NULL), c->init_data_max_age,
+                     &st->caller, &reason) != 0) {
+        reject(r, reason);
+        return -1;
+    }
+    r->actor = st->caller.telegram_id;
+    uint64_t deadline = r->started + (uint64_t)c->deadline_ms;
+    if (deadline < r->deadline)
+        r->deadline = deadline;
+    return 0;
+}
+
+void bff_add_header(ls_req_t *r, const char *name, const char *value)
+{
+    if (r->h2o == NULL)
+        return;
+    h2o_add_header_by_str(&r->h2o->pool, &r->h2o->res.headers, name, strlen(name), 0, NULL, value,
+                          strlen(value));
+}
+
+void bff_reply_upstream_failure(ls_req_t *r, const bff_part_t *p)
+{
+    int status = p->status;
+    /* Errors of a service are the gateway's 502; "unavailable" and "too slow" keep their meaning. */
+    if (status != 503 && status != 504)
+        status = 502;
+    ls_reply_problem(r, status, "%s-service: %s", bff_upstream_name(p->up), p->detail);
+}
+
+/* ---- start-up ---- */
+
+static int on_start(void *cfg, char *err, size_t errlen)
+{
+    bff_config_t *c = cfg;
+    bff_upstream_config_t uc = {
+        .breaker_failures = (int)c->breaker_failures,
+        .breaker_open_ms = (uint64_t)c->breaker_open_ms,
+        .max_inflight = (size_t)c->max_inflight,
+    };
+    for (int i = 0; i < BFF_UP_COUNT; i++)
+        uc.base_url[i] = c->url[i];
+    bff_upstream_configure(&uc);
+    tma_derive_key(c->bot_token, c->tma_key);
+    return 0;
+}
+
+static ls_daemon_t daemon_spec = {
+    .name = "bff",
+    .summary = "the Mini App's gateway: Telegram sign-in, profile/group views, writes to the services",
+    .config_fields = config_fields,
+    .nconfig_fields = sizeof(config_fields) / sizeof(config_fields[0]),
+    .config = &config,
+    .common = &config.common,
+    .routes = routes,
+    .uses_http = 1,
+    .no_database = 1,
+    .on_start = on_start,
+    .authenticate = bff_authenticate,
+};
+
+int main(int argc, char **argv)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < sizeof(view_routes) / sizeof(view_routes[0]); i++)
+        routes[n++] = view_routes[i];
+    for (size_t i = 0; i < bff_nproxy_routes && n < MAX_ROUTES; i++)
+        routes[n++] =
+            (ls_route_t)LS_ROUTE(bff_proxy_routes[i].method, bff_proxy_routes[i].pattern, bff_proxy, 0);
+    daemon_spec.nroutes = n;
+    int status = ls_daemon_main(&daemon_spec, argc, argv);
+    sodium_memzero(config.tma_key, sizeof(config.tma_key));
+    return status;
+}

@@ -1,0 +1,194 @@
+/*
+ * The writes (and the caller's own lists) the Mini App needs, passed on to the owning service with
+ * the caller as X-Actor-Telegram-Id — and X-Actor-Role where the owner's rule depends on it. One
+ * table, one handler. The service's answer reaches the client as it was (status, content type,
+ * body), except its 5xx and transport failures, which become the gateway's 502/503/504.
+ *
+ * The BFF checks only what is its own business: that a body is one JSON object within
+ * MAX_BODY_BYTES, and that path segments passed on are plain (no escaping tricks). Field rules stay
+ * with the owner.
+ */
+#include "bff.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#define PATH_MAX_LEN 512
+
+// clang-format off
+const bff_proxy_route_t bff_proxy_routes[] = {
+    {"PUT",    "/api/teachers/me", BFF_UP_TEACHERS, "/teachers/{me}", 0, 0},
+    {"PUT",    "/api/teachers/me/languages/{code:str}", BFF_UP_TEACHERS, "/teachers/{me}/languages/{code}", 0, 0},
+    {"DELETE", "/api/teachers/me/languages/{code:str}", BFF_UP_TEACHERS, "/teachers/{me}/languages/{code}", 0, 0},
+    {"PUT",    "/api/students/me", BFF_UP_STUDENTS, "/students/{me}", 0, 0},
+    {"PUT",    "/api/students/me/languages/{code:str}", BFF_UP_STUDENTS, "/students/{me}/languages/{code}", 0, 0},
+    {"DELETE", "/api/students/me/languages/{code:str}", BFF_UP_STUDENTS, "/students/{me}/languages/{code}", 0, 0},
+    {"POST",   "/api/groups", BFF_UP_GROUPS, "/groups", 1, 0},
+    {"PATCH",  "/api/groups/{group_id:uuid}", BFF_UP_GROUPS, "/groups/{group_id}", 1, 0},
+    {"POST",   "/api/groups/{group_id:uuid}/invitations", BFF_UP_GROUPS, "/groups/{group_id}/invitations", 1, 0},
+    {"DELETE", "/api/groups/{group_id:uuid}/invitations/{code:str}", BFF_UP_GROUPS,
+               "/groups/{group_id}/invitations/{code}", 1, 0},
+    {"POST",   "/api/join/{code:str}", BFF_UP_GROUPS, "/join/{code}", 0, 0},
+    {"DELETE", "/api/groups/{group_id:uuid}/members/{telegram_id:id}", BFF_UP_GROUPS,
+               "/groups/{group_id}/members/{telegram_id}", 1, 0},
+    {"PUT",    "/api/groups/{group_id:uuid}/progress", BFF_UP_GROUPS, "/groups/{group_id}/progress", 1, 0},
+    {"GET",    "/api/notifications", BFF_UP_NOTIFICATION, "/users/{me}/notifications", 0, 1},
+    {"GET",    "/api/notifications/unread_count", BFF_UP_NOTIFICATION, "/users/{me}/notifications/unread_count", 0, 0},
+    {"POST",   "/api/notifications/read_all", BFF_UP_NOTIFICATION, "/users/{me}/notifications/read_all", 0, 0},
+    {"POST",   "/api/notifications/{id:uuid}/read", BFF_UP_NOTIFICATION, "/users/{me}/notifications/{id}/read", 0, 0},
+    {"GET",    "/api/notifications/settings", BFF_UP_NOTIFICATION, "/users/{me}/notification_settings", 0, 0},
+    {"PUT",    "/api/notifications/settings", BFF_UP_NOTIFICATION, "/users/{me}/notification_settings", 0, 0},
+};
+// clang-format on
+const size_t bff_nproxy_routes = sizeof(bff_proxy_routes) / sizeof(bff_proxy_routes[0]);
+
+typedef struct {
+    const bff_proxy_route_t *route;
+    const char *path;
+    const char *body;
+    size_t body_len;
+} proxy_t;
+
+static const bff_proxy_route_t *find_route(ls_req_t *r)
+{
+    const ls_route_t *matched = r->match.route;
+    for (size_t i = 0; i < bff_nproxy_routes; i++)
+        if (strcmp(bff_proxy_routes[i].pattern, matched->pattern) == 0 &&
+            strcmp(bff_proxy_routes[i].method, matched->method) == 0)
+            return &bff_proxy_routes[i];
+    return NULL;
+}
+
+static int is_plain_segment(const char *s, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+              c == '_' || c == '.'))
+            return 0;
+    }
+    return len > 0 && !(len <= 2 && s[0] == '.' && s[len - 1] == '.');
+}
+
+/* Expands the route's upstream template into request memory; -1 after answering 400. */
+static int expand_path(ls_req_t *r, const bff_proxy_route_t *route, const char **out)
+{
+    char *path = ls_req_alloc(r, PATH_MAX_LEN);
+    size_t o = 0;
+    const char *t = route->upstream_path;
+
+    while (*t != '\0') {
+        char piece[LS_ROUTE_SEG_MAX + 24];
+        size_t len;
+        if (*t != '{') {
+            piece[0] = *t++;
+            len = 1;
+        } else {
+            const char *close = strchr(t, '}');
+            char name[32];
+            snprintf(name, sizeof(name), "%.*s", (int)(close - t - 1), t + 1);
+            t = close + 1;
+            if (strcmp(name, "me") == 0) {
+                len = (size_t)snprintf(piece, sizeof(piece), "%lld", (long long)r->actor);
+            } else {
+                const ls_route_param_t *p = ls_route_param(&r->match, name);
+                if (p->type == LS_PARAM_STR && !is_plain_segment(p->value, p->value_len)) {
+                    ls_reply_problem(
+                        r, 400, "path parameter '%s' may hold only letters, digits, '-', '_' and '.'", name);
+                    return -1;
+                }
+                len = p->value_len;
+                memcpy(piece, p->value, len);
+            }
+        }
+        if (o + len >= PATH_MAX_LEN) {
+            ls_reply_problem(r, 414, "path too long");
+            return -1;
+        }
+        memcpy(path + o, piece, len);
+        o += len;
+    }
+    if (route->pass_query && r->h2o != NULL && r->h2o->query_at != SIZE_MAX) {
+        size_t qlen = r->h2o->path.len - r->h2o->query_at;
+        if (o + qlen >= PATH_MAX_LEN) {
+            ls_reply_problem(r, 414, "query string too long");
+            return -1;
+        }
+        memcpy(path + o, r->h2o->path.base + r->h2o->query_at, qlen);
+        o += qlen;
+    }
+    path[o] = '\0';
+    *out = path;
+    return 0;
+}
+
+static void on_answer(ls_req_t *r, bff_fanout_t *f)
+{
+    const bff_part_t *p = &f->parts[0];
+    if (p->unavailable)
+        return bff_reply_upstream_failure(r, p);
+    if (p->status == 204 || p->raw_len == 0)
+        return ls_reply_empty(r, p->status);
+    ls_reply_raw(r, p->status, p->content_type, p->raw, p->raw_len);
+}
+
+static void send_write(ls_req_t *r, proxy_t *px)
+{
+    bff_fanout_t *f = bff_fanout_new(r, px);
+    f->keep_raw = 1;
+    bff_fanout_add(f, px->route->up, px->route->method, px->path, px->body, px->body_len);
+    bff_fanout_start(f, on_answer);
+}
+
+/* The caller's role from auth-service, for the owner's admin rules. */
+static void on_caller(ls_req_t *r, bff_fanout_t *f)
+{
+    proxy_t *px = f->ud;
+    const bff_part_t *p = &f->parts[0];
+    json_object *role;
+
+    if (p->unavailable || (!p->ok && p->status != 404))
+        return bff_reply_upstream_failure(r, p);
+    /* A caller who never signed in has no role: the owner's rules for plain users apply. */
+    r->role = LS_ROLE_NONE;
+    if (p->ok && json_object_object_get_ex(p->json, "role", &role)) {
+        const char *name = json_object_get_string(role);
+        if (strcmp(name, "admin") == 0)
+            r->role = LS_ROLE_ADMIN;
+        else if (strcmp(name, "teacher") == 0)
+            r->role = LS_ROLE_TEACHER;
+        else if (strcmp(name, "student") == 0)
+            r->role = LS_ROLE_STUDENT;
+    }
+    send_write(r, px);
+}
+
+void bff_proxy(ls_req_t *r)
+{
+    proxy_t *px = ls_req_alloc(r, sizeof(*px));
+    char err[256];
+
+    memset(px, 0, sizeof(*px));
+    px->route = find_route(r);
+    if (px->route == NULL)
+        return ls_reply_problem(r, 500, "internal error: no proxy entry for this route");
+    if (expand_path(r, px->route, &px->path) != 0)
+        return;
+    if (r->h2o != NULL && r->h2o->entity.base != NULL && r->h2o->entity.len > 0) {
+        json_object *body = ls_json_parse_object(r->h2o->entity.base, r->h2o->entity.len, err, sizeof(err));
+        if (body == NULL)
+            return ls_reply_problem(r, 400, "%s", err);
+        json_object_put(body);
+        /* Copied: the h2o request may be gone (client left) before the call goes out. */
+        px->body = ls_req_strdup(r, r->h2o->entity.base, r->h2o->entity.len);
+        px->body_len = r->h2o->entity.len;
+    }
+    if (!px->route->needs_role)
+        return send_write(r, px);
+
+    char *path = ls_req_alloc(r, 32);
+    snprintf(path, 32, "/users/%lld", (long long)r->actor);
+    bff_fanout_t *f = bff_fanout_new(r, px);
+    bff_fanout_add(f, BFF_UP_AUTH, "GET", path, NULL, 0);
+    bff_fanout_start(f, on_caller);
+}

@@ -1,0 +1,263 @@
+#include "upstream.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include <log.h>
+
+enum { CLOSED = 0, OPEN = 1, HALF_OPEN = 2 };
+
+#define DEADLINE_GRACE_MS 25
+
+typedef struct {
+    int state;
+    int failures; /* consecutive, while closed */
+    int probing;  /* half-open: the one probe is out */
+    uint64_t open_until;
+    size_t inflight;
+} breaker_t;
+
+static const char *const names[BFF_UP_COUNT] = {"auth",   "teachers", "students",
+                                                "groups", "calendar", "notification"};
+static bff_upstream_config_t cfg;
+/* Each worker thread has its own breakers: threads share no mutable state. */
+static __thread breaker_t breakers[BFF_UP_COUNT];
+
+void bff_upstream_configure(const bff_upstream_config_t *config)
+{
+    cfg = *config;
+}
+
+const char *bff_upstream_name(bff_upstream_id_t up)
+{
+    return names[up];
+}
+
+const char *bff_upstream_url(bff_upstream_id_t up)
+{
+    return cfg.base_url[up];
+}
+
+int bff_upstream_state(bff_upstream_id_t up)
+{
+    return breakers[up].state;
+}
+
+static void log_transition(bff_upstream_id_t up, const char *what)
+{
+    ls_log_line_t l;
+    if (ls_log_begin(&l, LS_LOG_WARN, NULL, what)) {
+        ls_log_str(&l, "target", names[up]);
+        ls_log_end(&l);
+    }
+}
+
+int bff_upstream_acquire(bff_upstream_id_t up, const char **why)
+{
+    breaker_t *b = &breakers[up];
+
+    if (b->state == OPEN) {
+        if (ls_now_ms() < b->open_until) {
+            *why = "circuit open";
+            return -1;
+        }
+        b->state = HALF_OPEN;
+        b->probing = 0;
+    }
+    if (b->state == HALF_OPEN && b->probing) {
+        *why = "circuit open";
+        return -1;
+    }
+    if (b->inflight >= cfg.max_inflight) {
+        *why = "too many concurrent requests";
+        return -1;
+    }
+    if (b->state == HALF_OPEN)
+        b->probing = 1;
+    b->inflight++;
+    return 0;
+}
+
+void bff_upstream_release(bff_upstream_id_t up, const ls_http_response_t *resp)
+{
+    breaker_t *b = &breakers[up];
+    /* Only what says the service is unwell counts: not our own errors (out of memory, shutdown). */
+    int failed = resp->outcome == LS_HTTP_TIMEOUT || resp->outcome == LS_HTTP_CONNECT_ERROR ||
+                 (resp->outcome == LS_HTTP_OK && resp->status >= 500);
+
+    b->inflight--;
+    if (!failed && resp->outcome != LS_HTTP_OK) {
+        /* Neither proof of health nor of sickness; a probe that ended so lets the next one go. */
+        b->probing = 0;
+        return;
+    }
+    if (!failed) {
+        if (b->state != CLOSED)
+            log_transition(up, "circuit closed");
+        b->state = CLOSED;
+        b->failures = 0;
+        b->probing = 0;
+        return;
+    }
+    if (b->state == HALF_OPEN || (b->state == CLOSED && ++b->failures >= cfg.breaker_failures)) {
+        if (b->state == CLOSED)
+            log_transition(up, "circuit open");
+        b->state = OPEN;
+        b->open_until = ls_now_ms() + cfg.breaker_open_ms;
+        b->probing = 0;
+        b->failures = 0;
+    }
+}
+
+/* ---- fan-out ---- */
+
+static void part_fail(bff_part_t *p, int status, const char *detail)
+{
+    p->finished = 1;
+    p->ok = 0;
+    p->unavailable = 1;
+    p->status = status;
+    snprintf(p->detail, sizeof(p->detail), "%s", detail);
+}
+
+static void fanout_finish(bff_fanout_t *f)
+{
+    ls_req_t *r = f->r;
+    f->done = 1;
+    ls_timer_stop(ls_worker_loop(r->worker), &f->timer);
+    for (size_t i = 0; i < f->nparts; i++)
+        if (!f->parts[i].finished)
+            part_fail(&f->parts[i], 504, "deadline exceeded");
+    f->cb(r, f);
+    for (size_t i = 0; i < f->nparts; i++) {
+        json_object_put(f->parts[i].json);
+        f->parts[i].json = NULL;
+    }
+}
+
+static void part_settled(bff_fanout_t *f)
+{
+    if (--f->pending == 0 && !f->done)
+        fanout_finish(f);
+}
+
+static void on_deadline(ls_timer_t *t)
+{
+    bff_fanout_t *f = (bff_fanout_t *)((char *)t - offsetof(bff_fanout_t, timer));
+    if (!f->done)
+        fanout_finish(f);
+}
+
+/* The problem's detail from an upstream error answer, else a generic sentence. */
+static void take_detail(bff_part_t *p, const ls_http_response_t *resp)
+{
+    json_object *d;
+    if (p->json != NULL && json_object_object_get_ex(p->json, "detail", &d) &&
+        json_object_is_type(d, json_type_string))
+        snprintf(p->detail, sizeof(p->detail), "%s", json_object_get_string(d));
+    else
+        snprintf(p->detail, sizeof(p->detail), "%s-service answered %d", names[p->up], resp->status);
+}
+
+static void on_part(ls_req_t *r, const ls_http_response_t *resp, void *ud)
+{
+    bff_part_t *p = ud;
+    bff_fanout_t *f = p->fanout;
+
+    bff_upstream_release(p->up, resp);
+    if (f->done) /* answered already (deadline): nobody reads this part any more */
+        return;
+    p->finished = 1;
+    if (resp->outcome != LS_HTTP_OK) {
+        part_fail(p, resp->outcome == LS_HTTP_TIMEOUT ? 504 : 503, resp->error ? resp->error : "no answer");
+        part_settled(f);
+        return;
+    }
+    p->status = resp->status;
+    p->ok = resp->status >= 200 && resp->status < 300;
+    p->unavailable = resp->status >= 500;
+    if (resp->body_len > 0 && resp->content_type != NULL && strstr(resp->content_type, "json") != NULL) {
+        json_tokener *tok = json_tokener_new_ex(LS_JSON_MAX_DEPTH);
+        if (tok != NULL) {
+            p->json = json_tokener_parse_ex(tok, resp->body, (int)resp->body_len);
+            if (json_tokener_get_error(tok) != json_tokener_success) {
+                json_object_put(p->json);
+                p->json = NULL;
+            }
+            json_tokener_free(tok);
+        }
+    }
+    if (f->keep_raw) {
+        p->raw = ls_req_strdup(r, resp->body, resp->body_len);
+        p->raw_len = resp->body_len;
+        if (resp->content_type != NULL)
+            p->content_type = ls_req_strdup(r, resp->content_type, strlen(resp->content_type));
+    }
+    if (!p->ok)
+        take_detail(p, resp);
+    part_settled(f);
+}
+
+bff_fanout_t *bff_fanout_new(ls_req_t *r, void *ud)
+{
+    bff_fanout_t *f = ls_req_alloc(r, sizeof(*f));
+    memset(f, 0, sizeof(*f));
+    f->r = r;
+    f->ud = ud;
+    ls_timer_init(&f->timer, on_deadline);
+    return f;
+}
+
+bff_part_t *bff_fanout_add(bff_fanout_t *f, bff_upstream_id_t up, const char *method, const char *path,
+                           const char *body, size_t body_len)
+{
+    if (f->nparts == BFF_FANOUT_MAX_PARTS)
+        return NULL;
+    bff_part_t *p = &f->parts[f->nparts++];
+    p->fanout = f;
+    p->up = up;
+    p->method = method;
+    p->path = path;
+    p->body = body;
+    p->body_len = body_len;
+    p->raw = "";
+    return p;
+}
+
+void bff_fanout_start(bff_fanout_t *f, bff_fanout_cb done)
+{
+    ls_req_t *r = f->r;
+    const char *why;
+
+    f->cb = done;
+    /* One extra count while starting, so that parts failing at once cannot finish the fan-out
+     * before every part has been started. */
+    f->pending = f->nparts + 1;
+    for (size_t i = 0; i < f->nparts; i++) {
+        bff_part_t *p = &f->parts[i];
+        if (ls_now_ms() >= r->deadline) {
+            part_fail(p, 504, "deadline exceeded before the call");
+            f->pending--;
+        } else if (bff_upstream_acquire(p->up, &why) != 0) {
+            part_fail(p, 503, why);
+            f->pending--;
+        } else {
+            ls_req_http_ex(r, names[p->up], cfg.base_url[p->up], p->method, p->path, p->body, p->body_len,
+                           NULL, on_part, p);
+        }
+    }
+    /* The http client ends every call by the deadline; this is the backstop, a little later so that a
+     * call's own timeout is normally what ends it (and is counted by the breaker). */
+    if (f->pending > 1)
+        ls_timer_start_at(ls_worker_loop(r->worker), &f->timer, r->deadline + DEADLINE_GRACE_MS);
+    part_settled(f);
+}
+
+json_object *bff_part_error(const bff_part_t *p)
+{
+    json_object *e = json_object_new_object();
+    json_object_object_add(e, "service", json_object_new_string(names[p->up]));
+    json_object_object_add(e, "status", json_object_new_int(p->status));
+    json_object_object_add(e, "detail", json_object_new_string(p->detail));
+    return e;
+}

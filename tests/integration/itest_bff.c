@@ -1,0 +1,911 @@
+/*
+ * The BFF end to end: the real bff in front of real auth-, teachers-, students-, groups- and
+ * notification-service daemons on fresh databases of the test cluster, and a fake calendar-service
+ * (calendar-service is not built yet) whose behaviour each test chooses: answer, fail or hang.
+ * Requests are signed in-process with the BFF's own tma module, as Telegram would sign them.
+ */
+#include <criterion/criterion.h>
+#include <pthread.h>
+#include <sodium.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "tma.h"
+#include "fake_upstream.h"
+#include "harness.h"
+
+#define BOT_TOKEN   "5768337691:AAH5YkoiEuPk8-FZa32hStHTqXiLPtAEhx8" /* DESIGN.md §6's public vector */
+#define VECTOR_HASH "c501b71e775f74ce10e377dea85a7ea24ecd640b223ea86dfe453e0eaed2e2b2"
+#define VECTOR                                                                                               \
+    "query_id=AAHdF6IQAAAAAN0XohDhrOrc&user=%7B%22id%22%3A279058397%2C%22first_name%22%3A%22Vladislav%22%"   \
+    "2C%"                                                                                                    \
+    "22last_name%22%3A%22Kibenko%22%2C%22username%22%3A%22vdkfrost%22%2C%22language_code%22%3A%22ru%22%2C%"  \
+    "22is_premium%22%3Atrue%7D&auth_date=1662771648&hash=" VECTOR_HASH
+
+#define STR_(x)          #x
+#define STR(x)           STR_(x)
+#define DEADLINE_MS      1000
+#define BREAKER_FAILURES 3
+#define BREAKER_OPEN_MS  1000
+#define ADMIN_ID         1000
+#define TEACHER_ID       601
+#define STUDENT_ID       602
+#define STRANGER_ID      603
+
+enum { S_AUTH, S_TEACHERS, S_STUDENTS, S_GROUPS, S_NOTIFICATION, S_COUNT };
+
+typedef struct {
+    const char *name;
+    const char *relpath;
+    char *conninfo;
+    char *dbname;
+    int port;
+    lst_daemon_t d;
+} service_t;
+
+static service_t services[S_COUNT] = {
+    {"auth", "services/auth/auth-service"},
+    {"teachers", "services/teachers/teachers-service"},
+    {"students", "services/students/students-service"},
+    {"groups", "services/groups/groups-service"},
+    {"notification", "services/notification/notification-service"},
+};
+static int have_notification;
+static char *token, *data_key;
+static lst_daemon_t bff, bff2;
+static lst_upstream_t *calendar;
+static const char *breaker_env;
+static unsigned char tma_key[TMA_KEY_BYTES];
+
+/* ---- the fake calendar-service ---- */
+
+enum { CAL_ANSWER, CAL_FAIL, CAL_HANG };
+static atomic_int calendar_mode;
+static pthread_mutex_t calendar_mu = PTHREAD_MUTEX_INITIALIZER;
+static char calendar_group_id[64] = "";    /* the group of the fake's lesson ("": none) */
+static char calendar_last_query[512] = ""; /* the query string of the last /lessons call */
+
+static int calendar_handler(void *ud, lst_upstream_t *u, const lst_upstream_req_t *req,
+                            lst_upstream_resp_t *resp)
+{
+    char group[80];
+    if (strcmp(req->path, "/lessons") != 0)
+        return 0;
+    pthread_mutex_lock(&calendar_mu);
+    snprintf(calendar_last_query, sizeof(calendar_last_query), "%s", req->query);
+    if (calendar_group_id[0] != '\0')
+        snprintf(group, sizeof(group), "\"%s\"", calendar_group_id);
+    else
+        snprintf(group, sizeof(group), "null");
+    pthread_mutex_unlock(&calendar_mu);
+    switch (atomic_load(&calendar_mode)) {
+    case CAL_HANG:
+        lst_upstream_sleep_ms(u, 20000);
+        lst_upstream_respondf(resp, 200, "{\"lessons\":[],\"limit\":20,\"offset\":0}");
+        break;
+    case CAL_FAIL:
+        lst_upstream_respond(
+            resp, 500, "application/problem+json",
+            "{\"type\":\"about:blank\",\"title\":\"Internal Server Error\",\"status\":500,"
+            "\"detail\":\"calendar broke\"}",
+            strlen("{\"type\":\"about:blank\",\"title\":\"Internal Server Error\",\"status\":500,"
+                   "\"detail\":\"calendar broke\"}"));
+        break;
+    default:
+        lst_upstream_respondf(resp, 200,
+                              "{\"lessons\":[{\"id\":\"11111111-2222-3333-4444-555555555555\","
+                              "\"topic\":\"Past Simple\",\"starts_at\":\"2030-01-01T10:00:00Z\","
+                              "\"teacher_telegram_id\":601,\"group_id\":%s}],\"limit\":20,\"offset\":0}",
+                              group);
+    }
+    return 1;
+}
+
+/* ---- daemons ---- */
+
+static void start_service(service_t *s)
+{
+    char *env_db, *env_token, *env_listen, *env_extra = NULL;
+    asprintf(&env_db, "DATABASE_URL=%s", s->conninfo);
+    asprintf(&env_token, "INTERNAL_TOKEN=%s", token);
+    asprintf(&env_listen, "LISTEN=127.0.0.1:%d", s->port);
+    const char *env[8] = {env_db, env_token, env_listen, "THREADS=1", "LOG_LEVEL=debug", NULL, NULL, NULL};
+    if (s == &services[S_AUTH]) {
+        asprintf(&env_extra, "AUTH_DATA_KEY=%s", data_key);
+        env[5] = env_extra;
+        env[6] = "ADMIN_TELEGRAM_IDS=1000";
+    } else if (s == &services[S_GROUPS]) {
+        asprintf(&env_extra, "STUDENTS_URL=http://127.0.0.1:%d", services[S_STUDENTS].port);
+        env[5] = env_extra;
+        env[6] = "OUTBOX_POLL_MS=50";
+    } else if (s == &services[S_NOTIFICATION]) {
+        env[5] = "NOTIFY_POLL_MS=100";
+    }
+    lst_daemon_start(&s->d, s->relpath, env);
+    free(env_db);
+    free(env_token);
+    free(env_listen);
+    free(env_extra);
+}
+
+static void stop_service(service_t *s)
+{
+    cr_assert_eq(lst_daemon_stop(&s->d), 0, "%s-service did not exit cleanly; see %s", s->name,
+                 s->d.log_path);
+    s->d.pid = 0;
+}
+
+static void start_bff(lst_daemon_t *d, const char *extra)
+{
+    char *urls[S_COUNT], *env_token, *env_calendar, *env_bot;
+    static const char *const names[S_COUNT] = {"AUTH_URL", "TEACHERS_URL", "STUDENTS_URL", "GROUPS_URL",
+                                               "NOTIFICATION_URL"};
+    const char *env[24];
+    size_t n = 0;
+    for (int i = 0; i < S_COUNT; i++) {
+        /* Without notification-service, its URL points at a port where nothing listens. */
+        asprintf(&urls[i], "%s=http://127.0.0.1:%d", names[i], services[i].port);
+        env[n++] = urls[i];
+    }
+    asprintf(&env_token, "INTERNAL_TOKEN=%s", token);
+    asprintf(&env_calendar, "CALENDAR_URL=%s", lst_upstream_url(calendar));
+    asprintf(&env_bot, "BOT_TOKEN=%s", BOT_TOKEN);
+    env[n++] = env_token;
+    env[n++] = env_calendar;
+    env[n++] = env_bot;
+    env[n++] = "THREADS=1"; /* one worker: one set of breakers, so the breaker test is deterministic */
+    env[n++] = "LOG_LEVEL=debug";
+    env[n++] = "MAX_BODY_BYTES=4096";
+    env[n++] = "BFF_DEADLINE_MS=" STR(DEADLINE_MS);
+    env[n++] = breaker_env;
+    env[n++] = "BREAKER_OPEN_MS=" STR(BREAKER_OPEN_MS);
+    if (extra != NULL)
+        env[n++] = extra;
+    env[n] = NULL;
+    lst_daemon_start(d, "bff/bff", env);
+    for (int i = 0; i < S_COUNT; i++)
+        free(urls[i]);
+    free(env_token);
+    free(env_calendar);
+    free(env_bot);
+}
+
+static void setup(void)
+{
+    char path[1024];
+    cr_assert_geq(sodium_init(), 0);
+    tma_derive_key(BOT_TOKEN, tma_key);
+    token = lst_random_hex(24);
+    data_key = lst_random_hex(32);
+    snprintf(path, sizeof(path), "%s/%s", lst_env("LS_TEST_BUILD_DIR"), services[S_NOTIFICATION].relpath);
+    have_notification = access(path, X_OK) == 0;
+    for (int i = 0; i < S_COUNT; i++) {
+        services[i].port = lst_free_port();
+        services[i].d.pid = 0;
+        if (i == S_NOTIFICATION && !have_notification)
+            continue;
+        services[i].conninfo = lst_db_create(services[i].name, &services[i].dbname);
+    }
+    /* students first: groups-service delivers enrollments to it */
+    start_service(&services[S_STUDENTS]);
+    for (int i = 0; i < S_COUNT; i++)
+        if (i != S_STUDENTS && (i != S_NOTIFICATION || have_notification))
+            start_service(&services[i]);
+    atomic_store(&calendar_mode, CAL_ANSWER);
+    calendar_group_id[0] = '\0';
+    calendar = lst_upstream_start();
+    cr_assert_not_null(calendar);
+    lst_upstream_set_handler(calendar, calendar_handler, NULL);
+    bff.pid = bff2.pid = 0;
+    breaker_env = "BREAKER_FAILURES=" STR(BREAKER_FAILURES);
+    start_bff(&bff, NULL);
+}
+
+static void teardown(void)
+{
+    /* A clean exit also means no leak was found when the daemons run under ASan. */
+    if (bff.pid > 0)
+        cr_expect_eq(lst_daemon_stop(&bff), 0, "bff did not exit cleanly; see %s", bff.log_path);
+    if (bff2.pid > 0)
+        cr_expect_eq(lst_daemon_stop(&bff2), 0, "bff did not exit cleanly; see %s", bff2.log_path);
+    for (int i = 0; i < S_COUNT; i++) {
+        if (services[i].d.pid > 0)
+            cr_expect_eq(lst_daemon_stop(&services[i].d), 0, "%s-service did not exit cleanly; see %s",
+                         services[i].name, services[i].d.log_path);
+        free(services[i].conninfo);
+        free(services[i].dbname);
+        services[i].conninfo = services[i].dbname = NULL;
+    }
+    lst_upstream_stop(calendar);
+    free(token);
+    free(data_key);
+}
+
+TestSuite(bff, .init = setup, .fini = teardown, .timeout = 180);
+
+/* ---- helpers ---- */
+
+/* "Authorization: tma <initData>" for a user, signed now (or at auth_date when given). */
+static void sign(char *out, size_t size, long long id, const char *first_name, long long auth_date)
+{
+    char user[256], date[24], data[TMA_MAX_LEN + 1];
+    snprintf(user, sizeof(user),
+             "{\"id\":%lld,\"first_name\":\"%s\",\"username\":\"u%lld\",\"language_code\":\"en\"}", id,
+             first_name, id);
+    snprintf(date, sizeof(date), "%lld", auth_date > 0 ? auth_date : (long long)time(NULL));
+    tma_pair_t pairs[] = {{"auth_date", date}, {"user", user}};
+    cr_assert_gt(tma_sign(tma_key, pairs, 2, data, sizeof(data)), 0);
+    snprintf(out, size, "Authorization: tma %s", data);
+}
+
+static int raw_call(lst_daemon_t *d, lst_resp_t *resp, const char *method, const char *path, const char *body,
+                    const char *authorization)
+{
+    char url[1024];
+    const char *headers[3] = {authorization, NULL, NULL};
+    if (body != NULL)
+        headers[authorization != NULL ? 1 : 0] = "Content-Type: application/json";
+    snprintf(url, sizeof(url), "%s%s", d->base_url, path);
+    return lst_http(resp, method, url, headers, body);
+}
+
+/* A request to the bff signed by user `as`. */
+static int api(lst_resp_t *resp, long long as, const char *method, const char *path, const char *body)
+{
+    char auth[TMA_MAX_LEN + 64], name[32];
+    snprintf(name, sizeof(name), "User%lld", as);
+    sign(auth, sizeof(auth), as, name, 0);
+    return raw_call(&bff, resp, method, path, body, auth);
+}
+
+static json_object *field(json_object *obj, const char *key)
+{
+    json_object *v = NULL;
+    if (obj != NULL)
+        json_object_object_get_ex(obj, key, &v);
+    return v;
+}
+
+static const char *str_field(json_object *obj, const char *key)
+{
+    json_object *v = field(obj, key);
+    return v != NULL ? json_object_get_string(v) : NULL;
+}
+
+static int has_null(json_object *obj, const char *key)
+{
+    json_object *v;
+    return obj != NULL && json_object_object_get_ex(obj, key, &v) && v == NULL;
+}
+
+static void expect_problem(lst_resp_t *resp, int status, const char *needle)
+{
+    cr_expect_eq(resp->status, status, "status %d, want %d: %.300s", resp->status, status, resp->body);
+    char *ct = lst_resp_header(resp, "content-type");
+    cr_expect(ct != NULL && strstr(ct, "application/problem+json") != NULL, "content-type %s",
+              ct ? ct : "none");
+    free(ct);
+    cr_assert_not_null(resp->json, "problem body is not JSON: %.300s", resp->body);
+    cr_expect_eq(json_object_get_int(field(resp->json, "status")), status);
+    if (needle != NULL) {
+        const char *detail = str_field(resp->json, "detail");
+        cr_expect(detail != NULL && strstr(detail, needle) != NULL, "detail \"%s\" lacks \"%s\"",
+                  detail ? detail : "", needle);
+    }
+}
+
+static void sign_in(long long id)
+{
+    lst_resp_t resp;
+    api(&resp, id, "POST", "/api/auth/telegram", NULL);
+    cr_assert(resp.status == 201 || resp.status == 200, "sign-in of %lld: %d %.300s", id, resp.status,
+              resp.body);
+    lst_resp_free(&resp);
+}
+
+/* A teacher with a profile and a group, a student member of it; returns the group id (static). */
+static const char *seed_school(void)
+{
+    static char group_id[64], code[64];
+    lst_resp_t resp;
+    char path[256];
+
+    sign_in(TEACHER_ID);
+    sign_in(STUDENT_ID);
+    sign_in(STRANGER_ID);
+    sign_in(ADMIN_ID);
+    api(&resp, TEACHER_ID, "PUT", "/api/teachers/me", "{\"bio\":\"Grammar nerd\",\"experience_years\":7}");
+    cr_assert_eq(resp.status, 201, "%.300s", resp.body);
+    lst_resp_free(&resp);
+    api(&resp, TEACHER_ID, "PUT", "/api/teachers/me/languages/en", "{\"level\":\"C1\"}");
+    cr_assert_eq(resp.status, 201, "%.300s", resp.body);
+    lst_resp_free(&resp);
+    api(&resp, STUDENT_ID, "PUT", "/api/students/me", "{\"goals\":\"speak\"}");
+    cr_assert_eq(resp.status, 201, "%.300s", resp.body);
+    lst_resp_free(&resp);
+    api(&resp, TEACHER_ID, "POST", "/api/groups",
+        "{\"title\":\"English B1\",\"language_code\":\"en\",\"level\":\"B1\",\"capacity\":10}");
+    cr_assert_eq(resp.status, 201, "%.300s", resp.body);
+    json_object *g = field(resp.json, "group") != NULL ? field(resp.json, "group") : resp.json;
+    snprintf(group_id, sizeof(group_id), "%s", str_field(g, "id"));
+    lst_resp_free(&resp);
+    snprintf(path, sizeof(path), "/api/groups/%s/invitations", group_id);
+    api(&resp, TEACHER_ID, "POST", path, "{}");
+    cr_assert_eq(resp.status, 201, "%.300s", resp.body);
+    json_object *inv = field(resp.json, "invitation") != NULL ? field(resp.json, "invitation") : resp.json;
+    snprintf(code, sizeof(code), "%s", str_field(inv, "code"));
+    lst_resp_free(&resp);
+    snprintf(path, sizeof(path), "/api/join/%s", code);
+    api(&resp, STUDENT_ID, "POST", path, NULL);
+    cr_assert_eq(resp.status, 201, "%.300s", resp.body);
+    lst_resp_free(&resp);
+    return group_id;
+}
+
+static void profile(lst_resp_t *resp, long long as, long long whose)
+{
+    char path[64];
+    snprintf(path, sizeof(path), "/api/user/profile/%lld", whose);
+    api(resp, as, "GET", path, NULL);
+}
+
+/* Asserts a partial 200 whose `key` is null and whose errors name `service`. */
+static void expect_partial(lst_resp_t *resp, const char *key, const char *service)
+{
+    cr_assert_eq(resp->status, 200, "%.300s", resp->body);
+    cr_expect(has_null(resp->json, key), "%s is not null: %.400s", key, resp->body);
+    cr_expect_eq(json_object_get_boolean(field(resp->json, "partial")), 1);
+    json_object *errors = field(resp->json, "errors");
+    int found = 0;
+    for (size_t i = 0; errors != NULL && i < json_object_array_length(errors); i++) {
+        json_object *e = json_object_array_get_idx(errors, i);
+        if (strcmp(str_field(e, "service"), service) == 0) {
+            found = 1;
+            cr_expect_gt(json_object_get_int(field(e, "status")), 0);
+            cr_expect_not_null(str_field(e, "detail"));
+        }
+    }
+    cr_expect(found, "no errors entry for %s: %.400s", service, resp->body);
+    char *h = lst_resp_header(resp, "x-partial");
+    cr_expect(h != NULL && strcmp(h, "true") == 0, "X-Partial: %s", h ? h : "absent");
+    free(h);
+}
+
+static int file_contains(const char *path, const char *needle)
+{
+    FILE *f = fopen(path, "r");
+    char line[8192];
+    int found = 0;
+    cr_assert_not_null(f, "cannot read %s", path);
+    while (!found && fgets(line, sizeof(line), f) != NULL)
+        found = strstr(line, needle) != NULL;
+    fclose(f);
+    return found;
+}
+
+/* ---- authentication ---- */
+
+Test(bff, authentication_rejects_missing_malformed_forged_and_expired_init_data)
+{
+    char auth[TMA_MAX_LEN + 64];
+    lst_resp_t resp;
+
+    /* The public vector is two years old: with the default age limit it has expired. */
+    raw_call(&bff, &resp, "GET", "/api/user/profile/279058397", NULL, "Authorization: tma " VECTOR);
+    expect_problem(&resp, 401, "expired");
+    char *www = lst_resp_header(&resp, "www-authenticate");
+    cr_expect(www != NULL && strcmp(www, "tma") == 0, "WWW-Authenticate: %s", www ? www : "absent");
+    free(www);
+    lst_resp_free(&resp);
+
+    const struct {
+        const char *name;
+        const char *header;
+        const char *detail;
+    } cases[] = {
+        {"no header", NULL, "required"},
+        {"wrong scheme", "Authorization: Bearer " VECTOR, "scheme"},
+        {"garbage", "Authorization: tma garbage", "key=value"},
+        {"forged hash",
+         "Authorization: tma query_id=AAHdF6IQAAAAAN0XohDhrOrc&auth_date=1662771648&hash=" VECTOR_HASH,
+         "signature"},
+        {"missing hash", "Authorization: tma auth_date=1662771648&user=%7B%22id%22%3A1%7D", "no hash"},
+        {"non-hex hash", "Authorization: tma auth_date=1&hash=" VECTOR_HASH "zz", "hexadecimal"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        raw_call(&bff, &resp, "GET", "/api/user/profile/42", NULL, cases[i].header);
+        cr_expect_eq(resp.status, 401, "%s: %d", cases[i].name, resp.status);
+        expect_problem(&resp, 401, cases[i].detail);
+        lst_resp_free(&resp);
+    }
+
+    /* A changed field breaks a good signature. */
+    sign(auth, sizeof(auth), 42, "Eve", 0);
+    char *p = strstr(auth, "auth_date=") + strlen("auth_date=");
+    *p = *p == '1' ? '2' : '1';
+    raw_call(&bff, &resp, "GET", "/api/user/profile/42", NULL, auth);
+    expect_problem(&resp, 401, "signature");
+    lst_resp_free(&resp);
+
+    /* Signed two days ago: expired. */
+    sign(auth, sizeof(auth), 42, "Eve", (long long)time(NULL) - 2 * 86400);
+    raw_call(&bff, &resp, "POST", "/api/auth/telegram", NULL, auth);
+    expect_problem(&resp, 401, "expired");
+    lst_resp_free(&resp);
+
+    /* Health checks need no signature. */
+    raw_call(&bff, &resp, "GET", "/healthz", NULL, NULL);
+    cr_expect_eq(resp.status, 200);
+    lst_resp_free(&resp);
+
+    /* With the age check off (INIT_DATA_MAX_AGE=0) the public vector signs its user in. */
+    start_bff(&bff2, "INIT_DATA_MAX_AGE=0");
+    raw_call(&bff2, &resp, "POST", "/api/auth/telegram", NULL, "Authorization: tma " VECTOR);
+    cr_assert_eq(resp.status, 201, "%.300s", resp.body);
+    cr_expect_eq(json_object_get_int64(field(field(resp.json, "user"), "telegram_id")), 279058397);
+    cr_expect_str_eq(str_field(field(resp.json, "user"), "username"), "vdkfrost");
+    lst_resp_free(&resp);
+
+    /* Neither the bot token nor an initData hash is ever logged. */
+    cr_expect_eq(lst_daemon_stop(&bff2), 0);
+    bff2.pid = 0;
+    cr_expect_eq(lst_daemon_stop(&bff), 0);
+    bff.pid = 0;
+    const char *logs[] = {bff.log_path, bff2.log_path};
+    for (int i = 0; i < 2; i++) {
+        cr_expect(!file_contains(logs[i], "AAH5YkoiEuPk8"), "bot token in %s", logs[i]);
+        cr_expect(!file_contains(logs[i], VECTOR_HASH), "initData hash in %s", logs[i]);
+    }
+}
+
+/* ---- sign-in ---- */
+
+static int registration_count(long long id)
+{
+    char sql[256];
+    snprintf(
+        sql, sizeof(sql),
+        "SELECT count(*) FROM notifications WHERE recipient_telegram_id = %lld AND type = 'registration'",
+        id);
+    char *v = lst_pg_admin_exec(services[S_NOTIFICATION].dbname, sql);
+    int n = atoi(v);
+    free(v);
+    return n;
+}
+
+Test(bff, sign_in_creates_then_updates_and_notifies_once)
+{
+    char auth[TMA_MAX_LEN + 64];
+    lst_resp_t resp;
+
+    sign(auth, sizeof(auth), 501, "Anna", 0);
+    raw_call(&bff, &resp, "POST", "/api/auth/telegram", NULL, auth);
+    cr_assert_eq(resp.status, 201, "%.300s", resp.body);
+    cr_expect_eq(json_object_get_boolean(field(resp.json, "created")), 1);
+    json_object *user = field(resp.json, "user");
+    cr_expect_eq(json_object_get_int64(field(user, "telegram_id")), 501);
+    cr_expect_str_eq(str_field(user, "first_name"), "Anna");
+    cr_expect_str_eq(str_field(user, "username"), "u501");
+    cr_expect_str_eq(str_field(user, "role"), "student");
+    lst_resp_free(&resp);
+
+    sign(auth, sizeof(auth), 501, "Anya", 0);
+    raw_call(&bff, &resp, "POST", "/api/auth/telegram", NULL, auth);
+    cr_assert_eq(resp.status, 200, "%.300s", resp.body);
+    cr_expect_eq(json_object_get_boolean(field(resp.json, "created")), 0);
+    cr_expect_str_eq(str_field(field(resp.json, "user"), "first_name"), "Anya");
+    lst_resp_free(&resp);
+
+    if (!have_notification)
+        return;
+    /* The registration notification is created after the answer: poll for it (bounded). */
+    int n = 0;
+    for (int i = 0; i < 100 && (n = registration_count(501)) == 0; i++)
+        usleep(50 * 1000);
+    cr_expect_eq(n, 1, "registration notifications: %d", n);
+    api(&resp, 501, "GET", "/api/notifications", NULL);
+    cr_assert_eq(resp.status, 200, "%.300s", resp.body);
+    json_object *list = field(resp.json, "notifications");
+    cr_assert_eq(json_object_array_length(list), 1, "%.300s", resp.body);
+    cr_expect_str_eq(str_field(json_object_array_get_idx(list, 0), "type"), "registration");
+    lst_resp_free(&resp);
+    api(&resp, 501, "GET", "/api/notifications/unread_count", NULL);
+    cr_expect_eq(json_object_get_int(field(resp.json, "unread")), 1, "%.300s", resp.body);
+    lst_resp_free(&resp);
+    api(&resp, 501, "POST", "/api/notifications/read_all", NULL);
+    cr_expect_eq(resp.status, 200, "%.300s", resp.body);
+    lst_resp_free(&resp);
+    api(&resp, 501, "GET", "/api/notifications/unread_count", NULL);
+    cr_expect_eq(json_object_get_int(field(resp.json, "unread")), 0, "%.300s", resp.body);
+    lst_resp_free(&resp);
+    cr_expect_eq(registration_count(501), 1, "a second sign-in must not notify again");
+}
+
+/* ---- views ---- */
+
+static json_object *find_group(json_object *groups, const char *id)
+{
+    for (size_t i = 0; groups != NULL && i < json_object_array_length(groups); i++)
+        if (strcmp(str_field(json_object_array_get_idx(groups, i), "id"), id) == 0)
+            return json_object_array_get_idx(groups, i);
+    return NULL;
+}
+
+Test(bff, profile_and_group_views_of_a_seeded_school)
+{
+    const char *group_id = seed_school();
+    lst_resp_t resp;
+    char path[128];
+
+    profile(&resp, STUDENT_ID, STUDENT_ID);
+    cr_assert_eq(resp.status, 200, "%.300s", resp.body);
+    json_object *v = resp.json;
+    cr_expect_eq(json_object_get_int64(field(field(v, "user"), "telegram_id")), STUDENT_ID);
+    cr_expect(has_null(v, "teacher"), "a student without a teacher profile: teacher null");
+    cr_expect_str_eq(str_field(field(v, "student"), "goals"), "speak");
+    json_object *groups = field(v, "groups");
+    cr_assert_eq(json_object_array_length(groups), 1, "%.400s", resp.body);
+    cr_expect_str_eq(str_field(json_object_array_get_idx(groups, 0), "title"), "English B1");
+    cr_expect_str_eq(str_field(json_object_array_get_idx(field(v, "lessons"), 0), "topic"), "Past Simple");
+    cr_expect_eq(json_object_get_boolean(field(v, "partial")), 0);
+    cr_expect_eq(json_object_array_length(field(v, "errors")), 0);
+    char *h = lst_resp_header(&resp, "x-partial");
+    cr_expect_null(h, "X-Partial on a complete answer");
+    free(h);
+    lst_resp_free(&resp);
+
+    profile(&resp, TEACHER_ID, TEACHER_ID);
+    cr_assert_eq(resp.status, 200, "%.300s", resp.body);
+    cr_expect_str_eq(str_field(field(resp.json, "teacher"), "bio"), "Grammar nerd");
+    json_object *langs = field(field(resp.json, "teacher"), "languages");
+    cr_expect_eq(json_object_array_length(langs), 1);
+    cr_expect(has_null(resp.json, "student"));
+    cr_expect_not_null(find_group(field(resp.json, "groups"), group_id), "%.400s", resp.body);
+    lst_resp_free(&resp);
+
+    /* The group view: group, teacher (user + profile), members with names and enrollment status. */
+    snprintf(path, sizeof(path), "/api/groups/%s", group_id);
+    int enrolled = 0;
+    for (int i = 0; i < 100 && !enrolled; i++) {
+        api(&resp, STUDENT_ID, "GET", path, NULL);
+        cr_assert_eq(resp.status, 200, "%.300s", resp.body);
+        json_object *m = json_object_array_get_idx(field(resp.json, "members"), 0);
+        enrolled = str_field(m, "enrollment_status") != NULL;
+        if (!enrolled) {
+            lst_resp_free(&resp);
+            usleep(50 * 1000); /* the enrollment reaches students-service through groups' outbox */
+        }
+    }
+    cr_assert(enrolled, "the member's enrollment never appeared");
+    v = resp.json;
+    cr_expect_str_eq(str_field(field(v, "group"), "title"), "English B1");
+    cr_expect_eq(json_object_get_int64(field(field(field(v, "teacher"), "user"), "telegram_id")), TEACHER_ID);
+    cr_expect_str_eq(str_field(field(field(v, "teacher"), "user"), "first_name"), "User601");
+    cr_expect_str_eq(str_field(field(field(v, "teacher"), "profile"), "bio"), "Grammar nerd");
+    json_object *members = field(v, "members");
+    cr_assert_eq(json_object_array_length(members), 1, "%.400s", resp.body);
+    json_object *m = json_object_array_get_idx(members, 0);
+    cr_expect_eq(json_object_get_int64(field(m, "telegram_id")), STUDENT_ID);
+    cr_expect_str_eq(str_field(m, "first_name"), "User602");
+    cr_expect_str_eq(str_field(m, "enrollment_status"), "enrolled");
+    cr_expect_str_eq(str_field(json_object_array_get_idx(field(v, "lessons"), 0), "topic"), "Past Simple");
+    cr_expect_eq(json_object_get_boolean(field(v, "partial")), 0, "%.400s", resp.body);
+    lst_resp_free(&resp);
+}
+
+Test(bff, authorization_matrix)
+{
+    const char *group_id = seed_school();
+    const struct {
+        long long as, whose;
+        int status;
+    } profiles[] = {
+        {STUDENT_ID, STUDENT_ID, 200}, /* self */
+        {TEACHER_ID, STUDENT_ID, 200}, /* the teacher of the student's group */
+        {STRANGER_ID, STUDENT_ID, 403},
+        {STUDENT_ID, TEACHER_ID, 403}, /* a student may not read the teacher's profile */
+        {ADMIN_ID, STUDENT_ID, 200},
+        {ADMIN_ID, 999999, 404},    /* admins learn that a user does not exist */
+        {STRANGER_ID, 999999, 403}, /* others do not */
+    };
+    lst_resp_t resp;
+    for (size_t i = 0; i < sizeof(profiles) / sizeof(profiles[0]); i++) {
+        profile(&resp, profiles[i].as, profiles[i].whose);
+        cr_expect_eq(resp.status, profiles[i].status, "%lld reads %lld: %d %.200s", profiles[i].as,
+                     profiles[i].whose, resp.status, resp.body);
+        if (profiles[i].status != 200) {
+            expect_problem(&resp, profiles[i].status, NULL);
+            cr_expect_null(field(resp.json, "user"), "data leaked with a %d", resp.status);
+        }
+        lst_resp_free(&resp);
+    }
+
+    char path[128];
+    snprintf(path, sizeof(path), "/api/groups/%s", group_id);
+    const struct {
+        long long as;
+        int status;
+    } group_views[] = {{TEACHER_ID, 200}, {STUDENT_ID, 200}, {ADMIN_ID, 200}, {STRANGER_ID, 403}};
+    for (size_t i = 0; i < sizeof(group_views) / sizeof(group_views[0]); i++) {
+        api(&resp, group_views[i].as, "GET", path, NULL);
+        cr_expect_eq(resp.status, group_views[i].status, "%lld reads the group: %d %.200s", group_views[i].as,
+                     resp.status, resp.body);
+        lst_resp_free(&resp);
+    }
+    api(&resp, TEACHER_ID, "GET", "/api/groups/00000000-0000-4000-8000-000000000000", NULL);
+    expect_problem(&resp, 404, "not found");
+    lst_resp_free(&resp);
+}
+
+/* ---- failures of the services ---- */
+
+Test(bff, each_non_primary_service_down_gives_a_partial_answer)
+{
+    const char *group_id = seed_school();
+    lst_resp_t resp;
+    char path[128];
+    snprintf(path, sizeof(path), "/api/groups/%s", group_id);
+
+    /* Here every failure must reach the service: a BFF whose breakers do not open. */
+    cr_assert_eq(lst_daemon_stop(&bff), 0);
+    breaker_env = "BREAKER_FAILURES=10000";
+    start_bff(&bff, NULL);
+
+    stop_service(&services[S_TEACHERS]);
+    profile(&resp, TEACHER_ID, TEACHER_ID);
+    expect_partial(&resp, "teacher", "teachers");
+    cr_expect_not_null(field(resp.json, "user"));
+    cr_expect_not_null(field(resp.json, "groups"));
+    lst_resp_free(&resp);
+    start_service(&services[S_TEACHERS]);
+
+    stop_service(&services[S_STUDENTS]);
+    profile(&resp, STUDENT_ID, STUDENT_ID);
+    expect_partial(&resp, "student", "students");
+    lst_resp_free(&resp);
+    start_service(&services[S_STUDENTS]);
+
+    stop_service(&services[S_GROUPS]);
+    profile(&resp, STUDENT_ID, STUDENT_ID);
+    expect_partial(&resp, "groups", "groups");
+    lst_resp_free(&resp);
+    /* Without groups-service nobody can tell whether a teacher teaches the student: not 200, not 403. */
+    profile(&resp, TEACHER_ID, STUDENT_ID);
+    expect_problem(&resp, 503, "groups");
+    lst_resp_free(&resp);
+    /* The group is the group view's primary record. */
+    api(&resp, TEACHER_ID, "GET", path, NULL);
+    expect_problem(&resp, 503, "groups");
+    lst_resp_free(&resp);
+    start_service(&services[S_GROUPS]);
+
+    atomic_store(&calendar_mode, CAL_FAIL);
+    profile(&resp, STUDENT_ID, STUDENT_ID);
+    expect_partial(&resp, "lessons", "calendar");
+    lst_resp_free(&resp);
+    api(&resp, STUDENT_ID, "GET", path, NULL);
+    expect_partial(&resp, "lessons", "calendar");
+    lst_resp_free(&resp);
+    atomic_store(&calendar_mode, CAL_ANSWER);
+
+    /* Everything back: complete again. */
+    profile(&resp, STUDENT_ID, STUDENT_ID);
+    cr_expect_eq(json_object_get_boolean(field(resp.json, "partial")), 0, "%.400s", resp.body);
+    lst_resp_free(&resp);
+
+    /* auth-service holds the primary record of the profile: without it, 503. */
+    stop_service(&services[S_AUTH]);
+    profile(&resp, STUDENT_ID, STUDENT_ID);
+    expect_problem(&resp, 503, "auth");
+    lst_resp_free(&resp);
+    start_service(&services[S_AUTH]);
+}
+
+static double timed_profile(lst_resp_t *resp, long long as)
+{
+    profile(resp, as, as);
+    return resp->seconds;
+}
+
+Test(bff, a_hanging_service_costs_at_most_the_deadline_and_then_nothing)
+{
+    sign_in(STUDENT_ID);
+    lst_resp_t resp;
+
+    atomic_store(&calendar_mode, CAL_HANG);
+    for (int i = 0; i < BREAKER_FAILURES; i++) {
+        double s = timed_profile(&resp, STUDENT_ID);
+        expect_partial(&resp, "lessons", "calendar");
+        cr_expect_lt(s, DEADLINE_MS / 1000.0 + 0.7, "a view took %.3f s with a deadline of %d ms", s,
+                     DEADLINE_MS);
+        cr_expect_gt(s, DEADLINE_MS / 1000.0 * 0.8, "answered in %.3f s: before the deadline?", s);
+        lst_resp_free(&resp);
+    }
+
+    /* The breaker is open: the calendar part fails at once, without reaching the service. */
+    lst_upstream_stats_t before, after;
+    lst_upstream_stats(calendar, &before);
+    double s = timed_profile(&resp, STUDENT_ID);
+    expect_partial(&resp, "lessons", "calendar");
+    cr_expect_lt(s, 0.3, "with the breaker open a view took %.3f s", s);
+    cr_expect(strstr(resp.body, "circuit open") != NULL, "%.400s", resp.body);
+    lst_resp_free(&resp);
+    lst_upstream_stats(calendar, &after);
+    cr_expect_eq(after.requests, before.requests, "an open breaker let a call through");
+
+    /* The service recovers: after BREAKER_OPEN_MS a probe goes through and answers are complete again,
+     * without restarting the BFF. */
+    atomic_store(&calendar_mode, CAL_ANSWER);
+    int complete = 0;
+    for (int i = 0; i < 60 && !complete; i++) {
+        timed_profile(&resp, STUDENT_ID);
+        complete = resp.status == 200 && json_object_get_boolean(field(resp.json, "partial")) == 0;
+        lst_resp_free(&resp);
+        if (!complete)
+            usleep(100 * 1000);
+    }
+    cr_expect(complete, "answers did not become complete after the service returned");
+}
+
+/* ---- writes and bad input ---- */
+
+Test(bff, writes_pass_the_services_answers_through_and_bad_input_is_refused)
+{
+    const char *group_id = seed_school();
+    lst_resp_t resp;
+    char path[256];
+
+    /* The owner's 404, 409 and 400 reach the client unchanged. */
+    api(&resp, STRANGER_ID, "PUT", "/api/teachers/me/languages/en", "{\"level\":\"C1\"}");
+    expect_problem(&resp, 404, NULL);
+    lst_resp_free(&resp);
+    api(&resp, STUDENT_ID, "POST", "/api/join/nosuchcode123", NULL);
+    expect_problem(&resp, 404, NULL);
+    lst_resp_free(&resp);
+    api(&resp, TEACHER_ID, "PUT", "/api/teachers/me", "{\"experience_years\":500}");
+    expect_problem(&resp, 400, "experience_years");
+    lst_resp_free(&resp);
+    api(&resp, TEACHER_ID, "POST", "/api/groups", "{\"title\":\"x\"}");
+    expect_problem(&resp, 400, NULL);
+    lst_resp_free(&resp);
+    snprintf(path, sizeof(path), "/api/groups/%s/invitations", group_id);
+    api(&resp, STUDENT_ID, "POST", path, "{}");
+    expect_problem(&resp, 403, NULL); /* only the teacher invites */
+    lst_resp_free(&resp);
+    snprintf(path, sizeof(path), "/api/groups/%s/members/%d", group_id, STUDENT_ID);
+    api(&resp, STUDENT_ID, "DELETE", path, NULL);
+    cr_expect_eq(resp.status, 204, "%.300s", resp.body);
+    lst_resp_free(&resp);
+    api(&resp, STUDENT_ID, "DELETE", path, NULL);
+    expect_problem(&resp, 404, NULL);
+    lst_resp_free(&resp);
+    /* An admin may act for the teacher: the BFF passes the caller's role on. */
+    snprintf(path, sizeof(path), "/api/groups/%s", group_id);
+    api(&resp, ADMIN_ID, "PATCH", path, "{\"title\":\"English B1+\"}");
+    cr_expect_eq(resp.status, 200, "%.300s", resp.body);
+    lst_resp_free(&resp);
+    api(&resp, STRANGER_ID, "PATCH", path, "{\"title\":\"mine\"}");
+    expect_problem(&resp, 403, NULL);
+    lst_resp_free(&resp);
+    /* A second group title conflicting is not a thing; joining twice is: 409. */
+    snprintf(path, sizeof(path), "/api/groups/%s/invitations", group_id);
+    api(&resp, TEACHER_ID, "POST", path, "{}");
+    cr_assert_eq(resp.status, 201, "%.300s", resp.body);
+    json_object *inv = field(resp.json, "invitation") != NULL ? field(resp.json, "invitation") : resp.json;
+    char join[128];
+    snprintf(join, sizeof(join), "/api/join/%s", str_field(inv, "code"));
+    lst_resp_free(&resp);
+    api(&resp, STUDENT_ID, "POST", join, NULL);
+    cr_expect_eq(resp.status, 201, "%.300s", resp.body);
+    lst_resp_free(&resp);
+    api(&resp, STUDENT_ID, "POST", join, NULL);
+    expect_problem(&resp, 409, NULL);
+    lst_resp_free(&resp);
+
+    /* Bad input refused by the BFF itself. */
+    const struct {
+        const char *method, *path, *body;
+        int status;
+    } bad[] = {
+        {"GET", "/api/user/profile/abc", NULL, 400},
+        {"GET", "/api/user/profile/-1", NULL, 400},
+        {"GET", "/api/user/profile/0", NULL, 400},
+        {"GET", "/api/user/profile/99999999999999999999", NULL, 400},
+        {"GET", "/api/user/profile/9007199254740992", NULL, 400},
+        {"GET", "/api/groups/not-a-uuid", NULL, 400},
+        {"DELETE", "/api/groups/00000000-0000-4000-8000-000000000000/members/x1", NULL, 400},
+        {"POST", "/api/notifications/123/read", NULL, 400},
+        {"POST", "/api/join/a~b", NULL, 400},
+        {"POST", "/api/join/a%2Fb", NULL, 404},
+        {"PUT", "/api/teachers/me", "{\"bio\":", 400},
+        {"PUT", "/api/students/me", "[1,2]", 400},
+        {"POST", "/api/groups", "{\"title\":\"x\"} trailing", 400},
+        {"GET", "/api/nothing-here", NULL, 404},
+        {"DELETE", "/api/auth/telegram", NULL, 405},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        api(&resp, TEACHER_ID, bad[i].method, bad[i].path, bad[i].body);
+        cr_expect_eq(resp.status, bad[i].status, "%s %s: %d %.200s", bad[i].method, bad[i].path, resp.status,
+                     resp.body);
+        expect_problem(&resp, bad[i].status, NULL);
+        lst_resp_free(&resp);
+    }
+    /* Over MAX_BODY_BYTES (4096 here). */
+    char *big = malloc(8192);
+    memset(big, ' ', 8191);
+    big[0] = '{';
+    big[8189] = '}';
+    big[8190] = '\0';
+    api(&resp, TEACHER_ID, "PUT", "/api/teachers/me", big);
+    expect_problem(&resp, 413, NULL);
+    lst_resp_free(&resp);
+    free(big);
+}
+
+/* ---- schedule ---- */
+
+static void schedule(lst_resp_t *resp, long long as, long long whose, const char *query)
+{
+    char path[512];
+    snprintf(path, sizeof(path), "/api/schedule/%lld%s", whose, query);
+    api(resp, as, "GET", path, NULL);
+}
+
+Test(bff, schedule_names_groups_and_teachers_and_checks_its_bounds)
+{
+    const char *group_id = seed_school();
+    lst_resp_t resp;
+    pthread_mutex_lock(&calendar_mu);
+    snprintf(calendar_group_id, sizeof(calendar_group_id), "%s", group_id);
+    pthread_mutex_unlock(&calendar_mu);
+
+    schedule(&resp, STUDENT_ID, STUDENT_ID, "");
+    cr_assert_eq(resp.status, 200, "%.300s", resp.body);
+    json_object *lesson = json_object_array_get_idx(field(resp.json, "lessons"), 0);
+    cr_expect_str_eq(str_field(lesson, "topic"), "Past Simple");
+    cr_expect_str_eq(str_field(lesson, "group_title"), "English B1");
+    cr_expect_str_eq(str_field(lesson, "teacher_name"), "User601");
+    cr_expect_eq(json_object_get_boolean(field(resp.json, "partial")), 0, "%.300s", resp.body);
+    lst_resp_free(&resp);
+
+    /* Offsets are normalised to UTC and passed on. */
+    schedule(&resp, STUDENT_ID, STUDENT_ID, "?from=2030-01-01T03:00:00%2B03:00&to=2030-01-08T00:00:00Z");
+    cr_assert_eq(resp.status, 200, "%.300s", resp.body);
+    cr_expect_str_eq(str_field(resp.json, "from"), "2030-01-01T00:00:00Z");
+    pthread_mutex_lock(&calendar_mu);
+    cr_expect(strstr(calendar_last_query, "from=2030-01-01T00:00:00Z&to=2030-01-08T00:00:00Z") != NULL, "%s",
+              calendar_last_query);
+    pthread_mutex_unlock(&calendar_mu);
+    lst_resp_free(&resp);
+
+    const char *bad[] = {"?from=yesterday", "?to=2030-13-01T00:00:00Z",
+                         "?from=2030-01-08T00:00:00Z&to=2030-01-01T00:00:00Z",
+                         "?from=2030-01-01T00:00:00Z&to=2030-03-05T00:00:00Z"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        schedule(&resp, STUDENT_ID, STUDENT_ID, bad[i]);
+        expect_problem(&resp, 400, NULL);
+        lst_resp_free(&resp);
+    }
+
+    schedule(&resp, TEACHER_ID, STUDENT_ID, "");
+    cr_expect_eq(resp.status, 200, "%.300s", resp.body);
+    lst_resp_free(&resp);
+    schedule(&resp, STRANGER_ID, STUDENT_ID, "");
+    expect_problem(&resp, 403, NULL);
+    lst_resp_free(&resp);
+
+    /* Without groups-service the titles are missing: partial. */
+    stop_service(&services[S_GROUPS]);
+    schedule(&resp, STUDENT_ID, STUDENT_ID, "");
+    cr_assert_eq(resp.status, 200, "%.300s", resp.body);
+    lesson = json_object_array_get_idx(field(resp.json, "lessons"), 0);
+    cr_expect(has_null(lesson, "group_title"));
+    cr_expect_str_eq(str_field(lesson, "teacher_name"), "User601");
+    cr_expect_eq(json_object_get_boolean(field(resp.json, "partial")), 1);
+    lst_resp_free(&resp);
+    start_service(&services[S_GROUPS]);
+}
