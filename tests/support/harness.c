@@ -571,6 +571,21 @@ void lst_daemon_spawn(lst_daemon_t *d, const char *relpath, const char *const *e
     d->pid = pid;
 }
 
+/* Whether the daemon's log has its start-up line for d->port (server.c logs "listening" with it). */
+static int log_says_listening(const lst_daemon_t *d)
+{
+    char line[4096], want[32];
+    int found = 0;
+    FILE *fp = fopen(d->log_path, "r");
+    if (fp == NULL)
+        return 0;
+    snprintf(want, sizeof(want), "\"port\":%d,", d->port);
+    while (!found && fgets(line, sizeof(line), fp) != NULL)
+        found = strstr(line, "\"msg\":\"listening\"") != NULL && strstr(line, want) != NULL;
+    fclose(fp);
+    return found;
+}
+
 int lst_daemon_wait_healthy(lst_daemon_t *d)
 {
     pid_t pid = d->pid;
@@ -586,7 +601,9 @@ int lst_daemon_wait_healthy(lst_daemon_t *d)
             d->pid = 0;
             return -1;
         }
-        if (healthy(d->base_url))
+        /* Only our daemon's own word that it bound the port makes /healthz its answer: another test
+         * running in parallel may have taken the same port a moment before. */
+        if (log_says_listening(d) && healthy(d->base_url))
             return 0;
         if (now_seconds() > deadline) {
             fprintf(stderr, "%s did not answer GET /healthz within %d ms\n", relpath, LST_HEALTH_WAIT_MS);

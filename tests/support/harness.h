@@ -75,8 +75,9 @@ typedef struct {
 /*
  * Starts $LS_TEST_BUILD_DIR/<relpath> (e.g. "services/auth/auth-service") with the current
  * environment plus env ("NAME=value" strings, NULL-terminated; LISTEN is set by the harness to a
- * free port unless env sets it). Its stdout/stderr go to a log file. Waits up to 15 s for
- * GET /healthz to answer 200; fails the test (printing the log's tail) if it does not.
+ * free port unless env sets it). Its stdout/stderr go to a log file. Waits up to 15 s for its log to
+ * say it is listening on that port (so LOG_LEVEL must be info or debug) and for GET /healthz to
+ * answer 200; fails the test (printing the log's tail) if it does not.
  */
 void lst_daemon_start(lst_daemon_t *d, const char *relpath, const char *const *env);
 /* Like lst_daemon_start, but returns -1 instead of failing when the daemon exits or is not healthy. */
