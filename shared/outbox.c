@@ -24,14 +24,15 @@
 #define BACKOFF_MAX_S      300
 #define ERROR_TEXT_MAX     300
 
-/* Rows of one target and path are delivered in id order: a row waits while an older one for the same
- * resource is still pending, so a leave never overtakes its join. */
+/* Rows with one ordering key are delivered in id order: a row waits while an older one with its key is
+ * still pending, so a leave never overtakes its join. */
 static const char claim_sql[] =
     "WITH due AS ("
     " SELECT o.id FROM outbox o"
     " WHERE o.delivered_at IS NULL AND o.failed_at IS NULL AND o.next_attempt_at <= now()"
-    "  AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.target = o.target AND p.path = o.path"
-    "   AND p.id < o.id AND p.delivered_at IS NULL AND p.failed_at IS NULL)"
+    "  AND (o.ordering_key IS NULL OR NOT EXISTS (SELECT 1 FROM outbox p"
+    "   WHERE p.ordering_key = o.ordering_key AND p.id < o.id"
+    "   AND p.delivered_at IS NULL AND p.failed_at IS NULL))"
     " ORDER BY o.next_attempt_at, o.id LIMIT $1::int"
     " FOR UPDATE OF o SKIP LOCKED)"
     " UPDATE outbox o SET attempts = o.attempts + 1,"

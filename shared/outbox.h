@@ -14,6 +14,8 @@
  *       body            TEXT,                   -- JSON, or NULL
  *       actor_telegram_id BIGINT,               -- sent as X-Actor-Telegram-Id
  *       idempotency_key TEXT NOT NULL UNIQUE,   -- sent as Idempotency-Key; the receiver dedupes on it
+ *       ordering_key    TEXT,                   -- rows with the same key go out one at a time, in id
+ *                                               -- order; NULL: independent of every other row
  *       attempts        INT NOT NULL DEFAULT 0,
  *       next_attempt_at TIMESTAMPTZ NOT NULL DEFAULT now(),
  *       last_error      TEXT,
@@ -23,8 +25,8 @@
  *   );
  *   CREATE INDEX IF NOT EXISTS outbox_due_idx ON outbox (next_attempt_at)
  *       WHERE delivered_at IS NULL AND failed_at IS NULL;
- *   CREATE INDEX IF NOT EXISTS outbox_pending_path_idx ON outbox (target, path, id)
- *       WHERE delivered_at IS NULL AND failed_at IS NULL;
+ *   CREATE INDEX IF NOT EXISTS outbox_pending_order_idx ON outbox (ordering_key, id)
+ *       WHERE delivered_at IS NULL AND failed_at IS NULL AND ordering_key IS NOT NULL;
  *
  * A handler adds rows with its own INSERT inside its transaction (or in the same statement as the
  * change), then calls ls_outbox_kick() after the commit so delivery starts at once.
@@ -32,10 +34,11 @@
  * Delivery: every worker runs a poller (started from the daemon's on_worker_start). It claims due
  * rows with FOR UPDATE SKIP LOCKED and leases them (next_attempt_at moves LS_OUTBOX_LEASE_S into the
  * future), so pollers of several workers or replicas never send a row at the same time. Rows with the
- * same target and path are delivered one after the other in id order (a row is not claimed while an
- * older one for that path is neither delivered nor failed), so a DELETE never overtakes the PUT it
- * undoes; a writer must therefore insert rows for one resource in commit order (e.g. under a row
- * lock they share). Each row is
+ * same ordering_key are delivered one after the other in id order (a row is not claimed while an
+ * older one with its key is neither delivered nor failed): give the changes of one resource one key
+ * (groups-service: the enrollment's path, so a DELETE never overtakes the PUT it undoes; calendar: the
+ * recipient, so "cancelled" never arrives before "scheduled"), and insert them in commit order (e.g.
+ * under a row lock they share). Rows without a key go out independently. Each row is
  * sent with the internal HTTP client (its idempotency key, actor and a per-call deadline). Then:
  *   2xx                         -> delivered_at = now()
  *   4xx other than 408/409/429  -> failed_at = now(), last_error (logged at error: a bug, not an outage)
