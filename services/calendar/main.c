@@ -1,0 +1,73 @@
+/* calendar-service: lessons, attendance and teachers' availability. See calendar.h for the API. */
+#include "calendar.h"
+#include "outbox.h"
+
+static calendar_config_t config;
+
+static const ls_cfg_field_t config_fields[] = {
+    LS_DAEMON_CONFIG_FIELDS(calendar_config_t, common, "127.0.0.1:8085", LS_MIGRATIONS_DEFAULT),
+    {"TEACHERS_URL", LS_CFG_URL, "http://127.0.0.1:8082", 0, 0, offsetof(calendar_config_t, teachers_url),
+     "teachers-service, asked whether a lesson's teacher exists"},
+    {"GROUPS_URL", LS_CFG_URL, "http://127.0.0.1:8084", 0, 0, offsetof(calendar_config_t, groups_url),
+     "groups-service, asked for a lesson's group (its teacher) and its members"},
+    {"STUDENTS_URL", LS_CFG_URL, "http://127.0.0.1:8083", 0, 0, offsetof(calendar_config_t, students_url),
+     "students-service, asked whether a lesson's listed students exist"},
+    {"NOTIFICATION_URL", LS_CFG_URL, "http://127.0.0.1:8086", 0, 0,
+     offsetof(calendar_config_t, notification_url),
+     "notification-service, told about new, cancelled and rescheduled lessons (through the outbox)"},
+    {"OUTBOX_POLL_MS", LS_CFG_INT, "1000", 10, 60000, offsetof(calendar_config_t, outbox_poll_ms),
+     "how often each worker looks for outbox rows that are due (a commit also wakes it)"},
+};
+
+static const ls_route_t routes[] = {
+    LS_ROUTE("POST", "/lessons", lessons_create, 0),
+    LS_ROUTE("GET", "/lessons", lessons_list, 0),
+    LS_ROUTE("GET", "/lessons/{lesson_id:uuid}", lessons_get, 0),
+    LS_ROUTE("POST", "/lessons/{lesson_id:uuid}/cancel", lessons_cancel, 0),
+    LS_ROUTE("POST", "/lessons/{lesson_id:uuid}/reschedule", lessons_reschedule, 0),
+    LS_ROUTE("PUT", "/lessons/{lesson_id:uuid}/attendance/{telegram_id:id}", lessons_attendance_put, 0),
+    LS_ROUTE("GET", "/teachers/{telegram_id:id}/schedule", schedule_get, 0),
+    LS_ROUTE("PUT", "/teachers/{telegram_id:id}/schedule", schedule_put, 0),
+    LS_ROUTE("POST", "/teachers/{telegram_id:id}/unavailable", unavailable_add, 0),
+    LS_ROUTE("GET", "/teachers/{telegram_id:id}/unavailable", unavailable_list, 0),
+    LS_ROUTE("DELETE", "/teachers/{telegram_id:id}/unavailable/{id:uuid}", unavailable_delete, 0),
+};
+
+/* Each worker delivers the notifications its own commits queue (and any others that are due). */
+static void on_worker_start(ls_worker_t *w)
+{
+    ls_outbox_config_t oc = {
+        .targets = {{CAL_NOTIFY_TARGET, config.notification_url}},
+        .ntargets = 1,
+        .poll_ms = (int)config.outbox_poll_ms,
+    };
+    if (ls_outbox_start(w, &oc) == NULL)
+        h2o_fatal("calendar-service: cannot start the outbox poller");
+}
+
+static void on_worker_stop(ls_worker_t *w)
+{
+    ls_outbox_stop(ls_outbox_of(w));
+}
+
+static const ls_daemon_t daemon_spec = {
+    .name = "calendar-service",
+    .summary = "lessons (checked with teachers-, groups- and students-service), attendance, teachers'"
+               " availability; participants notified through notification-service",
+    .config_fields = config_fields,
+    .nconfig_fields = sizeof(config_fields) / sizeof(config_fields[0]),
+    .config = &config,
+    .common = &config.common,
+    .routes = routes,
+    .nroutes = sizeof(routes) / sizeof(routes[0]),
+    .stmts = calendar_statements,
+    .nstmts = STMT_COUNT,
+    .uses_http = 1,
+    .on_worker_start = on_worker_start,
+    .on_worker_stop = on_worker_stop,
+};
+
+int main(int argc, char **argv)
+{
+    return ls_daemon_main(&daemon_spec, argc, argv);
+}
