@@ -84,40 +84,6 @@ static int call(lst_resp_t *resp, const char *method, const char *path, const ch
     return lst_http(resp, method, url, headers, body);
 }
 
-static const char *str_field(json_object *obj, const char *key)
-{
-    json_object *v;
-    if (obj == NULL || !json_object_object_get_ex(obj, key, &v) || v == NULL)
-        return NULL;
-    return json_object_get_string(v);
-}
-
-static json_object *field(json_object *obj, const char *key)
-{
-    json_object *v = NULL;
-    if (obj != NULL)
-        json_object_object_get_ex(obj, key, &v);
-    return v;
-}
-
-/* Asserts an RFC 9457 problem with this status whose detail contains `needle`. */
-static void expect_problem(lst_resp_t *resp, int status, const char *needle)
-{
-    cr_expect_eq(resp->status, status, "status %d, want %d: %.300s", resp->status, status, resp->body);
-    char *ct = lst_resp_header(resp, "content-type");
-    cr_expect(ct != NULL && strstr(ct, "application/problem+json") != NULL, "content-type %s",
-              ct ? ct : "none");
-    free(ct);
-    cr_assert_not_null(resp->json, "problem body is not JSON: %.300s", resp->body);
-    cr_expect_eq(json_object_get_int(field(resp->json, "status")), status);
-    cr_expect_not_null(str_field(resp->json, "title"));
-    if (needle != NULL) {
-        const char *detail = str_field(resp->json, "detail");
-        cr_expect(detail != NULL && strstr(detail, needle) != NULL, "detail \"%s\" lacks \"%s\"",
-                  detail ? detail : "", needle);
-    }
-}
-
 static void create_user(long long id, const char *first_name)
 {
     char path[64], body[256];
@@ -150,15 +116,15 @@ Test(auth, put_creates_then_updates_and_get_reads)
          "\"photo_url\":\"https://t.me/i/anna.jpg\"}",
          NULL);
     cr_assert_eq(resp.status, 201, "%.300s", resp.body);
-    cr_assert_eq(json_object_get_boolean(field(resp.json, "created")), 1);
-    json_object *user = field(resp.json, "user");
-    cr_expect_eq(json_object_get_int64(field(user, "telegram_id")), 555);
-    cr_expect_str_eq(str_field(user, "first_name"), "Анна");
-    cr_expect_str_eq(str_field(user, "role"), "student");
-    cr_expect_eq(json_object_get_boolean(field(user, "is_verified")), 0);
-    cr_expect_null(field(user, "phone_number"));
-    cr_expect_null(field(user, "phone_encrypted"), "the sealed column must never be answered");
-    const char *created_at = str_field(user, "created_at");
+    cr_assert_eq(json_object_get_boolean(lst_field(resp.json, "created")), 1);
+    json_object *user = lst_field(resp.json, "user");
+    cr_expect_eq(json_object_get_int64(lst_field(user, "telegram_id")), 555);
+    cr_expect_str_eq(lst_str_field(user, "first_name"), "Анна");
+    cr_expect_str_eq(lst_str_field(user, "role"), "student");
+    cr_expect_eq(json_object_get_boolean(lst_field(user, "is_verified")), 0);
+    cr_expect_null(lst_field(user, "phone_number"));
+    cr_expect_null(lst_field(user, "phone_encrypted"), "the sealed column must never be answered");
+    const char *created_at = lst_str_field(user, "created_at");
     cr_assert_not_null(created_at);
     cr_expect_eq(created_at[10], 'T');
     cr_expect_eq(created_at[strlen(created_at) - 1], 'Z', "times are RFC 3339 UTC: %s", created_at);
@@ -166,15 +132,15 @@ Test(auth, put_creates_then_updates_and_get_reads)
 
     call(&resp, "PUT", "/users/555", "{\"first_name\":\"Anya\",\"username\":\"anya\"}", "555");
     cr_assert_eq(resp.status, 200, "%.300s", resp.body);
-    cr_expect_eq(json_object_get_boolean(field(resp.json, "created")), 0);
-    cr_expect_str_eq(str_field(field(resp.json, "user"), "first_name"), "Anya");
-    cr_expect_null(field(field(resp.json, "user"), "last_name"), "PUT replaces the Telegram data");
+    cr_expect_eq(json_object_get_boolean(lst_field(resp.json, "created")), 0);
+    cr_expect_str_eq(lst_str_field(lst_field(resp.json, "user"), "first_name"), "Anya");
+    cr_expect_null(lst_field(lst_field(resp.json, "user"), "last_name"), "PUT replaces the Telegram data");
     lst_resp_free(&resp);
 
     call(&resp, "GET", "/users/555", NULL, NULL);
     cr_assert_eq(resp.status, 200);
-    cr_expect_str_eq(str_field(resp.json, "username"), "anya");
-    cr_expect_null(field(resp.json, "language_code"));
+    cr_expect_str_eq(lst_str_field(resp.json, "username"), "anya");
+    cr_expect_null(lst_field(resp.json, "language_code"));
     lst_resp_free(&resp);
 
     cr_expect_eq(audit_count("entity_id = '555' AND action = 'user.create' AND actor_telegram_id = 555"), 1);
@@ -186,7 +152,7 @@ Test(auth, phone_number_is_encrypted_at_rest)
     lst_resp_t resp;
     call(&resp, "PUT", "/users/777", "{\"first_name\":\"Ivan\",\"phone_number\":\"+79991234567\"}", NULL);
     cr_assert_eq(resp.status, 201, "%.300s", resp.body);
-    cr_expect_str_eq(str_field(field(resp.json, "user"), "phone_number"), "+79991234567");
+    cr_expect_str_eq(lst_str_field(lst_field(resp.json, "user"), "phone_number"), "+79991234567");
     lst_resp_free(&resp);
 
     char *stored = lst_pg_admin_exec(
@@ -200,10 +166,10 @@ Test(auth, phone_number_is_encrypted_at_rest)
 
     /* Absent keeps it; null clears it. */
     call(&resp, "PUT", "/users/777", "{\"first_name\":\"Ivan\"}", NULL);
-    cr_expect_str_eq(str_field(field(resp.json, "user"), "phone_number"), "+79991234567");
+    cr_expect_str_eq(lst_str_field(lst_field(resp.json, "user"), "phone_number"), "+79991234567");
     lst_resp_free(&resp);
     call(&resp, "PUT", "/users/777", "{\"first_name\":\"Ivan\",\"phone_number\":null}", NULL);
-    cr_expect_null(field(field(resp.json, "user"), "phone_number"));
+    cr_expect_null(lst_field(lst_field(resp.json, "user"), "phone_number"));
     lst_resp_free(&resp);
 }
 
@@ -212,7 +178,7 @@ Test(auth, admin_ids_get_the_admin_role_on_first_sign_in)
     lst_resp_t resp;
     call(&resp, "PUT", "/users/1000", "{\"first_name\":\"Boss\"}", NULL);
     cr_assert_eq(resp.status, 201);
-    cr_expect_str_eq(str_field(field(resp.json, "user"), "role"), "admin");
+    cr_expect_str_eq(lst_str_field(lst_field(resp.json, "user"), "role"), "admin");
     lst_resp_free(&resp);
 }
 
@@ -220,7 +186,7 @@ Test(auth, put_for_someone_else_is_forbidden)
 {
     lst_resp_t resp;
     call(&resp, "PUT", "/users/556", "{\"first_name\":\"Eve\"}", "557");
-    expect_problem(&resp, 403, "only the user");
+    lst_expect_problem(&resp, 403, "only the user");
     lst_resp_free(&resp);
     call(&resp, "GET", "/users/556", NULL, NULL);
     cr_expect_eq(resp.status, 404, "a refused PUT must change nothing");
@@ -237,11 +203,11 @@ Test(auth, batch_read_in_the_order_asked_with_missing_ids)
     lst_resp_t resp;
     call(&resp, "GET", "/users?ids=33,999,11,22", NULL, NULL);
     cr_assert_eq(resp.status, 200, "%.300s", resp.body);
-    json_object *users = field(resp.json, "users"), *missing = field(resp.json, "missing");
+    json_object *users = lst_field(resp.json, "users"), *missing = lst_field(resp.json, "missing");
     cr_assert_eq(json_object_array_length(users), 3);
-    cr_expect_eq(json_object_get_int64(field(json_object_array_get_idx(users, 0), "telegram_id")), 33);
-    cr_expect_eq(json_object_get_int64(field(json_object_array_get_idx(users, 1), "telegram_id")), 11);
-    cr_expect_eq(json_object_get_int64(field(json_object_array_get_idx(users, 2), "telegram_id")), 22);
+    cr_expect_eq(json_object_get_int64(lst_field(json_object_array_get_idx(users, 0), "telegram_id")), 33);
+    cr_expect_eq(json_object_get_int64(lst_field(json_object_array_get_idx(users, 1), "telegram_id")), 11);
+    cr_expect_eq(json_object_get_int64(lst_field(json_object_array_get_idx(users, 2), "telegram_id")), 22);
     cr_assert_eq(json_object_array_length(missing), 1);
     cr_expect_eq(json_object_get_int64(json_object_array_get_idx(missing, 0)), 999);
     lst_resp_free(&resp);
@@ -255,14 +221,14 @@ Test(auth, batch_is_bounded_and_validated)
         off += (size_t)snprintf(path + off, sizeof(path) - off, "%s%d", i > 1 ? "," : "", i);
     lst_resp_t resp;
     call(&resp, "GET", path, NULL, NULL);
-    expect_problem(&resp, 400, "at most 100");
+    lst_expect_problem(&resp, 400, "at most 100");
     lst_resp_free(&resp);
 
     static const char *const bad[] = {"/users",          "/users?ids=",   "/users?ids=1,abc",
                                       "/users?ids=1,,2", "/users?ids=-4", "/users?ids=99999999999999999999"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         call(&resp, "GET", bad[i], NULL, NULL);
-        expect_problem(&resp, 400, "ids");
+        lst_expect_problem(&resp, 400, "ids");
         lst_resp_free(&resp);
     }
 }
@@ -277,10 +243,10 @@ Test(auth, bad_ids_in_the_path_are_400)
     for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
         lst_resp_t resp;
         call(&resp, "GET", paths[i], NULL, NULL);
-        expect_problem(&resp, 400, "telegram_id");
+        lst_expect_problem(&resp, 400, "telegram_id");
         lst_resp_free(&resp);
         call(&resp, "PUT", paths[i], "{\"first_name\":\"X\"}", NULL);
-        expect_problem(&resp, 400, "telegram_id");
+        lst_expect_problem(&resp, 400, "telegram_id");
         lst_resp_free(&resp);
     }
 }
@@ -303,7 +269,7 @@ Test(auth, malformed_json_and_wrong_types_are_400_and_change_nothing)
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         lst_resp_t resp;
         call(&resp, "PUT", "/users/4242", cases[i].body, NULL);
-        expect_problem(&resp, 400, cases[i].needle);
+        lst_expect_problem(&resp, 400, cases[i].needle);
         lst_resp_free(&resp);
     }
     lst_resp_t resp;
@@ -319,19 +285,19 @@ Test(auth, internal_token_is_required)
     lst_resp_t resp;
     snprintf(url, sizeof(url), "%s/users/1", daemon_.base_url);
     lst_http(&resp, "GET", url, NULL, NULL);
-    expect_problem(&resp, 401, NULL);
+    lst_expect_problem(&resp, 401, NULL);
     lst_resp_free(&resp);
 
     const char *wrong[] = {"Authorization: Bearer not-the-token-at-all", NULL};
     lst_http(&resp, "GET", url, wrong, NULL);
-    expect_problem(&resp, 401, NULL);
+    lst_expect_problem(&resp, 401, NULL);
     lst_resp_free(&resp);
 
     char almost[600];
     snprintf(almost, sizeof(almost), "Authorization: Basic %s", token);
     const char *scheme[] = {almost, NULL};
     lst_http(&resp, "GET", url, scheme, NULL);
-    expect_problem(&resp, 401, NULL);
+    lst_expect_problem(&resp, 401, NULL);
     lst_resp_free(&resp);
 
     /* Health checks are open. */
@@ -368,15 +334,15 @@ Test(auth, unknown_user_route_and_method)
 {
     lst_resp_t resp;
     call(&resp, "GET", "/users/123456", NULL, NULL);
-    expect_problem(&resp, 404, "123456");
+    lst_expect_problem(&resp, 404, "123456");
     lst_resp_free(&resp);
 
     call(&resp, "GET", "/nowhere", NULL, NULL);
-    expect_problem(&resp, 404, NULL);
+    lst_expect_problem(&resp, 404, NULL);
     lst_resp_free(&resp);
 
     call(&resp, "DELETE", "/users/5", NULL, NULL);
-    expect_problem(&resp, 405, NULL);
+    lst_expect_problem(&resp, 405, NULL);
     char *allow = lst_resp_header(&resp, "allow");
     cr_expect(allow != NULL && strstr(allow, "GET") && strstr(allow, "PUT") && strstr(allow, "PATCH"),
               "Allow: %s", allow ? allow : "none");
@@ -422,19 +388,19 @@ Test(auth, deadline_actor_and_role_headers_are_checked)
     snprintf(url, sizeof(url), "%s/users/1", daemon_.base_url);
     const char *passed[] = {auth_header, "X-Deadline-Ms: 0", NULL};
     lst_http(&resp, "GET", url, passed, NULL);
-    expect_problem(&resp, 503, "deadline");
+    lst_expect_problem(&resp, 503, "deadline");
     lst_resp_free(&resp);
     const char *bad[] = {auth_header, "X-Deadline-Ms: soon", NULL};
     lst_http(&resp, "GET", url, bad, NULL);
-    expect_problem(&resp, 400, "X-Deadline-Ms");
+    lst_expect_problem(&resp, 400, "X-Deadline-Ms");
     lst_resp_free(&resp);
     const char *bad_actor[] = {auth_header, "X-Actor-Telegram-Id: -7", NULL};
     lst_http(&resp, "GET", url, bad_actor, NULL);
-    expect_problem(&resp, 400, "X-Actor-Telegram-Id");
+    lst_expect_problem(&resp, 400, "X-Actor-Telegram-Id");
     lst_resp_free(&resp);
     const char *bad_role[] = {auth_header, "X-Actor-Telegram-Id: 7", "X-Actor-Role: king", NULL};
     lst_http(&resp, "GET", url, bad_role, NULL);
-    expect_problem(&resp, 400, "X-Actor-Role");
+    lst_expect_problem(&resp, 400, "X-Actor-Role");
     lst_resp_free(&resp);
 }
 
@@ -448,39 +414,39 @@ Test(auth, patch_needs_an_admin_actor)
     lst_resp_t resp;
 
     call(&resp, "PATCH", "/users/200", "{\"role\":\"teacher\"}", NULL);
-    expect_problem(&resp, 400, "X-Actor-Telegram-Id");
+    lst_expect_problem(&resp, 400, "X-Actor-Telegram-Id");
     lst_resp_free(&resp);
 
     call(&resp, "PATCH", "/users/200", "{\"role\":\"teacher\"}", "300");
-    expect_problem(&resp, 403, "admin");
+    lst_expect_problem(&resp, 403, "admin");
     lst_resp_free(&resp);
 
     call(&resp, "PATCH", "/users/200", "{\"role\":\"teacher\"}", "424242");
-    expect_problem(&resp, 403, "admin");
+    lst_expect_problem(&resp, 403, "admin");
     lst_resp_free(&resp);
 
     call(&resp, "PATCH", "/users/200", "{\"role\":\"wizard\"}", "1000");
-    expect_problem(&resp, 400, "role");
+    lst_expect_problem(&resp, 400, "role");
     lst_resp_free(&resp);
 
     call(&resp, "PATCH", "/users/200", "{}", "1000");
-    expect_problem(&resp, 400, "nothing to change");
+    lst_expect_problem(&resp, 400, "nothing to change");
     lst_resp_free(&resp);
 
     call(&resp, "PATCH", "/users/999999", "{\"is_verified\":true}", "1000");
-    expect_problem(&resp, 404, "999999");
+    lst_expect_problem(&resp, 404, "999999");
     lst_resp_free(&resp);
 
     cr_expect_eq(audit_count("action = 'user.patch'"), 0, "refused changes must not be audited");
 
     call(&resp, "PATCH", "/users/200", "{\"role\":\"teacher\",\"is_verified\":true}", "1000");
     cr_assert_eq(resp.status, 200, "%.300s", resp.body);
-    cr_expect_str_eq(str_field(resp.json, "role"), "teacher");
-    cr_expect_eq(json_object_get_boolean(field(resp.json, "is_verified")), 1);
+    cr_expect_str_eq(lst_str_field(resp.json, "role"), "teacher");
+    cr_expect_eq(json_object_get_boolean(lst_field(resp.json, "is_verified")), 1);
     lst_resp_free(&resp);
 
     call(&resp, "GET", "/users/200", NULL, NULL);
-    cr_expect_str_eq(str_field(resp.json, "role"), "teacher");
+    cr_expect_str_eq(lst_str_field(resp.json, "role"), "teacher");
     lst_resp_free(&resp);
 
     cr_expect_eq(audit_count("action = 'user.patch' AND entity = 'user' AND entity_id = '200' AND "
@@ -593,7 +559,7 @@ Test(auth, database_outage_gives_fast_503_and_recovers_without_restart, .timeout
     cr_assert_eq(lst_cluster_stop(&c), 0);
     for (int i = 0; i < 5; i++) {
         lst_http(&resp, "GET", url, headers, NULL);
-        expect_problem(&resp, 503, NULL);
+        lst_expect_problem(&resp, 503, NULL);
         cr_expect_lt(resp.seconds, 0.5, "503 took %.3f s", resp.seconds);
         lst_resp_free(&resp);
     }

@@ -150,36 +150,6 @@ static int call(lst_resp_t *resp, const char *method, const char *path, const ch
     return call_as(resp, D_CALENDAR, method, path, body, actor, NULL);
 }
 
-static json_object *field(json_object *obj, const char *key)
-{
-    json_object *v = NULL;
-    if (obj != NULL)
-        json_object_object_get_ex(obj, key, &v);
-    return v;
-}
-
-static const char *str_field(json_object *obj, const char *key)
-{
-    json_object *v = field(obj, key);
-    return v != NULL ? json_object_get_string(v) : NULL;
-}
-
-static void expect_problem(lst_resp_t *resp, int status, const char *needle)
-{
-    cr_expect_eq(resp->status, status, "status %d, want %d: %.300s", resp->status, status, resp->body);
-    char *ct = lst_resp_header(resp, "content-type");
-    cr_expect(ct != NULL && strstr(ct, "application/problem+json") != NULL, "content-type %s",
-              ct ? ct : "none");
-    free(ct);
-    cr_assert_not_null(resp->json, "problem body is not JSON: %.300s", resp->body);
-    cr_expect_eq(json_object_get_int(field(resp->json, "status")), status);
-    if (needle != NULL) {
-        const char *detail = str_field(resp->json, "detail");
-        cr_expect(detail != NULL && strstr(detail, needle) != NULL, "detail \"%s\" lacks \"%s\"",
-                  detail ? detail : "", needle);
-    }
-}
-
 /* Sends and expects a problem; frees the response. */
 static void expect_call_problem(const char *method, const char *path, const char *body, const char *actor,
                                 int status, const char *needle)
@@ -188,7 +158,7 @@ static void expect_call_problem(const char *method, const char *path, const char
     call(&resp, method, path, body, actor);
     cr_expect_eq(resp.status, status, "%s %s %s: %d %.300s", method, path, body ? body : "", resp.status,
                  resp.body);
-    expect_problem(&resp, status, needle);
+    lst_expect_problem(&resp, status, needle);
     lst_resp_free(&resp);
 }
 
@@ -241,7 +211,7 @@ static char *make_group(const char *teacher, const long long *members, size_t n)
             "{\"title\":\"Evening English\",\"language_code\":\"en\",\"level\":\"B1\",\"capacity\":10}",
             teacher, NULL);
     cr_assert_eq(resp.status, 201, "POST /groups: %d %.300s", resp.status, resp.body);
-    char *group = strdup(str_field(resp.json, "id"));
+    char *group = strdup(lst_str_field(resp.json, "id"));
     lst_resp_free(&resp);
     if (n == 0)
         return group;
@@ -250,7 +220,7 @@ static char *make_group(const char *teacher, const long long *members, size_t n)
     snprintf(path, sizeof(path), "/groups/%s/invitations", group);
     call_as(&resp, D_GROUPS, "POST", path, NULL, teacher, NULL);
     cr_assert_eq(resp.status, 201, "POST %s: %d %.300s", path, resp.status, resp.body);
-    snprintf(path, sizeof(path), "/join/%s", str_field(resp.json, "code"));
+    snprintf(path, sizeof(path), "/join/%s", lst_str_field(resp.json, "code"));
     lst_resp_free(&resp);
     for (size_t i = 0; i < n; i++) {
         char who[24];
@@ -268,7 +238,7 @@ static int create_lesson(const char *actor, const char *body, char **id)
     lst_resp_t resp;
     int status = call(&resp, "POST", "/lessons", body, actor);
     if (id != NULL)
-        *id = status == 201 ? strdup(str_field(resp.json, "id")) : NULL;
+        *id = status == 201 ? strdup(lst_str_field(resp.json, "id")) : NULL;
     lst_resp_free(&resp);
     return status;
 }
@@ -294,7 +264,7 @@ static json_object *notifications_of(long long id)
     snprintf(who, sizeof(who), "%lld", id);
     lst_resp_t resp;
     call_as(&resp, D_NOTIFICATION, "GET", path, NULL, who, NULL);
-    json_object *list = resp.status == 200 ? json_object_get(field(resp.json, "notifications")) : NULL;
+    json_object *list = resp.status == 200 ? json_object_get(lst_field(resp.json, "notifications")) : NULL;
     lst_resp_free(&resp);
     return list;
 }
@@ -307,7 +277,7 @@ static int notification_count(long long id, const char *type)
         return -1;
     int n = 0;
     for (size_t i = 0; i < json_object_array_length(list); i++)
-        if (strcmp(str_field(json_object_array_get_idx(list, i), "type"), type) == 0)
+        if (strcmp(lst_str_field(json_object_array_get_idx(list, i), "type"), type) == 0)
             n++;
     json_object_put(list);
     return n;
@@ -360,14 +330,14 @@ Test(calendar, group_lesson_takes_members_and_listed_students_and_notifies_each)
     lst_resp_t resp;
     call(&resp, "POST", "/lessons", body, TEACHER);
     cr_assert_eq(resp.status, 201, "%d %.400s", resp.status, resp.body);
-    const char *id = str_field(resp.json, "id");
-    cr_expect_str_eq(str_field(resp.json, "group_id"), group);
-    cr_expect_str_eq(str_field(resp.json, "starts_at"), "2030-03-04T07:00:00Z");
-    cr_expect_str_eq(str_field(resp.json, "ends_at"), "2030-03-04T08:30:00Z");
-    cr_expect_str_eq(str_field(resp.json, "status"), "scheduled");
-    cr_expect_str_eq(str_field(resp.json, "topic"), "Урок 1");
-    cr_expect_eq(json_object_get_int(field(resp.json, "version")), 1);
-    json_object *participants = field(resp.json, "participants");
+    const char *id = lst_str_field(resp.json, "id");
+    cr_expect_str_eq(lst_str_field(resp.json, "group_id"), group);
+    cr_expect_str_eq(lst_str_field(resp.json, "starts_at"), "2030-03-04T07:00:00Z");
+    cr_expect_str_eq(lst_str_field(resp.json, "ends_at"), "2030-03-04T08:30:00Z");
+    cr_expect_str_eq(lst_str_field(resp.json, "status"), "scheduled");
+    cr_expect_str_eq(lst_str_field(resp.json, "topic"), "Урок 1");
+    cr_expect_eq(json_object_get_int(lst_field(resp.json, "version")), 1);
+    json_object *participants = lst_field(resp.json, "participants");
     cr_assert_eq(json_object_array_length(participants), 3, "%.400s", resp.body);
     cr_expect_eq(int_at(participants, 0), 7);
     cr_expect_eq(int_at(participants, 1), 31);
@@ -391,11 +361,11 @@ Test(calendar, group_lesson_takes_members_and_listed_students_and_notifies_each)
                   "participant %lld not notified", everyone[i]);
     json_object *list = notifications_of(32);
     cr_assert_not_null(list);
-    json_object *params = field(json_object_array_get_idx(list, 0), "params");
-    cr_expect_str_eq(str_field(params, "topic"), "Урок 1");
-    cr_expect_str_eq(str_field(params, "starts_at"), "2030-03-04T07:00:00Z");
-    cr_expect_str_eq(str_field(params, "group_id"), group);
-    cr_expect_str_eq(str_field(params, "group_title"), "Evening English");
+    json_object *params = lst_field(json_object_array_get_idx(list, 0), "params");
+    cr_expect_str_eq(lst_str_field(params, "topic"), "Урок 1");
+    cr_expect_str_eq(lst_str_field(params, "starts_at"), "2030-03-04T07:00:00Z");
+    cr_expect_str_eq(lst_str_field(params, "group_id"), group);
+    cr_expect_str_eq(lst_str_field(params, "group_title"), "Evening English");
     json_object_put(list);
     /* The teacher is not a participant. */
     cr_expect_eq(notification_count(500, "lesson_scheduled"), 0);
@@ -407,8 +377,8 @@ Test(calendar, group_lesson_takes_members_and_listed_students_and_notifies_each)
     lst_resp_t got;
     call(&got, "GET", path, NULL, NULL);
     cr_expect_eq(got.status, 200);
-    cr_expect_eq(json_object_array_length(field(got.json, "participants")), 3);
-    cr_expect_eq(json_object_array_length(field(got.json, "attendance")), 0);
+    cr_expect_eq(json_object_array_length(lst_field(got.json, "participants")), 3);
+    cr_expect_eq(json_object_array_length(lst_field(got.json, "attendance")), 0);
     lst_resp_free(&got);
     lst_resp_free(&resp);
     free(group);
@@ -435,8 +405,8 @@ Test(calendar, unknown_teacher_group_of_another_teacher_unknown_students_are_422
              foreign);
     lst_resp_t resp;
     call(&resp, "POST", "/lessons", body, TEACHER);
-    expect_problem(&resp, 422, foreign);
-    expect_problem(&resp, 422, "belongs to another teacher");
+    lst_expect_problem(&resp, 422, foreign);
+    lst_expect_problem(&resp, 422, "belongs to another teacher");
     lst_resp_free(&resp);
 
     expect_call_problem("POST", "/lessons",
@@ -467,7 +437,7 @@ Test(calendar, only_the_teacher_or_an_admin_schedules)
     lst_resp_t resp;
     call_as(&resp, D_CALENDAR, "POST", "/lessons", body, ADMIN, "admin");
     cr_expect_eq(resp.status, 201, "%d %.300s", resp.status, resp.body);
-    cr_expect_eq(json_object_get_int64(field(resp.json, "created_by")), 900);
+    cr_expect_eq(json_object_get_int64(lst_field(resp.json, "created_by")), 900);
     lst_resp_free(&resp);
 }
 
@@ -480,7 +450,7 @@ Test(calendar, overlap_is_409_naming_the_lesson_and_back_to_back_is_fine)
          "{\"teacher_telegram_id\":" TEACHER
          ",\"starts_at\":\"2030-03-04T10:59:00Z\",\"duration_minutes\":15}",
          TEACHER);
-    expect_problem(&resp, 409, first);
+    lst_expect_problem(&resp, 409, first);
     lst_resp_free(&resp);
     /* [10:00, 11:00) and [11:00, 12:00) touch but do not overlap. */
     free(lesson_at("2030-03-04T11:00:00Z", ""));
@@ -536,8 +506,8 @@ Test(calendar, weekly_schedule_and_unavailable_periods_refuse_lessons_with_409)
     /* No schedule: available at any time. */
     call(&resp, "GET", "/teachers/" TEACHER "/schedule", NULL, NULL);
     cr_expect_eq(resp.status, 200);
-    cr_expect_null(field(resp.json, "timezone"));
-    cr_expect_eq(json_object_array_length(field(resp.json, "slots")), 0);
+    cr_expect_null(lst_field(resp.json, "timezone"));
+    cr_expect_eq(json_object_array_length(lst_field(resp.json, "slots")), 0);
     lst_resp_free(&resp);
 
     /* Mondays 09:00-18:00 and Tuesdays 20:00-24:00, Moscow time (UTC+3). */
@@ -547,11 +517,11 @@ Test(calendar, weekly_schedule_and_unavailable_periods_refuse_lessons_with_409)
     expect_call_problem("PUT", "/teachers/" TEACHER "/schedule", schedule, "7", 403, NULL);
     call(&resp, "PUT", "/teachers/" TEACHER "/schedule", schedule, TEACHER);
     cr_assert_eq(resp.status, 200, "%d %.300s", resp.status, resp.body);
-    cr_expect_str_eq(str_field(resp.json, "timezone"), "Europe/Moscow");
-    json_object *slots = field(resp.json, "slots");
+    cr_expect_str_eq(lst_str_field(resp.json, "timezone"), "Europe/Moscow");
+    json_object *slots = lst_field(resp.json, "slots");
     cr_assert_eq(json_object_array_length(slots), 2);
-    cr_expect_eq(json_object_get_int(field(json_object_array_get_idx(slots, 0), "weekday")), 1);
-    cr_expect_str_eq(str_field(json_object_array_get_idx(slots, 1), "end_time"), "24:00");
+    cr_expect_eq(json_object_get_int(lst_field(json_object_array_get_idx(slots, 0), "weekday")), 1);
+    cr_expect_str_eq(lst_str_field(json_object_array_get_idx(slots, 1), "end_time"), "24:00");
     lst_resp_free(&resp);
     cr_expect_eq(sql_count(D_CALENDAR, "SELECT count(*) FROM audit_log WHERE action = 'schedule.replace'"),
                  1);
@@ -562,7 +532,7 @@ Test(calendar, weekly_schedule_and_unavailable_periods_refuse_lessons_with_409)
          "{\"teacher_telegram_id\":" TEACHER
          ",\"starts_at\":\"2030-03-04T14:30:00Z\",\"duration_minutes\":60}",
          TEACHER);
-    expect_problem(&resp, 409, "weekly availability");
+    lst_expect_problem(&resp, 409, "weekly availability");
     lst_resp_free(&resp);
     /* Sunday: no window at all. */
     expect_call_problem("POST", "/lessons",
@@ -578,7 +548,7 @@ Test(calendar, weekly_schedule_and_unavailable_periods_refuse_lessons_with_409)
          "\"conference\"}",
          TEACHER);
     cr_assert_eq(resp.status, 201, "%d %.300s", resp.status, resp.body);
-    char *period = strdup(str_field(resp.json, "id"));
+    char *period = strdup(lst_str_field(resp.json, "id"));
     lst_resp_free(&resp);
     expect_call_problem("POST", "/lessons",
                         "{\"teacher_telegram_id\":" TEACHER ",\"starts_at\":\"2030-03-04T11:30:00Z\","
@@ -588,7 +558,7 @@ Test(calendar, weekly_schedule_and_unavailable_periods_refuse_lessons_with_409)
 
     call(&resp, "GET", "/teachers/" TEACHER "/unavailable", NULL, NULL);
     cr_expect_eq(resp.status, 200);
-    cr_expect_eq(json_object_array_length(field(resp.json, "unavailable")), 1);
+    cr_expect_eq(json_object_array_length(lst_field(resp.json, "unavailable")), 1);
     lst_resp_free(&resp);
 
     char path[128];
@@ -723,8 +693,8 @@ Test(calendar, cancel_and_reschedule_notify_participants)
     /* Moving it within its own old time is no conflict with itself. */
     call(&resp, "POST", path, "{\"starts_at\":\"2030-03-04T10:30:00Z\",\"duration_minutes\":90}", TEACHER);
     cr_assert_eq(resp.status, 200, "%d %.300s", resp.status, resp.body);
-    cr_expect_eq(json_object_get_int(field(resp.json, "version")), 2);
-    cr_expect_str_eq(str_field(resp.json, "ends_at"), "2030-03-04T12:00:00Z");
+    cr_expect_eq(json_object_get_int(lst_field(resp.json, "version")), 2);
+    cr_expect_str_eq(lst_str_field(resp.json, "ends_at"), "2030-03-04T12:00:00Z");
     lst_resp_free(&resp);
     cr_expect(wait_notifications(7, "lesson_rescheduled", 1, 15000));
 
@@ -732,7 +702,7 @@ Test(calendar, cancel_and_reschedule_notify_participants)
     expect_call_problem("POST", path, "{\"reason\":\"ill\"}", "7", 403, NULL);
     call(&resp, "POST", path, "{\"reason\":\"ill\"}", TEACHER);
     cr_assert_eq(resp.status, 200, "%d %.300s", resp.status, resp.body);
-    cr_expect_str_eq(str_field(resp.json, "status"), "cancelled");
+    cr_expect_str_eq(lst_str_field(resp.json, "status"), "cancelled");
     lst_resp_free(&resp);
     expect_call_problem("POST", path, NULL, TEACHER, 409, "already cancelled");
     snprintf(path, sizeof(path), "/lessons/%s/reschedule", id);
@@ -744,10 +714,10 @@ Test(calendar, cancel_and_reschedule_notify_participants)
     cr_assert_not_null(list);
     for (size_t i = 0; i < json_object_array_length(list); i++) {
         json_object *n = json_object_array_get_idx(list, i);
-        if (strcmp(str_field(n, "type"), "lesson_rescheduled") == 0)
-            cr_expect_str_eq(str_field(field(n, "params"), "old_starts_at"), "2030-03-04T10:00:00Z");
-        if (strcmp(str_field(n, "type"), "lesson_cancelled") == 0)
-            cr_expect_str_eq(str_field(field(n, "params"), "reason"), "ill");
+        if (strcmp(lst_str_field(n, "type"), "lesson_rescheduled") == 0)
+            cr_expect_str_eq(lst_str_field(lst_field(n, "params"), "old_starts_at"), "2030-03-04T10:00:00Z");
+        if (strcmp(lst_str_field(n, "type"), "lesson_cancelled") == 0)
+            cr_expect_str_eq(lst_str_field(lst_field(n, "params"), "reason"), "ill");
     }
     json_object_put(list);
     cr_expect_eq(sql_count(D_CALENDAR,
@@ -772,9 +742,9 @@ Test(calendar, attendance_is_marked_by_the_teacher_only_for_participants)
     snprintf(path, sizeof(path), "/lessons/%s/attendance/7", id);
     call(&resp, "PUT", path, "{\"status\":\"late\"}", TEACHER);
     cr_assert_eq(resp.status, 200, "%d %.300s", resp.status, resp.body);
-    cr_expect_str_eq(str_field(resp.json, "status"), "late");
-    cr_expect_eq(json_object_get_int64(field(resp.json, "student_telegram_id")), 7);
-    cr_expect_eq(json_object_get_int64(field(resp.json, "marked_by")), 500);
+    cr_expect_str_eq(lst_str_field(resp.json, "status"), "late");
+    cr_expect_eq(json_object_get_int64(lst_field(resp.json, "student_telegram_id")), 7);
+    cr_expect_eq(json_object_get_int64(lst_field(resp.json, "marked_by")), 500);
     lst_resp_free(&resp);
     /* Changed by an admin. */
     call_as(&resp, D_CALENDAR, "PUT", path, "{\"status\":\"present\"}", ADMIN, "admin");
@@ -789,10 +759,11 @@ Test(calendar, attendance_is_marked_by_the_teacher_only_for_participants)
     snprintf(path, sizeof(path), "/lessons/%s", id);
     call(&resp, "GET", path, NULL, NULL);
     cr_expect_eq(resp.status, 200);
-    json_object *attendance = field(resp.json, "attendance");
+    json_object *attendance = lst_field(resp.json, "attendance");
     cr_assert_eq(json_object_array_length(attendance), 1, "%.300s", resp.body);
-    cr_expect_str_eq(str_field(json_object_array_get_idx(attendance, 0), "status"), "present");
-    cr_expect_eq(json_object_get_int64(field(json_object_array_get_idx(attendance, 0), "marked_by")), 900);
+    cr_expect_str_eq(lst_str_field(json_object_array_get_idx(attendance, 0), "status"), "present");
+    cr_expect_eq(json_object_get_int64(lst_field(json_object_array_get_idx(attendance, 0), "marked_by")),
+                 900);
     lst_resp_free(&resp);
     cr_expect_eq(sql_count(D_CALENDAR, "SELECT count(*) FROM audit_log WHERE action = 'lesson.attendance'"),
                  2);
@@ -808,10 +779,10 @@ static void expect_lessons(const char *query, const char *const *ids, size_t n)
     lst_resp_t resp;
     call(&resp, "GET", path, NULL, NULL);
     cr_assert_eq(resp.status, 200, "%s: %d %.300s", path, resp.status, resp.body);
-    json_object *lessons = field(resp.json, "lessons");
+    json_object *lessons = lst_field(resp.json, "lessons");
     cr_expect_eq(json_object_array_length(lessons), n, "%s: %.600s", path, resp.body);
     for (size_t i = 0; i < n && i < json_object_array_length(lessons); i++)
-        cr_expect_str_eq(str_field(json_object_array_get_idx(lessons, i), "id"), ids[i], "%s: lesson %zu",
+        cr_expect_str_eq(lst_str_field(json_object_array_get_idx(lessons, i), "id"), ids[i], "%s: lesson %zu",
                          path, i);
     lst_resp_free(&resp);
 }
@@ -970,6 +941,6 @@ Test(calendar, internal_token_is_required)
     lst_resp_t resp;
     const char *headers[] = {"Authorization: Bearer wrong-token-wrong-token", NULL};
     lst_http(&resp, "GET", url, headers, NULL);
-    expect_problem(&resp, 401, NULL);
+    lst_expect_problem(&resp, 401, NULL);
     lst_resp_free(&resp);
 }

@@ -222,36 +222,6 @@ static int call_admin(lst_resp_t *resp, const char *method, const char *path, co
     return call_url(resp, groups_.base_url, method, path, body, ADMIN, "admin");
 }
 
-static json_object *field(json_object *obj, const char *key)
-{
-    json_object *v = NULL;
-    if (obj != NULL)
-        json_object_object_get_ex(obj, key, &v);
-    return v;
-}
-
-static const char *str_field(json_object *obj, const char *key)
-{
-    json_object *v = field(obj, key);
-    return v != NULL ? json_object_get_string(v) : NULL;
-}
-
-static void expect_problem(lst_resp_t *resp, int status, const char *needle)
-{
-    cr_expect_eq(resp->status, status, "status %d, want %d: %.300s", resp->status, status, resp->body);
-    char *ct = lst_resp_header(resp, "content-type");
-    cr_expect(ct != NULL && strstr(ct, "application/problem+json") != NULL, "content-type %s",
-              ct ? ct : "none");
-    free(ct);
-    cr_assert_not_null(resp->json, "problem body is not JSON: %.300s", resp->body);
-    cr_expect_eq(json_object_get_int(field(resp->json, "status")), status);
-    if (needle != NULL) {
-        const char *detail = str_field(resp->json, "detail");
-        cr_expect(detail != NULL && strstr(detail, needle) != NULL, "detail \"%s\" lacks \"%s\"",
-                  detail ? detail : "", needle);
-    }
-}
-
 static long long sql_count(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static long long sql_count(const char *fmt, ...)
 {
@@ -278,7 +248,7 @@ static char *create_group_full(const char *title, const char *description, const
     lst_resp_t resp;
     call(&resp, "POST", "/groups", body, TEACHER);
     cr_assert_eq(resp.status, 201, "POST /groups: %d %.300s", resp.status, resp.body);
-    char *id = strdup(str_field(resp.json, "id"));
+    char *id = strdup(lst_str_field(resp.json, "id"));
     lst_resp_free(&resp);
     return id;
 }
@@ -296,7 +266,7 @@ static char *create_invite(const char *group, const char *body)
     lst_resp_t resp;
     call(&resp, "POST", path, body, TEACHER);
     cr_assert_eq(resp.status, 201, "POST %s: %d %.300s", path, resp.status, resp.body);
-    char *code = strdup(str_field(resp.json, "code"));
+    char *code = strdup(lst_str_field(resp.json, "code"));
     lst_resp_free(&resp);
     return code;
 }
@@ -352,31 +322,31 @@ Test(groups, create_then_get_with_member_count_and_progress)
          TEACHER);
     cr_assert_eq(resp.status, 201, "%.300s", resp.body);
     json_object *g = resp.json;
-    cr_expect_eq(json_object_get_int64(field(g, "teacher_telegram_id")), 500);
-    cr_expect_str_eq(str_field(g, "title"), "Deutsch A2");
-    cr_expect_str_eq(str_field(g, "description"), "");
-    cr_expect_str_eq(str_field(g, "language_code"), "de");
-    cr_expect_str_eq(str_field(g, "level"), "A2");
-    cr_expect_eq(json_object_get_int(field(g, "capacity")), 8);
-    cr_expect_eq(json_object_get_boolean(field(g, "is_free")), 0);
-    cr_expect_float_eq(json_object_get_double(field(g, "price")), 1500.5, 1e-9);
-    cr_expect_str_eq(str_field(g, "status"), "active");
-    cr_expect_eq(json_object_get_int(field(g, "member_count")), 0);
-    cr_expect(field(g, "progress") == NULL && json_object_object_get_ex(g, "progress", NULL));
-    const char *created = str_field(g, "created_at");
+    cr_expect_eq(json_object_get_int64(lst_field(g, "teacher_telegram_id")), 500);
+    cr_expect_str_eq(lst_str_field(g, "title"), "Deutsch A2");
+    cr_expect_str_eq(lst_str_field(g, "description"), "");
+    cr_expect_str_eq(lst_str_field(g, "language_code"), "de");
+    cr_expect_str_eq(lst_str_field(g, "level"), "A2");
+    cr_expect_eq(json_object_get_int(lst_field(g, "capacity")), 8);
+    cr_expect_eq(json_object_get_boolean(lst_field(g, "is_free")), 0);
+    cr_expect_float_eq(json_object_get_double(lst_field(g, "price")), 1500.5, 1e-9);
+    cr_expect_str_eq(lst_str_field(g, "status"), "active");
+    cr_expect_eq(json_object_get_int(lst_field(g, "member_count")), 0);
+    cr_expect(lst_field(g, "progress") == NULL && json_object_object_get_ex(g, "progress", NULL));
+    const char *created = lst_str_field(g, "created_at");
     cr_assert_not_null(created);
     cr_expect_eq(created[strlen(created) - 1], 'Z');
-    char *id = strdup(str_field(g, "id"));
+    char *id = strdup(lst_str_field(g, "id"));
     lst_resp_free(&resp);
 
     char path[128];
     snprintf(path, sizeof(path), "/groups/%s", id);
     call(&resp, "GET", path, NULL, NULL);
     cr_assert_eq(resp.status, 200, "%.300s", resp.body);
-    cr_expect_str_eq(str_field(resp.json, "id"), id);
-    cr_expect_eq(json_object_get_int(field(resp.json, "member_count")), 0);
+    cr_expect_str_eq(lst_str_field(resp.json, "id"), id);
+    cr_expect_eq(json_object_get_int(lst_field(resp.json, "member_count")), 0);
     cr_expect(json_object_object_get_ex(resp.json, "progress", NULL));
-    cr_expect_null(field(resp.json, "progress"));
+    cr_expect_null(lst_field(resp.json, "progress"));
     lst_resp_free(&resp);
 
     cr_expect_eq(sql_count("SELECT count(*) FROM audit_log WHERE action = 'group.create' AND entity = 'group'"
@@ -414,13 +384,13 @@ Test(groups, create_refuses_bad_input)
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         lst_resp_t resp;
         call(&resp, "POST", "/groups", cases[i].body, TEACHER);
-        expect_problem(&resp, 400, cases[i].needle);
+        lst_expect_problem(&resp, 400, cases[i].needle);
         lst_resp_free(&resp);
     }
     lst_resp_t resp;
     call(&resp, "POST", "/groups",
          "{\"title\":\"T\",\"language_code\":\"en\",\"level\":\"B1\",\"capacity\":5}", NULL);
-    expect_problem(&resp, 400, "X-Actor-Telegram-Id");
+    lst_expect_problem(&resp, 400, "X-Actor-Telegram-Id");
     lst_resp_free(&resp);
     cr_expect_eq(sql_count("SELECT count(*) FROM groups"), 0, "a refused request must change nothing");
     cr_expect_eq(sql_count("SELECT count(*) FROM audit_log"), 0);
@@ -432,11 +402,11 @@ Test(groups, only_an_admin_creates_a_group_for_another_teacher)
                        "\"teacher_telegram_id\":777}";
     lst_resp_t resp;
     call(&resp, "POST", "/groups", body, TEACHER);
-    expect_problem(&resp, 403, "admin");
+    lst_expect_problem(&resp, 403, "admin");
     lst_resp_free(&resp);
     call_admin(&resp, "POST", "/groups", body);
     cr_assert_eq(resp.status, 201, "%.300s", resp.body);
-    cr_expect_eq(json_object_get_int64(field(resp.json, "teacher_telegram_id")), 777);
+    cr_expect_eq(json_object_get_int64(lst_field(resp.json, "teacher_telegram_id")), 777);
     lst_resp_free(&resp);
 }
 
@@ -444,13 +414,13 @@ Test(groups, get_refuses_bad_and_unknown_ids)
 {
     lst_resp_t resp;
     call(&resp, "GET", "/groups/not-a-uuid", NULL, NULL);
-    expect_problem(&resp, 400, "group_id");
+    lst_expect_problem(&resp, 400, "group_id");
     lst_resp_free(&resp);
     call(&resp, "GET", "/groups/00000000-0000-0000-0000-000000000000", NULL, NULL);
-    expect_problem(&resp, 404, "not found");
+    lst_expect_problem(&resp, 404, "not found");
     lst_resp_free(&resp);
     call(&resp, "GET", "/groups/00000000-0000-0000-0000-000000000000/members", NULL, NULL);
-    expect_problem(&resp, 404, "not found");
+    lst_expect_problem(&resp, 404, "not found");
     lst_resp_free(&resp);
 }
 
@@ -459,7 +429,7 @@ Test(groups, get_refuses_bad_and_unknown_ids)
 static json_object *groups_of(lst_resp_t *resp)
 {
     cr_assert_eq(resp->status, 200, "%.300s", resp->body);
-    json_object *a = field(resp->json, "groups");
+    json_object *a = lst_field(resp->json, "groups");
     cr_assert(a != NULL && json_object_is_type(a, json_type_array));
     return a;
 }
@@ -474,9 +444,9 @@ Test(groups, batch_and_lists_by_teacher_and_member)
     call(&resp, "GET", path, NULL, NULL);
     json_object *list = groups_of(&resp);
     cr_assert_eq(json_object_array_length(list), 2);
-    cr_expect_str_eq(str_field(json_object_array_get_idx(list, 0), "id"), c);
-    cr_expect_str_eq(str_field(json_object_array_get_idx(list, 1), "id"), a);
-    json_object *missing = field(resp.json, "missing");
+    cr_expect_str_eq(lst_str_field(json_object_array_get_idx(list, 0), "id"), c);
+    cr_expect_str_eq(lst_str_field(json_object_array_get_idx(list, 1), "id"), a);
+    json_object *missing = lst_field(resp.json, "missing");
     cr_assert_eq(json_object_array_length(missing), 1);
     cr_expect_str_eq(json_object_get_string(json_object_array_get_idx(missing, 0)),
                      "11111111-1111-1111-1111-111111111111");
@@ -486,14 +456,14 @@ Test(groups, batch_and_lists_by_teacher_and_member)
     call(&resp, "GET", "/groups?teacher_id=500&limit=2", NULL, NULL);
     list = groups_of(&resp);
     cr_assert_eq(json_object_array_length(list), 2);
-    cr_expect_str_eq(str_field(json_object_array_get_idx(list, 0), "id"), c);
-    cr_expect_str_eq(str_field(json_object_array_get_idx(list, 1), "id"), b);
-    cr_expect_eq(json_object_get_int(field(resp.json, "limit")), 2);
+    cr_expect_str_eq(lst_str_field(json_object_array_get_idx(list, 0), "id"), c);
+    cr_expect_str_eq(lst_str_field(json_object_array_get_idx(list, 1), "id"), b);
+    cr_expect_eq(json_object_get_int(lst_field(resp.json, "limit")), 2);
     lst_resp_free(&resp);
     call(&resp, "GET", "/groups?teacher_id=500&limit=2&offset=2", NULL, NULL);
     list = groups_of(&resp);
     cr_assert_eq(json_object_array_length(list), 1);
-    cr_expect_str_eq(str_field(json_object_array_get_idx(list, 0), "id"), a);
+    cr_expect_str_eq(lst_str_field(json_object_array_get_idx(list, 0), "id"), a);
     lst_resp_free(&resp);
 
     char *code_a = create_invite(a, NULL), *code_c = create_invite(c, NULL);
@@ -502,9 +472,9 @@ Test(groups, batch_and_lists_by_teacher_and_member)
     call(&resp, "GET", "/groups?member_id=42", NULL, NULL);
     list = groups_of(&resp);
     cr_assert_eq(json_object_array_length(list), 2);
-    cr_expect_str_eq(str_field(json_object_array_get_idx(list, 0), "id"), c);
-    cr_expect_str_eq(str_field(json_object_array_get_idx(list, 1), "id"), a);
-    cr_expect_eq(json_object_get_int(field(json_object_array_get_idx(list, 0), "member_count")), 1);
+    cr_expect_str_eq(lst_str_field(json_object_array_get_idx(list, 0), "id"), c);
+    cr_expect_str_eq(lst_str_field(json_object_array_get_idx(list, 1), "id"), a);
+    cr_expect_eq(json_object_get_int(lst_field(json_object_array_get_idx(list, 0), "member_count")), 1);
     lst_resp_free(&resp);
 
     static const char *const bad[] = {
@@ -519,7 +489,7 @@ Test(groups, batch_and_lists_by_teacher_and_member)
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         call(&resp, "GET", bad[i], NULL, NULL);
-        expect_problem(&resp, 400, NULL);
+        lst_expect_problem(&resp, 400, NULL);
         lst_resp_free(&resp);
     }
     /* At most 100 UUIDs. */
@@ -528,7 +498,7 @@ Test(groups, batch_and_lists_by_teacher_and_member)
     for (int i = 0; i < 101; i++)
         off += (size_t)sprintf(many + off, "%s%s", i ? "," : "", a);
     call(&resp, "GET", many, NULL, NULL);
-    expect_problem(&resp, 400, "at most 100");
+    lst_expect_problem(&resp, 400, "at most 100");
     lst_resp_free(&resp);
     free(many);
     free(a);
@@ -564,7 +534,7 @@ Test(groups, search_filters_and_paginates_stably)
     call(&resp, "GET", "/groups/search?q=exam%20prep", NULL, NULL);
     json_object *list = groups_of(&resp);
     cr_assert_eq(json_object_array_length(list), 1);
-    cr_expect_str_eq(str_field(json_object_array_get_idx(list, 0), "id"), other);
+    cr_expect_str_eq(lst_str_field(json_object_array_get_idx(list, 0), "id"), other);
     lst_resp_free(&resp);
     /* LIKE wildcards in q are literal characters. */
     call(&resp, "GET", "/groups/search?q=100%25_", NULL, NULL);
@@ -580,8 +550,8 @@ Test(groups, search_filters_and_paginates_stably)
     list = groups_of(&resp);
     /* de: even i; A1: i % 3 == 0 -> i = 0, 6 */
     cr_assert_eq(json_object_array_length(list), 2);
-    cr_expect_str_eq(str_field(json_object_array_get_idx(list, 0), "id"), ids[6]);
-    cr_expect_str_eq(str_field(json_object_array_get_idx(list, 1), "id"), ids[0]);
+    cr_expect_str_eq(lst_str_field(json_object_array_get_idx(list, 0), "id"), ids[6]);
+    cr_expect_str_eq(lst_str_field(json_object_array_get_idx(list, 1), "id"), ids[0]);
     lst_resp_free(&resp);
     call(&resp, "GET", "/groups/search?level=C1", NULL, NULL);
     cr_expect_eq(json_object_array_length(groups_of(&resp)), 1);
@@ -594,9 +564,9 @@ Test(groups, search_filters_and_paginates_stably)
         snprintf(path, sizeof(path), "/groups/search?limit=5&offset=%d", offset);
         call(&resp, "GET", path, NULL, NULL);
         list = groups_of(&resp);
-        cr_expect_eq(json_object_get_int(field(resp.json, "offset")), offset);
+        cr_expect_eq(json_object_get_int(lst_field(resp.json, "offset")), offset);
         for (size_t i = 0; i < json_object_array_length(list); i++) {
-            const char *id = str_field(json_object_array_get_idx(list, i), "id");
+            const char *id = lst_str_field(json_object_array_get_idx(list, i), "id");
             for (int k = 0; k < nseen; k++)
                 cr_expect_str_neq(seen[k], id, "group %s on two pages", id);
             cr_assert_lt(nseen, 13, "more groups than exist");
@@ -612,13 +582,13 @@ Test(groups, search_filters_and_paginates_stably)
                                       "/groups/search?limit=-1", "/groups/search?offset=x"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         call(&resp, "GET", bad[i], NULL, NULL);
-        expect_problem(&resp, 400, NULL);
+        lst_expect_problem(&resp, 400, NULL);
         lst_resp_free(&resp);
     }
     char longq[160] = "/groups/search?q=";
     memset(longq + strlen(longq), 'a', 101);
     call(&resp, "GET", longq, NULL, NULL);
-    expect_problem(&resp, 400, "q");
+    lst_expect_problem(&resp, 400, "q");
     lst_resp_free(&resp);
 
     char *plan =
@@ -642,45 +612,45 @@ Test(groups, patch_by_teacher_or_admin_only)
 
     call(&resp, "PATCH", path, "{\"title\":\"Renamed\",\"capacity\":4}", TEACHER);
     cr_assert_eq(resp.status, 200, "%.300s", resp.body);
-    cr_expect_str_eq(str_field(resp.json, "title"), "Renamed");
-    cr_expect_eq(json_object_get_int(field(resp.json, "capacity")), 4);
-    cr_expect_eq(json_object_get_int(field(resp.json, "member_count")), 0);
+    cr_expect_str_eq(lst_str_field(resp.json, "title"), "Renamed");
+    cr_expect_eq(json_object_get_int(lst_field(resp.json, "capacity")), 4);
+    cr_expect_eq(json_object_get_int(lst_field(resp.json, "member_count")), 0);
     lst_resp_free(&resp);
 
     call(&resp, "PATCH", path, "{\"title\":\"Mine now\"}", "501");
-    expect_problem(&resp, 403, "teacher");
+    lst_expect_problem(&resp, 403, "teacher");
     lst_resp_free(&resp);
     call(&resp, "PATCH", path, "{\"title\":\"Mine now\"}", NULL);
-    expect_problem(&resp, 400, "X-Actor-Telegram-Id");
+    lst_expect_problem(&resp, 400, "X-Actor-Telegram-Id");
     lst_resp_free(&resp);
     call_admin(&resp, "PATCH", path, "{\"is_free\":false,\"price\":99.99}");
     cr_assert_eq(resp.status, 200, "%.300s", resp.body);
-    cr_expect_float_eq(json_object_get_double(field(resp.json, "price")), 99.99, 1e-9);
+    cr_expect_float_eq(json_object_get_double(lst_field(resp.json, "price")), 99.99, 1e-9);
     lst_resp_free(&resp);
     /* Becoming free drops the price; a price on a free group is refused. */
     call(&resp, "PATCH", path, "{\"is_free\":true}", TEACHER);
     cr_assert_eq(resp.status, 200, "%.300s", resp.body);
-    cr_expect_null(field(resp.json, "price"));
+    cr_expect_null(lst_field(resp.json, "price"));
     lst_resp_free(&resp);
     call(&resp, "PATCH", path, "{\"price\":10}", TEACHER);
-    expect_problem(&resp, 400, "price");
+    lst_expect_problem(&resp, 400, "price");
     lst_resp_free(&resp);
     call(&resp, "PATCH", path, "{\"is_free\":false}", TEACHER);
-    expect_problem(&resp, 400, "price");
+    lst_expect_problem(&resp, 400, "price");
     lst_resp_free(&resp);
 
     static const char *const bad[] = {"{}", "{\"status\":\"deleted\"}", "{\"capacity\":0}",
                                       "{\"title\":\"\"}", "{\"teacher_telegram_id\":1}"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         call(&resp, "PATCH", path, bad[i], TEACHER);
-        expect_problem(&resp, 400, NULL);
+        lst_expect_problem(&resp, 400, NULL);
         lst_resp_free(&resp);
     }
     call(&resp, "PATCH", "/groups/00000000-0000-0000-0000-000000000000", "{\"title\":\"X\"}", TEACHER);
-    expect_problem(&resp, 404, "not found");
+    lst_expect_problem(&resp, 404, "not found");
     lst_resp_free(&resp);
     call(&resp, "PATCH", "/groups/123", "{\"title\":\"X\"}", TEACHER);
-    expect_problem(&resp, 400, "group_id");
+    lst_expect_problem(&resp, 400, "group_id");
     lst_resp_free(&resp);
 
     /* Capacity below the member count conflicts. */
@@ -688,7 +658,7 @@ Test(groups, patch_by_teacher_or_admin_only)
     cr_assert_eq(join(code, 1), 201);
     cr_assert_eq(join(code, 2), 201);
     call(&resp, "PATCH", path, "{\"capacity\":1}", TEACHER);
-    expect_problem(&resp, 409, "capacity");
+    lst_expect_problem(&resp, 409, "capacity");
     lst_resp_free(&resp);
     call(&resp, "PATCH", path, "{\"capacity\":2}", TEACHER);
     cr_expect_eq(resp.status, 200, "%.300s", resp.body);
@@ -716,20 +686,20 @@ Test(groups, invitations_create_list_revoke)
 
     call(&resp, "POST", path, "{\"expires_in_s\":3600,\"max_uses\":2}", TEACHER);
     cr_assert_eq(resp.status, 201, "%.300s", resp.body);
-    const char *code = str_field(resp.json, "code");
+    const char *code = lst_str_field(resp.json, "code");
     cr_assert_not_null(code);
     cr_expect_eq(strlen(code), 22, "16 random bytes in base64url: %s", code);
     cr_expect_eq(strspn(code, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"), 22);
-    cr_expect_eq(json_object_get_int(field(resp.json, "max_uses")), 2);
-    cr_expect_eq(json_object_get_int(field(resp.json, "uses")), 0);
-    cr_expect_null(field(resp.json, "revoked_at"));
+    cr_expect_eq(json_object_get_int(lst_field(resp.json, "max_uses")), 2);
+    cr_expect_eq(json_object_get_int(lst_field(resp.json, "uses")), 0);
+    cr_expect_null(lst_field(resp.json, "revoked_at"));
     char *code1 = strdup(code);
     lst_resp_free(&resp);
 
     call(&resp, "POST", path, NULL, TEACHER); /* no body: 7 days, unlimited */
     cr_assert_eq(resp.status, 201, "%.300s", resp.body);
-    cr_expect_null(field(resp.json, "max_uses"));
-    char *code2 = strdup(str_field(resp.json, "code"));
+    cr_expect_null(lst_field(resp.json, "max_uses"));
+    char *code2 = strdup(lst_str_field(resp.json, "code"));
     cr_expect_str_neq(code1, code2);
     lst_resp_free(&resp);
     cr_expect_eq(sql_count("SELECT count(*) FROM group_invitations WHERE code = '%s'"
@@ -743,27 +713,27 @@ Test(groups, invitations_create_list_revoke)
                                       "{\"max_uses\":\"3\"}",  "{\"code\":\"mine\"}"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         call(&resp, "POST", path, bad[i], TEACHER);
-        expect_problem(&resp, 400, NULL);
+        lst_expect_problem(&resp, 400, NULL);
         lst_resp_free(&resp);
     }
     call(&resp, "POST", path, NULL, "501");
-    expect_problem(&resp, 403, NULL);
+    lst_expect_problem(&resp, 403, NULL);
     lst_resp_free(&resp);
     call(&resp, "POST", path, NULL, NULL);
-    expect_problem(&resp, 400, "X-Actor-Telegram-Id");
+    lst_expect_problem(&resp, 400, "X-Actor-Telegram-Id");
     lst_resp_free(&resp);
     call(&resp, "POST", "/groups/00000000-0000-0000-0000-000000000000/invitations", NULL, TEACHER);
-    expect_problem(&resp, 404, NULL);
+    lst_expect_problem(&resp, 404, NULL);
     lst_resp_free(&resp);
 
     call(&resp, "GET", path, NULL, TEACHER);
     cr_assert_eq(resp.status, 200, "%.300s", resp.body);
-    json_object *list = field(resp.json, "invitations");
+    json_object *list = lst_field(resp.json, "invitations");
     cr_assert_eq(json_object_array_length(list), 2);
-    cr_expect_str_eq(str_field(json_object_array_get_idx(list, 0), "code"), code2, "newest first");
+    cr_expect_str_eq(lst_str_field(json_object_array_get_idx(list, 0), "code"), code2, "newest first");
     lst_resp_free(&resp);
     call(&resp, "GET", path, NULL, "501");
-    expect_problem(&resp, 403, NULL);
+    lst_expect_problem(&resp, 403, NULL);
     lst_resp_free(&resp);
     call_admin(&resp, "GET", path, NULL);
     cr_expect_eq(resp.status, 200);
@@ -772,7 +742,7 @@ Test(groups, invitations_create_list_revoke)
     char rpath[256];
     snprintf(rpath, sizeof(rpath), "/groups/%s/invitations/%s", id, code1);
     call(&resp, "DELETE", rpath, NULL, "501");
-    expect_problem(&resp, 403, NULL);
+    lst_expect_problem(&resp, 403, NULL);
     lst_resp_free(&resp);
     call(&resp, "DELETE", rpath, NULL, TEACHER);
     cr_expect_eq(resp.status, 204, "%.300s", resp.body);
@@ -782,7 +752,7 @@ Test(groups, invitations_create_list_revoke)
     lst_resp_free(&resp);
     snprintf(rpath, sizeof(rpath), "/groups/%s/invitations/AAAAAAAAAAAAAAAAAAAAAA", id);
     call(&resp, "DELETE", rpath, NULL, TEACHER);
-    expect_problem(&resp, 404, NULL);
+    lst_expect_problem(&resp, 404, NULL);
     lst_resp_free(&resp);
 
     cr_expect_eq(join(code1, 10), 410, "a revoked code");
@@ -808,30 +778,30 @@ Test(groups, join_answers_group_and_member_and_refuses_what_it_must)
 
     call(&resp, "POST", path, NULL, "41");
     cr_assert_eq(resp.status, 201, "%.300s", resp.body);
-    json_object *g = field(resp.json, "group"), *m = field(resp.json, "member");
-    cr_expect_str_eq(str_field(g, "id"), id);
-    cr_expect_eq(json_object_get_int(field(g, "member_count")), 1);
-    cr_expect_eq(json_object_get_int64(field(m, "student_telegram_id")), 41);
-    cr_expect_str_eq(str_field(m, "group_id"), id);
-    cr_expect_not_null(str_field(m, "joined_at"));
+    json_object *g = lst_field(resp.json, "group"), *m = lst_field(resp.json, "member");
+    cr_expect_str_eq(lst_str_field(g, "id"), id);
+    cr_expect_eq(json_object_get_int(lst_field(g, "member_count")), 1);
+    cr_expect_eq(json_object_get_int64(lst_field(m, "student_telegram_id")), 41);
+    cr_expect_str_eq(lst_str_field(m, "group_id"), id);
+    cr_expect_not_null(lst_str_field(m, "joined_at"));
     lst_resp_free(&resp);
 
     call(&resp, "POST", path, NULL, "41");
-    expect_problem(&resp, 409, "already a member");
+    lst_expect_problem(&resp, 409, "already a member");
     lst_resp_free(&resp);
     call(&resp, "POST", path, NULL, NULL);
-    expect_problem(&resp, 400, "X-Actor-Telegram-Id");
+    lst_expect_problem(&resp, 400, "X-Actor-Telegram-Id");
     lst_resp_free(&resp);
     call(&resp, "POST", "/join/AAAAAAAAAAAAAAAAAAAAAA", NULL, "41");
-    expect_problem(&resp, 404, "not found");
+    lst_expect_problem(&resp, 404, "not found");
     lst_resp_free(&resp);
     call(&resp, "POST", "/join/short", NULL, "41");
-    expect_problem(&resp, 404, "not found");
+    lst_expect_problem(&resp, 404, "not found");
     lst_resp_free(&resp);
 
     cr_expect_eq(join(code, 42), 201);
     call(&resp, "POST", path, NULL, "43");
-    expect_problem(&resp, 409, "full");
+    lst_expect_problem(&resp, 409, "full");
     lst_resp_free(&resp);
 
     /* Expired and used-up codes are gone (410). */
@@ -840,14 +810,14 @@ Test(groups, join_answers_group_and_member_and_refuses_what_it_must)
     cr_expect_eq(join(used, 50), 201);
     snprintf(path, sizeof(path), "/join/%s", used);
     call(&resp, "POST", path, NULL, "51");
-    expect_problem(&resp, 410, "used up");
+    lst_expect_problem(&resp, 410, "used up");
     lst_resp_free(&resp);
     char *old = create_invite(id2, NULL);
     free(lst_pg_admin_exec(dbname, "UPDATE group_invitations SET expires_at = now() - interval '1 second'"
                                    " WHERE max_uses IS NULL"));
     snprintf(path, sizeof(path), "/join/%s", old);
     call(&resp, "POST", path, NULL, "51");
-    expect_problem(&resp, 410, "expired");
+    lst_expect_problem(&resp, 410, "expired");
     lst_resp_free(&resp);
 
     /* An archived group takes nobody. */
@@ -858,7 +828,7 @@ Test(groups, join_answers_group_and_member_and_refuses_what_it_must)
     lst_resp_free(&resp);
     snprintf(path, sizeof(path), "/join/%s", code3);
     call(&resp, "POST", path, NULL, "52");
-    expect_problem(&resp, 409, "archived");
+    lst_expect_problem(&resp, 409, "archived");
     lst_resp_free(&resp);
 
     cr_expect_eq(sql_count("SELECT count(*) FROM group_members"), 3, "refused joins change nothing");
@@ -887,30 +857,32 @@ Test(groups, members_list_leave_and_remove)
     snprintf(path, sizeof(path), "/groups/%s/members?limit=3", id);
     call(&resp, "GET", path, NULL, NULL);
     cr_assert_eq(resp.status, 200, "%.300s", resp.body);
-    json_object *list = field(resp.json, "members");
+    json_object *list = lst_field(resp.json, "members");
     cr_assert_eq(json_object_array_length(list), 3);
-    cr_expect_eq(json_object_get_int64(field(json_object_array_get_idx(list, 0), "student_telegram_id")), 61);
-    cr_expect_not_null(str_field(json_object_array_get_idx(list, 0), "joined_at"));
+    cr_expect_eq(json_object_get_int64(lst_field(json_object_array_get_idx(list, 0), "student_telegram_id")),
+                 61);
+    cr_expect_not_null(lst_str_field(json_object_array_get_idx(list, 0), "joined_at"));
     lst_resp_free(&resp);
     snprintf(path, sizeof(path), "/groups/%s/members?limit=3&offset=3", id);
     call(&resp, "GET", path, NULL, NULL);
-    list = field(resp.json, "members");
+    list = lst_field(resp.json, "members");
     cr_assert_eq(json_object_array_length(list), 1);
-    cr_expect_eq(json_object_get_int64(field(json_object_array_get_idx(list, 0), "student_telegram_id")), 64);
+    cr_expect_eq(json_object_get_int64(lst_field(json_object_array_get_idx(list, 0), "student_telegram_id")),
+                 64);
     lst_resp_free(&resp);
 
     snprintf(path, sizeof(path), "/groups/%s/members/61", id);
     call(&resp, "DELETE", path, NULL, "62");
-    expect_problem(&resp, 403, NULL);
+    lst_expect_problem(&resp, 403, NULL);
     lst_resp_free(&resp);
     call(&resp, "DELETE", path, NULL, NULL);
-    expect_problem(&resp, 400, "X-Actor-Telegram-Id");
+    lst_expect_problem(&resp, 400, "X-Actor-Telegram-Id");
     lst_resp_free(&resp);
     call(&resp, "DELETE", path, NULL, "61"); /* leave */
     cr_expect_eq(resp.status, 204, "%.300s", resp.body);
     lst_resp_free(&resp);
     call(&resp, "DELETE", path, NULL, "61");
-    expect_problem(&resp, 404, "not a member");
+    lst_expect_problem(&resp, 404, "not a member");
     lst_resp_free(&resp);
     snprintf(path, sizeof(path), "/groups/%s/members/62", id);
     call(&resp, "DELETE", path, NULL, TEACHER); /* removed by the teacher */
@@ -922,15 +894,15 @@ Test(groups, members_list_leave_and_remove)
     lst_resp_free(&resp);
     snprintf(path, sizeof(path), "/groups/%s/members/abc", id);
     call(&resp, "DELETE", path, NULL, TEACHER);
-    expect_problem(&resp, 400, "telegram_id");
+    lst_expect_problem(&resp, 400, "telegram_id");
     lst_resp_free(&resp);
     call(&resp, "DELETE", "/groups/00000000-0000-0000-0000-000000000000/members/64", NULL, "64");
-    expect_problem(&resp, 404, NULL);
+    lst_expect_problem(&resp, 404, NULL);
     lst_resp_free(&resp);
 
     snprintf(path, sizeof(path), "/groups/%s", id);
     call(&resp, "GET", path, NULL, NULL);
-    cr_expect_eq(json_object_get_int(field(resp.json, "member_count")), 1);
+    cr_expect_eq(json_object_get_int(lst_field(resp.json, "member_count")), 1);
     lst_resp_free(&resp);
     cr_expect_eq(sql_count("SELECT count(*) FROM audit_log WHERE action = 'group.leave'"
                            " AND actor_telegram_id = 61 AND changes->>'student_telegram_id' = '61'"),
@@ -954,39 +926,39 @@ Test(groups, progress_by_teacher)
 
     call(&resp, "PUT", path, "{\"lessons_done\":3,\"current_topic\":\"Past Simple\"}", TEACHER);
     cr_assert_eq(resp.status, 200, "%.300s", resp.body);
-    cr_expect_eq(json_object_get_int(field(resp.json, "lessons_done")), 3);
-    cr_expect_str_eq(str_field(resp.json, "current_topic"), "Past Simple");
-    cr_expect_eq(json_object_get_int64(field(resp.json, "updated_by")), 500);
+    cr_expect_eq(json_object_get_int(lst_field(resp.json, "lessons_done")), 3);
+    cr_expect_str_eq(lst_str_field(resp.json, "current_topic"), "Past Simple");
+    cr_expect_eq(json_object_get_int64(lst_field(resp.json, "updated_by")), 500);
     lst_resp_free(&resp);
     call(&resp, "PUT", path, "{\"lessons_done\":4}", TEACHER); /* the topic stays */
     cr_assert_eq(resp.status, 200, "%.300s", resp.body);
-    cr_expect_str_eq(str_field(resp.json, "current_topic"), "Past Simple");
+    cr_expect_str_eq(lst_str_field(resp.json, "current_topic"), "Past Simple");
     lst_resp_free(&resp);
 
     snprintf(path, sizeof(path), "/groups/%s", id);
     call(&resp, "GET", path, NULL, NULL);
-    json_object *p = field(resp.json, "progress");
+    json_object *p = lst_field(resp.json, "progress");
     cr_assert_not_null(p, "%.300s", resp.body);
-    cr_expect_eq(json_object_get_int(field(p, "lessons_done")), 4);
-    cr_expect_str_eq(str_field(p, "current_topic"), "Past Simple");
-    const char *at = str_field(p, "updated_at");
+    cr_expect_eq(json_object_get_int(lst_field(p, "lessons_done")), 4);
+    cr_expect_str_eq(lst_str_field(p, "current_topic"), "Past Simple");
+    const char *at = lst_str_field(p, "updated_at");
     cr_expect(at != NULL && at[strlen(at) - 1] == 'Z');
     lst_resp_free(&resp);
 
     snprintf(path, sizeof(path), "/groups/%s/progress", id);
     call(&resp, "PUT", path, "{\"lessons_done\":5}", "501");
-    expect_problem(&resp, 403, NULL);
+    lst_expect_problem(&resp, 403, NULL);
     lst_resp_free(&resp);
     static const char *const bad[] = {"{}", "{\"lessons_done\":-1}", "{\"lessons_done\":\"3\"}",
                                       "{\"lessons_done\":1,\"topic\":\"x\"}"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         call(&resp, "PUT", path, bad[i], TEACHER);
-        expect_problem(&resp, 400, NULL);
+        lst_expect_problem(&resp, 400, NULL);
         lst_resp_free(&resp);
     }
     call(&resp, "PUT", "/groups/00000000-0000-0000-0000-000000000000/progress", "{\"lessons_done\":1}",
          TEACHER);
-    expect_problem(&resp, 404, NULL);
+    lst_expect_problem(&resp, 404, NULL);
     lst_resp_free(&resp);
     cr_expect_eq(sql_count("SELECT count(*) FROM audit_log WHERE action = 'group.progress'"), 2);
     free(id);
@@ -998,7 +970,7 @@ Test(groups, internal_token_is_required)
     lst_resp_t resp;
     snprintf(url, sizeof(url), "%s/groups/search", groups_.base_url);
     lst_http(&resp, "GET", url, NULL, NULL);
-    expect_problem(&resp, 401, NULL);
+    lst_expect_problem(&resp, 401, NULL);
     lst_resp_free(&resp);
 }
 
@@ -1189,9 +1161,9 @@ static int has_enrollment(void)
     int found = 0;
     if (call_url(&resp, base, "GET", path, NULL, NULL, NULL) == 200) {
         json_object *list =
-            json_object_is_type(resp.json, json_type_array) ? resp.json : field(resp.json, "enrollments");
+            json_object_is_type(resp.json, json_type_array) ? resp.json : lst_field(resp.json, "enrollments");
         for (size_t i = 0; list != NULL && i < json_object_array_length(list); i++) {
-            const char *g = str_field(json_object_array_get_idx(list, i), "group_id");
+            const char *g = lst_str_field(json_object_array_get_idx(list, i), "group_id");
             if (g != NULL && strcmp(g, enrollment_group) == 0)
                 found = 1;
         }
@@ -1281,9 +1253,9 @@ Test(groups_students, students_restart_in_the_middle_still_converges)
     snprintf(epath, sizeof(epath), "/enrollments?group_id=%s", id);
     call_url(&resp, base, "GET", epath, NULL, NULL, NULL);
     cr_assert_eq(resp.status, 200, "%.300s", resp.body);
-    json_object *list = field(resp.json, "enrollments");
+    json_object *list = lst_field(resp.json, "enrollments");
     cr_assert_eq(json_object_array_length(list), 1, "%.300s", resp.body);
-    cr_expect_eq(json_object_get_int64(field(json_object_array_get_idx(list, 0), "student_telegram_id")),
+    cr_expect_eq(json_object_get_int64(lst_field(json_object_array_get_idx(list, 0), "student_telegram_id")),
                  202);
     lst_resp_free(&resp);
     cr_expect_eq(sql_count("SELECT count(*) FROM group_members WHERE group_id = '%s'", id), 1);

@@ -161,34 +161,6 @@ static int call(lst_resp_t *resp, const char *method, const char *path, const ch
     return call_full(resp, method, path, body, actor, NULL, NULL);
 }
 
-static json_object *field(json_object *obj, const char *key)
-{
-    json_object *v = NULL;
-    if (obj != NULL)
-        json_object_object_get_ex(obj, key, &v);
-    return v;
-}
-
-static const char *str_field(json_object *obj, const char *key)
-{
-    json_object *v = field(obj, key);
-    return v != NULL ? json_object_get_string(v) : NULL;
-}
-
-static void expect_problem(lst_resp_t *resp, int status, const char *needle)
-{
-    cr_expect_eq(resp->status, status, "status %d, want %d: %.300s", resp->status, status, resp->body);
-    char *ct = lst_resp_header(resp, "content-type");
-    cr_expect(ct != NULL && strstr(ct, "application/problem+json") != NULL, "content-type %s",
-              ct ? ct : "none");
-    free(ct);
-    if (needle != NULL) {
-        const char *detail = str_field(resp->json, "detail");
-        cr_expect(detail != NULL && strstr(detail, needle) != NULL, "detail \"%s\" lacks \"%s\"",
-                  detail ? detail : "", needle);
-    }
-}
-
 static long long sql_int(const char *sql)
 {
     char *v = lst_pg_admin_exec(dbname, sql);
@@ -218,7 +190,7 @@ static char *create(const char *body, const char *key, int want_status)
     lst_resp_t resp;
     call_full(&resp, "POST", "/notifications", body, NULL, NULL, key);
     cr_assert_eq(resp.status, want_status, "POST /notifications %s: %d %.400s", body, resp.status, resp.body);
-    const char *id = str_field(field(resp.json, "notification"), "id");
+    const char *id = lst_str_field(lst_field(resp.json, "notification"), "id");
     char *out = id != NULL ? strdup(id) : NULL;
     lst_resp_free(&resp);
     return out;
@@ -262,16 +234,16 @@ Test(notification, renders_the_template_in_the_right_language)
          "\"topic\":\"Past Simple\",\"starts_at\":\"2030-05-01 10:00\"}}",
          NULL);
     cr_assert_eq(resp.status, 201, "%.400s", resp.body);
-    json_object *n = field(resp.json, "notification");
-    cr_expect_str_eq(str_field(n, "title"), "Новое занятие: English B1");
-    cr_expect_str_eq(str_field(n, "body"), "Занятие «Past Simple» назначено на 2030-05-01 10:00.");
-    cr_expect_str_eq(str_field(n, "language_code"), "ru");
-    cr_expect_eq(json_object_get_int64(field(n, "recipient_telegram_id")), 101);
-    cr_expect_str_eq(str_field(n, "type"), "lesson_scheduled");
-    cr_expect_eq(json_object_get_boolean(field(n, "is_read")), 0);
-    cr_expect_str_eq(str_field(field(n, "params"), "topic"), "Past Simple");
-    cr_expect_null(field(n, "idempotency_key"));
-    const char *created_at = str_field(n, "created_at");
+    json_object *n = lst_field(resp.json, "notification");
+    cr_expect_str_eq(lst_str_field(n, "title"), "Новое занятие: English B1");
+    cr_expect_str_eq(lst_str_field(n, "body"), "Занятие «Past Simple» назначено на 2030-05-01 10:00.");
+    cr_expect_str_eq(lst_str_field(n, "language_code"), "ru");
+    cr_expect_eq(json_object_get_int64(lst_field(n, "recipient_telegram_id")), 101);
+    cr_expect_str_eq(lst_str_field(n, "type"), "lesson_scheduled");
+    cr_expect_eq(json_object_get_boolean(lst_field(n, "is_read")), 0);
+    cr_expect_str_eq(lst_str_field(lst_field(n, "params"), "topic"), "Past Simple");
+    cr_expect_null(lst_field(n, "idempotency_key"));
+    const char *created_at = lst_str_field(n, "created_at");
     cr_assert_not_null(created_at);
     cr_expect_eq(created_at[strlen(created_at) - 1], 'Z', "times are RFC 3339 UTC: %s", created_at);
     lst_resp_free(&resp);
@@ -282,10 +254,10 @@ Test(notification, renders_the_template_in_the_right_language)
          "\"params\":{\"amount\":1500,\"group_title\":\"English B1\"}}",
          NULL);
     cr_assert_eq(resp.status, 201, "%.400s", resp.body);
-    n = field(resp.json, "notification");
-    cr_expect_str_eq(str_field(n, "title"), "Payment received");
-    cr_expect_str_eq(str_field(n, "body"), "We received your payment of 1500 for English B1.");
-    cr_expect_str_eq(str_field(n, "language_code"), "en");
+    n = lst_field(resp.json, "notification");
+    cr_expect_str_eq(lst_str_field(n, "title"), "Payment received");
+    cr_expect_str_eq(lst_str_field(n, "body"), "We received your payment of 1500 for English B1.");
+    cr_expect_str_eq(lst_str_field(n, "language_code"), "en");
     lst_resp_free(&resp);
 
     /* An unknown language falls back to English; a missing placeholder renders empty; a value that
@@ -295,10 +267,10 @@ Test(notification, renders_the_template_in_the_right_language)
          "\"params\":{\"group_title\":\"{{first_name}}\"}}",
          NULL);
     cr_assert_eq(resp.status, 201, "%.400s", resp.body);
-    n = field(resp.json, "notification");
-    cr_expect_str_eq(str_field(n, "language_code"), "en");
-    cr_expect_str_eq(str_field(n, "title"), "Welcome to {{first_name}}");
-    cr_expect_str_eq(str_field(n, "body"), ", you joined the group {{first_name}}.");
+    n = lst_field(resp.json, "notification");
+    cr_expect_str_eq(lst_str_field(n, "language_code"), "en");
+    cr_expect_str_eq(lst_str_field(n, "title"), "Welcome to {{first_name}}");
+    cr_expect_str_eq(lst_str_field(n, "body"), ", you joined the group {{first_name}}.");
     lst_resp_free(&resp);
 
     /* No settings and no language: English. */
@@ -306,7 +278,7 @@ Test(notification, renders_the_template_in_the_right_language)
          "{\"recipient_telegram_id\":103,\"type\":\"registration\",\"params\":{\"first_name\":\"Anna\"}}",
          NULL);
     cr_assert_eq(resp.status, 201, "%.400s", resp.body);
-    cr_expect_str_eq(str_field(field(resp.json, "notification"), "title"), "Welcome, Anna!");
+    cr_expect_str_eq(lst_str_field(lst_field(resp.json, "notification"), "title"), "Welcome, Anna!");
     lst_resp_free(&resp);
 
     cr_expect_eq(sql_int("SELECT count(*) FROM audit_log WHERE action = 'notification.create'"), 4);
@@ -332,7 +304,7 @@ Test(notification, create_refuses_bad_input)
     };
     for (size_t i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++) {
         call(&resp, "POST", "/notifications", bodies[i][0], NULL);
-        expect_problem(&resp, 400, bodies[i][1]);
+        lst_expect_problem(&resp, 400, bodies[i][1]);
         lst_resp_free(&resp);
     }
 
@@ -344,7 +316,7 @@ Test(notification, create_refuses_bad_input)
         off += (size_t)snprintf(big + off, sizeof(big) - off, "%s\"k%d\":%d", i ? "," : "", i, i);
     snprintf(big + off, sizeof(big) - off, "}}");
     call(&resp, "POST", "/notifications", big, NULL);
-    expect_problem(&resp, 400, "at most 32");
+    lst_expect_problem(&resp, 400, "at most 32");
     lst_resp_free(&resp);
 
     char key[260];
@@ -352,7 +324,7 @@ Test(notification, create_refuses_bad_input)
     key[201] = '\0';
     call_full(&resp, "POST", "/notifications", "{\"recipient_telegram_id\":5,\"type\":\"payment\"}", NULL,
               NULL, key);
-    expect_problem(&resp, 400, "Idempotency-Key");
+    lst_expect_problem(&resp, 400, "Idempotency-Key");
     lst_resp_free(&resp);
 
     /* Without the internal token. */
@@ -405,7 +377,7 @@ static void *race(void *arg)
     pthread_barrier_wait(t->barrier);
     lst_http(&resp, "POST", url, headers, "{\"recipient_telegram_id\":202,\"type\":\"lesson_reminder\"}");
     t->status = resp.status;
-    const char *id = str_field(field(resp.json, "notification"), "id");
+    const char *id = lst_str_field(lst_field(resp.json, "notification"), "id");
     snprintf(t->id, sizeof(t->id), "%s", id != NULL ? id : "");
     lst_resp_free(&resp);
     return NULL;
@@ -445,10 +417,10 @@ Test(notification, disabled_type_is_neither_stored_nor_sent)
     lst_resp_t resp;
     call(&resp, "POST", "/notifications", "{\"recipient_telegram_id\":301,\"type\":\"payment\"}", NULL);
     cr_assert_eq(resp.status, 200, "%.300s", resp.body);
-    cr_expect(json_object_is_type(field(resp.json, "notification"), json_type_null) &&
+    cr_expect(json_object_is_type(lst_field(resp.json, "notification"), json_type_null) &&
                   json_object_object_get_ex(resp.json, "notification", NULL),
               "notification must be null: %s", resp.body);
-    cr_expect_str_eq(str_field(resp.json, "skipped"), "disabled by the recipient");
+    cr_expect_str_eq(lst_str_field(resp.json, "skipped"), "disabled by the recipient");
     lst_resp_free(&resp);
 
     /* Another type still goes through; once it reached the fake API, the refused one would have too. */
@@ -486,10 +458,10 @@ Test(notification, quiet_hours_hold_delivery_until_they_end)
     call(&resp, "POST", "/notifications", "{\"recipient_telegram_id\":401,\"type\":\"lesson_reminder\"}",
          NULL);
     cr_assert_eq(resp.status, 201, "%.300s", resp.body);
-    json_object *n = field(resp.json, "notification");
-    cr_expect_str_eq(str_field(n, "delivery_status"), "pending");
+    json_object *n = lst_field(resp.json, "notification");
+    cr_expect_str_eq(lst_str_field(n, "delivery_status"), "pending");
     char quiet_id[64];
-    snprintf(quiet_id, sizeof(quiet_id), "%s", str_field(n, "id"));
+    snprintf(quiet_id, sizeof(quiet_id), "%s", lst_str_field(n, "id"));
     lst_resp_free(&resp);
 
     /* deliver_after is the end of the window: `to` o'clock in Tokyo, within the next hour. */
@@ -536,11 +508,11 @@ Test(notification, settings_round_trip_and_validation)
     lst_resp_t resp;
     call(&resp, "GET", "/users/501/notification_settings", NULL, "501");
     cr_assert_eq(resp.status, 200, "%.300s", resp.body);
-    cr_expect_eq(json_object_get_int64(field(resp.json, "telegram_id")), 501);
-    cr_expect_eq(json_object_array_length(field(resp.json, "disabled_types")), 0);
+    cr_expect_eq(json_object_get_int64(lst_field(resp.json, "telegram_id")), 501);
+    cr_expect_eq(json_object_array_length(lst_field(resp.json, "disabled_types")), 0);
     cr_expect(json_object_object_get_ex(resp.json, "quiet_hours", NULL) &&
-              field(resp.json, "quiet_hours") == NULL);
-    cr_expect_str_eq(str_field(resp.json, "timezone"), "UTC");
+              lst_field(resp.json, "quiet_hours") == NULL);
+    cr_expect_str_eq(lst_str_field(resp.json, "timezone"), "UTC");
     lst_resp_free(&resp);
 
     call(&resp, "PUT", "/users/501/notification_settings",
@@ -551,22 +523,22 @@ Test(notification, settings_round_trip_and_validation)
     cr_assert_eq(resp.status, 200, "%.300s", resp.body);
     lst_resp_free(&resp);
     call(&resp, "GET", "/users/501/notification_settings", NULL, "501");
-    json_object *types = field(resp.json, "disabled_types");
+    json_object *types = lst_field(resp.json, "disabled_types");
     cr_assert_eq(json_object_array_length(types), 2);
     cr_expect_str_eq(json_object_get_string(json_object_array_get_idx(types, 0)), "payment");
     cr_expect_str_eq(json_object_get_string(json_object_array_get_idx(types, 1)), "lesson_reminder");
-    cr_expect_str_eq(str_field(field(resp.json, "quiet_hours"), "from"), "22:00");
-    cr_expect_str_eq(str_field(field(resp.json, "quiet_hours"), "to"), "08:00");
-    cr_expect_str_eq(str_field(resp.json, "timezone"), "Europe/Moscow");
-    cr_expect_str_eq(str_field(resp.json, "language_code"), "ru");
+    cr_expect_str_eq(lst_str_field(lst_field(resp.json, "quiet_hours"), "from"), "22:00");
+    cr_expect_str_eq(lst_str_field(lst_field(resp.json, "quiet_hours"), "to"), "08:00");
+    cr_expect_str_eq(lst_str_field(resp.json, "timezone"), "Europe/Moscow");
+    cr_expect_str_eq(lst_str_field(resp.json, "language_code"), "ru");
     lst_resp_free(&resp);
 
     /* Absent fields keep their value; null clears. */
     call(&resp, "PUT", "/users/501/notification_settings", "{\"quiet_hours\":null}", "501");
     cr_assert_eq(resp.status, 200, "%.300s", resp.body);
-    cr_expect_null(field(resp.json, "quiet_hours"));
-    cr_expect_str_eq(str_field(resp.json, "language_code"), "ru");
-    cr_expect_eq(json_object_array_length(field(resp.json, "disabled_types")), 2);
+    cr_expect_null(lst_field(resp.json, "quiet_hours"));
+    cr_expect_str_eq(lst_str_field(resp.json, "language_code"), "ru");
+    cr_expect_eq(json_object_array_length(lst_field(resp.json, "disabled_types")), 2);
     lst_resp_free(&resp);
 
     static const char *const bad[][2] = {
@@ -584,23 +556,23 @@ Test(notification, settings_round_trip_and_validation)
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         call(&resp, "PUT", "/users/501/notification_settings", bad[i][0], "501");
-        expect_problem(&resp, 400, bad[i][1]);
+        lst_expect_problem(&resp, 400, bad[i][1]);
         lst_resp_free(&resp);
     }
     call(&resp, "PUT", "/users/501/notification_settings", "{\"timezone\":\"UTC\"}", "777");
-    expect_problem(&resp, 403, NULL);
+    lst_expect_problem(&resp, 403, NULL);
     lst_resp_free(&resp);
     call(&resp, "GET", "/users/501/notification_settings", NULL, "777");
-    expect_problem(&resp, 403, NULL);
+    lst_expect_problem(&resp, 403, NULL);
     lst_resp_free(&resp);
     call(&resp, "PUT", "/users/501/notification_settings", "{\"timezone\":\"UTC\"}", NULL);
-    expect_problem(&resp, 400, NULL);
+    lst_expect_problem(&resp, 400, NULL);
     lst_resp_free(&resp);
 
     /* Nothing above changed the settings. */
     call(&resp, "GET", "/users/501/notification_settings", NULL, "501");
-    cr_expect_str_eq(str_field(resp.json, "timezone"), "Europe/Moscow");
-    cr_expect_str_eq(str_field(resp.json, "language_code"), "ru");
+    cr_expect_str_eq(lst_str_field(resp.json, "timezone"), "Europe/Moscow");
+    cr_expect_str_eq(lst_str_field(resp.json, "language_code"), "ru");
     lst_resp_free(&resp);
     cr_expect_eq(sql_int("SELECT count(*) FROM audit_log WHERE action = 'notification_settings.update'"
                          " AND entity_id = '501' AND actor_telegram_id = 501"),
@@ -621,12 +593,12 @@ static json_object *list(lst_resp_t *resp, const char *query, const char *actor)
     snprintf(path, sizeof(path), "/users/601/notifications%s", query);
     call(resp, "GET", path, NULL, actor);
     cr_assert_eq(resp->status, 200, "GET %s: %d %.300s", path, resp->status, resp->body);
-    return field(resp->json, "notifications");
+    return lst_field(resp->json, "notifications");
 }
 
 static const char *nth_id(json_object *arr, size_t i)
 {
-    return str_field(json_object_array_get_idx(arr, i), "id");
+    return lst_str_field(json_object_array_get_idx(arr, i), "id");
 }
 
 Test(notification, list_orders_counts_and_marks_read)
@@ -642,9 +614,9 @@ Test(notification, list_orders_counts_and_marks_read)
     snprintf(path, sizeof(path), "/users/601/notifications/%s/read", c);
     call(&resp, "POST", path, NULL, "601");
     cr_assert_eq(resp.status, 200, "%.300s", resp.body);
-    cr_expect_str_eq(str_field(resp.json, "id"), c);
-    cr_expect_eq(json_object_get_boolean(field(resp.json, "is_read")), 1);
-    cr_expect_not_null(str_field(resp.json, "read_at"));
+    cr_expect_str_eq(lst_str_field(resp.json, "id"), c);
+    cr_expect_eq(json_object_get_boolean(lst_field(resp.json, "is_read")), 1);
+    cr_expect_not_null(lst_str_field(resp.json, "read_at"));
     lst_resp_free(&resp);
     /* again: unchanged, still 200 */
     call(&resp, "POST", path, NULL, "601");
@@ -657,9 +629,9 @@ Test(notification, list_orders_counts_and_marks_read)
     cr_expect_str_eq(nth_id(arr, 0), b);
     cr_expect_str_eq(nth_id(arr, 1), a);
     cr_expect_str_eq(nth_id(arr, 2), c);
-    cr_expect_eq(json_object_get_int(field(resp.json, "unread")), 2);
-    cr_expect_eq(json_object_get_int(field(resp.json, "limit")), 20);
-    cr_expect_eq(json_object_get_int(field(resp.json, "offset")), 0);
+    cr_expect_eq(json_object_get_int(lst_field(resp.json, "unread")), 2);
+    cr_expect_eq(json_object_get_int(lst_field(resp.json, "limit")), 20);
+    cr_expect_eq(json_object_get_int(lst_field(resp.json, "offset")), 0);
     lst_resp_free(&resp);
 
     /* by time: c, b, a; paginated */
@@ -672,63 +644,63 @@ Test(notification, list_orders_counts_and_marks_read)
     arr = list(&resp, "?order=time&limit=1&offset=1", "601");
     cr_assert_eq(json_object_array_length(arr), 1);
     cr_expect_str_eq(nth_id(arr, 0), b);
-    cr_expect_eq(json_object_get_int(field(resp.json, "unread")), 2);
+    cr_expect_eq(json_object_get_int(lst_field(resp.json, "unread")), 2);
     lst_resp_free(&resp);
     arr = list(&resp, "?offset=10", "601");
     cr_expect_eq(json_object_array_length(arr), 0);
-    cr_expect_eq(json_object_get_int(field(resp.json, "unread")), 2,
+    cr_expect_eq(json_object_get_int(lst_field(resp.json, "unread")), 2,
                  "the count comes with an empty page too");
     lst_resp_free(&resp);
 
     call(&resp, "GET", "/users/601/notifications/unread_count", NULL, "601");
     cr_assert_eq(resp.status, 200);
-    cr_expect_eq(json_object_get_int(field(resp.json, "unread")), 2);
+    cr_expect_eq(json_object_get_int(lst_field(resp.json, "unread")), 2);
     lst_resp_free(&resp);
 
     /* someone else: 403; no actor: 400; an admin: allowed; bad query: 400 */
     call(&resp, "GET", "/users/601/notifications", NULL, "602");
-    expect_problem(&resp, 403, NULL);
+    lst_expect_problem(&resp, 403, NULL);
     lst_resp_free(&resp);
     call(&resp, "GET", "/users/601/notifications/unread_count", NULL, "602");
-    expect_problem(&resp, 403, NULL);
+    lst_expect_problem(&resp, 403, NULL);
     lst_resp_free(&resp);
     call(&resp, "POST", "/users/601/notifications/read_all", NULL, "602");
-    expect_problem(&resp, 403, NULL);
+    lst_expect_problem(&resp, 403, NULL);
     lst_resp_free(&resp);
     call(&resp, "POST", path, NULL, "602");
-    expect_problem(&resp, 403, NULL);
+    lst_expect_problem(&resp, 403, NULL);
     lst_resp_free(&resp);
     call(&resp, "GET", "/users/601/notifications", NULL, NULL);
-    expect_problem(&resp, 400, NULL);
+    lst_expect_problem(&resp, 400, NULL);
     lst_resp_free(&resp);
     call_full(&resp, "GET", "/users/601/notifications", NULL, "999", "admin", NULL);
     cr_expect_eq(resp.status, 200, "%.300s", resp.body);
     lst_resp_free(&resp);
     call(&resp, "GET", "/users/601/notifications?order=random", NULL, "601");
-    expect_problem(&resp, 400, "order");
+    lst_expect_problem(&resp, 400, "order");
     lst_resp_free(&resp);
     call(&resp, "GET", "/users/601/notifications?limit=101", NULL, "601");
-    expect_problem(&resp, 400, NULL);
+    lst_expect_problem(&resp, 400, NULL);
     lst_resp_free(&resp);
 
     /* someone else's notification through my path: 404; not a UUID: 400 */
     snprintf(path, sizeof(path), "/users/601/notifications/%s/read", other);
     call(&resp, "POST", path, NULL, "601");
-    expect_problem(&resp, 404, NULL);
+    lst_expect_problem(&resp, 404, NULL);
     lst_resp_free(&resp);
     call(&resp, "POST", "/users/601/notifications/not-a-uuid/read", NULL, "601");
-    expect_problem(&resp, 400, NULL);
+    lst_expect_problem(&resp, 400, NULL);
     lst_resp_free(&resp);
 
     call(&resp, "POST", "/users/601/notifications/read_all", NULL, "601");
     cr_assert_eq(resp.status, 200, "%.300s", resp.body);
-    cr_expect_eq(json_object_get_int(field(resp.json, "marked")), 2);
+    cr_expect_eq(json_object_get_int(lst_field(resp.json, "marked")), 2);
     lst_resp_free(&resp);
     call(&resp, "POST", "/users/601/notifications/read_all", NULL, "601");
-    cr_expect_eq(json_object_get_int(field(resp.json, "marked")), 0);
+    cr_expect_eq(json_object_get_int(lst_field(resp.json, "marked")), 0);
     lst_resp_free(&resp);
     call(&resp, "GET", "/users/601/notifications/unread_count", NULL, "601");
-    cr_expect_eq(json_object_get_int(field(resp.json, "unread")), 0);
+    cr_expect_eq(json_object_get_int(lst_field(resp.json, "unread")), 0);
     lst_resp_free(&resp);
 
     cr_expect_eq(sql_int("SELECT count(*) FROM notifications WHERE recipient_telegram_id = 602 AND is_read"),
@@ -789,8 +761,8 @@ Test(notification, telegram_delivery_success_is_logged)
     snprintf(auth, sizeof(auth), "%s", bot.last_auth);
     pthread_mutex_unlock(&bot.lock);
     cr_assert_not_null(msg);
-    cr_expect_eq(json_object_get_int64(field(msg, "chat_id")), 801);
-    cr_expect_str_eq(str_field(msg, "text"),
+    cr_expect_eq(json_object_get_int64(lst_field(msg, "chat_id")), 801);
+    cr_expect_str_eq(lst_str_field(msg, "text"),
                      "Добро пожаловать, Олег!\n\nВаш аккаунт в языковой школе готов.");
     json_object_put(msg);
     cr_expect_str_eq(auth, "", "an Authorization header was sent to the Bot API: %s", auth);

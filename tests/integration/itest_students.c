@@ -73,40 +73,9 @@ static int call(lst_resp_t *resp, const char *method, const char *path, const ch
     return call_as(resp, method, path, body, actor, NULL);
 }
 
-static json_object *field(json_object *obj, const char *key)
-{
-    json_object *v = NULL;
-    if (obj != NULL)
-        json_object_object_get_ex(obj, key, &v);
-    return v;
-}
-
-static const char *str_field(json_object *obj, const char *key)
-{
-    json_object *v = field(obj, key);
-    return v != NULL ? json_object_get_string(v) : NULL;
-}
-
 static long long int_field(json_object *obj, const char *key)
 {
-    return json_object_get_int64(field(obj, key));
-}
-
-/* Asserts an RFC 9457 problem with this status whose detail contains `needle`. */
-static void expect_problem(lst_resp_t *resp, int status, const char *needle)
-{
-    cr_expect_eq(resp->status, status, "status %d, want %d: %.300s", resp->status, status, resp->body);
-    char *ct = lst_resp_header(resp, "content-type");
-    cr_expect(ct != NULL && strstr(ct, "application/problem+json") != NULL, "content-type %s",
-              ct ? ct : "none");
-    free(ct);
-    cr_assert_not_null(resp->json, "problem body is not JSON: %.300s", resp->body);
-    cr_expect_eq(json_object_get_int(field(resp->json, "status")), status);
-    if (needle != NULL) {
-        const char *detail = str_field(resp->json, "detail");
-        cr_expect(detail != NULL && strstr(detail, needle) != NULL, "detail \"%s\" lacks \"%s\"",
-                  detail ? detail : "", needle);
-    }
+    return json_object_get_int64(lst_field(obj, key));
 }
 
 /* One request that must answer `status`. */
@@ -161,23 +130,23 @@ Test(students, enrollment_put_creates_then_repeats_without_a_profile)
     call(&resp, "PUT", "/students/500/enrollments/" GROUP_A, NULL, "4242");
     cr_assert_eq(resp.status, 201, "%.300s", resp.body);
     cr_expect_eq(int_field(resp.json, "student_telegram_id"), 500);
-    cr_expect_str_eq(str_field(resp.json, "group_id"), GROUP_A);
-    cr_expect_str_eq(str_field(resp.json, "status"), "enrolled");
-    const char *enrolled_at = str_field(resp.json, "enrolled_at");
+    cr_expect_str_eq(lst_str_field(resp.json, "group_id"), GROUP_A);
+    cr_expect_str_eq(lst_str_field(resp.json, "status"), "enrolled");
+    const char *enrolled_at = lst_str_field(resp.json, "enrolled_at");
     cr_assert_not_null(enrolled_at);
     cr_expect_eq(enrolled_at[strlen(enrolled_at) - 1], 'Z', "times are RFC 3339 UTC: %s", enrolled_at);
-    char *id = strdup(str_field(resp.json, "id"));
+    char *id = strdup(lst_str_field(resp.json, "id"));
     lst_resp_free(&resp);
 
     /* Redelivery: the same PUT, with no body and with the same status, changes nothing. */
     call(&resp, "PUT", "/students/500/enrollments/" GROUP_A, NULL, "4242");
     cr_assert_eq(resp.status, 200, "%.300s", resp.body);
-    cr_expect_str_eq(str_field(resp.json, "id"), id);
-    cr_expect_str_eq(str_field(resp.json, "status"), "enrolled");
+    cr_expect_str_eq(lst_str_field(resp.json, "id"), id);
+    cr_expect_str_eq(lst_str_field(resp.json, "status"), "enrolled");
     lst_resp_free(&resp);
     call(&resp, "PUT", "/students/500/enrollments/" GROUP_A, "{\"status\":\"enrolled\"}", "4242");
     cr_assert_eq(resp.status, 200, "%.300s", resp.body);
-    cr_expect_str_eq(str_field(resp.json, "id"), id);
+    cr_expect_str_eq(lst_str_field(resp.json, "id"), id);
     lst_resp_free(&resp);
 
     cr_expect_eq(count_where("group_enrollments", "student_telegram_id = 500"), 1);
@@ -191,7 +160,7 @@ Test(students, enrollment_put_creates_then_repeats_without_a_profile)
     /* An explicit status on creation is taken as given. */
     call(&resp, "PUT", "/students/500/enrollments/" GROUP_B, "{\"status\":\"in_progress\"}", "4242");
     cr_assert_eq(resp.status, 201, "%.300s", resp.body);
-    cr_expect_str_eq(str_field(resp.json, "status"), "in_progress");
+    cr_expect_str_eq(lst_str_field(resp.json, "status"), "in_progress");
     lst_resp_free(&resp);
     free(id);
 }
@@ -206,22 +175,22 @@ Test(students, enrollment_status_moves_only_forward)
 
     lst_resp_t resp;
     call(&resp, "PUT", path, "{\"status\":\"enrolled\"}", "9");
-    expect_problem(&resp, 409, "in_progress");
+    lst_expect_problem(&resp, 409, "in_progress");
     lst_resp_free(&resp);
     expect_enrollment_status(501, GROUP_A, "in_progress");
 
     /* A redelivered enroll (no status) after the status moved on is not a step back. */
     call(&resp, "PUT", path, NULL, "9");
     cr_expect_eq(resp.status, 200, "%.300s", resp.body);
-    cr_expect_str_eq(str_field(resp.json, "status"), "in_progress");
+    cr_expect_str_eq(lst_str_field(resp.json, "status"), "in_progress");
     lst_resp_free(&resp);
 
     expect_status("PUT", path, "{\"status\":\"completed\"}", "9", 200);
     call(&resp, "PUT", path, "{\"status\":\"in_progress\"}", "9");
-    expect_problem(&resp, 409, "completed");
+    lst_expect_problem(&resp, 409, "completed");
     lst_resp_free(&resp);
     call(&resp, "PUT", path, "{\"status\":\"enrolled\"}", "9");
-    expect_problem(&resp, 409, "completed");
+    lst_expect_problem(&resp, 409, "completed");
     lst_resp_free(&resp);
     expect_enrollment_status(501, GROUP_A, "completed");
 
@@ -230,7 +199,7 @@ Test(students, enrollment_status_moves_only_forward)
     expect_status("PUT", other, "{\"status\":\"enrolled\"}", "9", 201);
     call(&resp, "PUT", other, "{\"status\":\"completed\"}", "9");
     cr_expect_eq(resp.status, 200, "%.300s", resp.body);
-    cr_expect_str_eq(str_field(resp.json, "status"), "completed");
+    cr_expect_str_eq(lst_str_field(resp.json, "status"), "completed");
     lst_resp_free(&resp);
 
     /* Audited: two creates, three forward moves; no row for repeats or refusals. */
@@ -301,7 +270,7 @@ Test(students, enrollment_delete_is_idempotent)
     lst_resp_t resp;
     call(&resp, "PUT", path, NULL, "9");
     cr_expect_eq(resp.status, 201, "%.300s", resp.body);
-    cr_expect_str_eq(str_field(resp.json, "status"), "enrolled");
+    cr_expect_str_eq(lst_str_field(resp.json, "status"), "enrolled");
     lst_resp_free(&resp);
 }
 
@@ -309,10 +278,10 @@ Test(students, enrollment_writes_need_an_actor_and_valid_input)
 {
     lst_resp_t resp;
     call(&resp, "PUT", "/students/504/enrollments/" GROUP_A, NULL, NULL);
-    expect_problem(&resp, 400, "X-Actor-Telegram-Id");
+    lst_expect_problem(&resp, 400, "X-Actor-Telegram-Id");
     lst_resp_free(&resp);
     call(&resp, "DELETE", "/students/504/enrollments/" GROUP_A, NULL, NULL);
-    expect_problem(&resp, 400, "X-Actor-Telegram-Id");
+    lst_expect_problem(&resp, 400, "X-Actor-Telegram-Id");
     lst_resp_free(&resp);
 
     static const struct {
@@ -333,11 +302,11 @@ Test(students, enrollment_writes_need_an_actor_and_valid_input)
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         call(&resp, "PUT", cases[i].path, cases[i].body, "9");
-        expect_problem(&resp, 400, cases[i].needle);
+        lst_expect_problem(&resp, 400, cases[i].needle);
         lst_resp_free(&resp);
     }
     call(&resp, "DELETE", "/students/504/enrollments/nope", NULL, "9");
-    expect_problem(&resp, 400, "group_id");
+    lst_expect_problem(&resp, 400, "group_id");
     lst_resp_free(&resp);
 
     cr_expect_eq(count_where("group_enrollments", "true"), 0, "refused requests change nothing");
@@ -357,21 +326,21 @@ Test(students, enrollments_of_a_student_newest_first_and_paginated)
     lst_resp_t resp;
     call(&resp, "GET", "/students/505/enrollments", NULL, NULL);
     cr_assert_eq(resp.status, 200, "%.300s", resp.body);
-    json_object *list = field(resp.json, "enrollments");
+    json_object *list = lst_field(resp.json, "enrollments");
     cr_assert_eq(json_object_array_length(list), 3);
-    cr_expect_str_eq(str_field(json_object_array_get_idx(list, 0), "group_id"), GROUP_C);
-    cr_expect_str_eq(str_field(json_object_array_get_idx(list, 0), "status"), "completed");
-    cr_expect_str_eq(str_field(json_object_array_get_idx(list, 1), "group_id"), GROUP_B);
-    cr_expect_str_eq(str_field(json_object_array_get_idx(list, 2), "group_id"), GROUP_A);
+    cr_expect_str_eq(lst_str_field(json_object_array_get_idx(list, 0), "group_id"), GROUP_C);
+    cr_expect_str_eq(lst_str_field(json_object_array_get_idx(list, 0), "status"), "completed");
+    cr_expect_str_eq(lst_str_field(json_object_array_get_idx(list, 1), "group_id"), GROUP_B);
+    cr_expect_str_eq(lst_str_field(json_object_array_get_idx(list, 2), "group_id"), GROUP_A);
     cr_expect_eq(int_field(resp.json, "limit"), 20);
     cr_expect_eq(int_field(resp.json, "offset"), 0);
     lst_resp_free(&resp);
 
     call(&resp, "GET", "/students/505/enrollments?limit=1&offset=1", NULL, NULL);
     cr_assert_eq(resp.status, 200, "%.300s", resp.body);
-    list = field(resp.json, "enrollments");
+    list = lst_field(resp.json, "enrollments");
     cr_assert_eq(json_object_array_length(list), 1);
-    cr_expect_str_eq(str_field(json_object_array_get_idx(list, 0), "group_id"), GROUP_B);
+    cr_expect_str_eq(lst_str_field(json_object_array_get_idx(list, 0), "group_id"), GROUP_B);
     cr_expect_eq(int_field(resp.json, "limit"), 1);
     cr_expect_eq(int_field(resp.json, "offset"), 1);
     lst_resp_free(&resp);
@@ -379,7 +348,7 @@ Test(students, enrollments_of_a_student_newest_first_and_paginated)
     /* Nobody's enrollments: an empty list, not 404 (no profile is needed for enrollments). */
     call(&resp, "GET", "/students/777/enrollments", NULL, NULL);
     cr_assert_eq(resp.status, 200, "%.300s", resp.body);
-    cr_expect_eq(json_object_array_length(field(resp.json, "enrollments")), 0);
+    cr_expect_eq(json_object_array_length(lst_field(resp.json, "enrollments")), 0);
     lst_resp_free(&resp);
 
     static const char *const bad[] = {
@@ -387,11 +356,11 @@ Test(students, enrollments_of_a_student_newest_first_and_paginated)
         "/students/505/enrollments?offset=-1", "/students/505/enrollments?limit=x"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         call(&resp, "GET", bad[i], NULL, NULL);
-        expect_problem(&resp, 400, NULL);
+        lst_expect_problem(&resp, 400, NULL);
         lst_resp_free(&resp);
     }
     call(&resp, "GET", "/students/x/enrollments", NULL, NULL);
-    expect_problem(&resp, 400, "telegram_id");
+    lst_expect_problem(&resp, 400, "telegram_id");
     lst_resp_free(&resp);
 }
 
@@ -405,36 +374,36 @@ Test(students, enrollments_of_a_group_by_student)
     lst_resp_t resp;
     call(&resp, "GET", "/enrollments?group_id=" GROUP_A, NULL, NULL);
     cr_assert_eq(resp.status, 200, "%.300s", resp.body);
-    json_object *list = field(resp.json, "enrollments");
+    json_object *list = lst_field(resp.json, "enrollments");
     cr_assert_eq(json_object_array_length(list), 3);
     cr_expect_eq(int_field(json_object_array_get_idx(list, 0), "student_telegram_id"), 710);
-    cr_expect_str_eq(str_field(json_object_array_get_idx(list, 0), "status"), "in_progress");
-    cr_expect_not_null(str_field(json_object_array_get_idx(list, 0), "enrolled_at"));
+    cr_expect_str_eq(lst_str_field(json_object_array_get_idx(list, 0), "status"), "in_progress");
+    cr_expect_not_null(lst_str_field(json_object_array_get_idx(list, 0), "enrolled_at"));
     cr_expect_eq(int_field(json_object_array_get_idx(list, 1), "student_telegram_id"), 720);
     cr_expect_eq(int_field(json_object_array_get_idx(list, 2), "student_telegram_id"), 730);
     lst_resp_free(&resp);
 
     call(&resp, "GET", "/enrollments?group_id=" GROUP_A "&limit=2&offset=2", NULL, NULL);
     cr_assert_eq(resp.status, 200, "%.300s", resp.body);
-    list = field(resp.json, "enrollments");
+    list = lst_field(resp.json, "enrollments");
     cr_assert_eq(json_object_array_length(list), 1);
     cr_expect_eq(int_field(json_object_array_get_idx(list, 0), "student_telegram_id"), 730);
     lst_resp_free(&resp);
 
     call(&resp, "GET", "/enrollments?group_id=" GROUP_C, NULL, NULL);
     cr_assert_eq(resp.status, 200);
-    cr_expect_eq(json_object_array_length(field(resp.json, "enrollments")), 0);
+    cr_expect_eq(json_object_array_length(lst_field(resp.json, "enrollments")), 0);
     lst_resp_free(&resp);
 
     static const char *const bad[] = {"/enrollments", "/enrollments?group_id=", "/enrollments?group_id=123",
                                       "/enrollments?group_id=" GROUP_A "x"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         call(&resp, "GET", bad[i], NULL, NULL);
-        expect_problem(&resp, 400, "group_id");
+        lst_expect_problem(&resp, 400, "group_id");
         lst_resp_free(&resp);
     }
     call(&resp, "GET", "/enrollments?group_id=" GROUP_A "&limit=1000", NULL, NULL);
-    expect_problem(&resp, 400, "limit");
+    lst_expect_problem(&resp, 400, "limit");
     lst_resp_free(&resp);
 }
 
@@ -447,25 +416,25 @@ Test(students, put_creates_then_updates_and_get_reads)
          "600");
     cr_assert_eq(resp.status, 201, "%.300s", resp.body);
     cr_expect_eq(int_field(resp.json, "telegram_id"), 600);
-    cr_expect_str_eq(str_field(resp.json, "goals"), "Говорить свободно");
-    cr_expect_str_eq(str_field(resp.json, "timezone"), "Europe/Moscow");
-    cr_expect_not_null(str_field(resp.json, "id"));
-    cr_expect_eq(json_object_array_length(field(resp.json, "languages")), 0);
-    cr_expect_null(field(resp.json, "created"), "no internal flags in the answer");
+    cr_expect_str_eq(lst_str_field(resp.json, "goals"), "Говорить свободно");
+    cr_expect_str_eq(lst_str_field(resp.json, "timezone"), "Europe/Moscow");
+    cr_expect_not_null(lst_str_field(resp.json, "id"));
+    cr_expect_eq(json_object_array_length(lst_field(resp.json, "languages")), 0);
+    cr_expect_null(lst_field(resp.json, "created"), "no internal flags in the answer");
     lst_resp_free(&resp);
 
     /* Absent fields keep their value. */
     call(&resp, "PUT", "/students/600", "{\"goals\":\"IELTS 7\"}", "600");
     cr_assert_eq(resp.status, 200, "%.300s", resp.body);
-    cr_expect_str_eq(str_field(resp.json, "goals"), "IELTS 7");
-    cr_expect_str_eq(str_field(resp.json, "timezone"), "Europe/Moscow");
+    cr_expect_str_eq(lst_str_field(resp.json, "goals"), "IELTS 7");
+    cr_expect_str_eq(lst_str_field(resp.json, "timezone"), "Europe/Moscow");
     lst_resp_free(&resp);
 
     /* null clears one; an admin may edit someone else's profile. */
     call_as(&resp, "PUT", "/students/600", "{\"timezone\":null}", "1", "admin");
     cr_assert_eq(resp.status, 200, "%.300s", resp.body);
-    cr_expect_str_eq(str_field(resp.json, "goals"), "IELTS 7");
-    cr_expect_null(field(resp.json, "timezone"));
+    cr_expect_str_eq(lst_str_field(resp.json, "goals"), "IELTS 7");
+    cr_expect_null(lst_field(resp.json, "timezone"));
     lst_resp_free(&resp);
 
     expect_status("PUT", "/students/600/enrollments/" GROUP_A, NULL, "9", 201);
@@ -475,21 +444,21 @@ Test(students, put_creates_then_updates_and_get_reads)
 
     call(&resp, "GET", "/students/600", NULL, NULL);
     cr_assert_eq(resp.status, 200, "%.300s", resp.body);
-    cr_expect_str_eq(str_field(resp.json, "goals"), "IELTS 7");
-    const char *created_at = str_field(resp.json, "created_at");
+    cr_expect_str_eq(lst_str_field(resp.json, "goals"), "IELTS 7");
+    const char *created_at = lst_str_field(resp.json, "created_at");
     cr_assert_not_null(created_at);
     cr_expect_eq(created_at[10], 'T');
     cr_expect_eq(created_at[strlen(created_at) - 1], 'Z', "times are RFC 3339 UTC: %s", created_at);
-    json_object *langs = field(resp.json, "languages");
+    json_object *langs = lst_field(resp.json, "languages");
     cr_assert_eq(json_object_array_length(langs), 2);
-    cr_expect_str_eq(str_field(json_object_array_get_idx(langs, 0), "language_code"), "de");
-    cr_expect_str_eq(str_field(json_object_array_get_idx(langs, 0), "level"), "A1");
-    cr_expect_str_eq(str_field(json_object_array_get_idx(langs, 1), "language_code"), "en");
-    json_object *enr = field(resp.json, "enrollments");
+    cr_expect_str_eq(lst_str_field(json_object_array_get_idx(langs, 0), "language_code"), "de");
+    cr_expect_str_eq(lst_str_field(json_object_array_get_idx(langs, 0), "level"), "A1");
+    cr_expect_str_eq(lst_str_field(json_object_array_get_idx(langs, 1), "language_code"), "en");
+    json_object *enr = lst_field(resp.json, "enrollments");
     cr_assert_eq(json_object_array_length(enr), 2);
-    cr_expect_str_eq(str_field(json_object_array_get_idx(enr, 0), "group_id"), GROUP_B);
-    cr_expect_str_eq(str_field(json_object_array_get_idx(enr, 0), "status"), "in_progress");
-    cr_expect_str_eq(str_field(json_object_array_get_idx(enr, 1), "group_id"), GROUP_A);
+    cr_expect_str_eq(lst_str_field(json_object_array_get_idx(enr, 0), "group_id"), GROUP_B);
+    cr_expect_str_eq(lst_str_field(json_object_array_get_idx(enr, 0), "status"), "in_progress");
+    cr_expect_str_eq(lst_str_field(json_object_array_get_idx(enr, 1), "group_id"), GROUP_A);
     lst_resp_free(&resp);
 
     cr_expect_eq(audit_count("action = 'student.create' AND entity = 'student' AND entity_id = '600' AND "
@@ -503,14 +472,14 @@ Test(students, put_refusals_change_nothing)
 {
     lst_resp_t resp;
     call(&resp, "PUT", "/students/601", "{\"goals\":\"x\"}", NULL);
-    expect_problem(&resp, 400, "X-Actor-Telegram-Id");
+    lst_expect_problem(&resp, 400, "X-Actor-Telegram-Id");
     lst_resp_free(&resp);
     call(&resp, "PUT", "/students/601", "{\"goals\":\"x\"}", "602");
-    expect_problem(&resp, 403, "only the student");
+    lst_expect_problem(&resp, 403, "only the student");
     lst_resp_free(&resp);
     /* A role other than admin does not open someone else's profile. */
     call_as(&resp, "PUT", "/students/601", "{\"goals\":\"x\"}", "602", "teacher");
-    expect_problem(&resp, 403, NULL);
+    lst_expect_problem(&resp, 403, NULL);
     lst_resp_free(&resp);
 
     char *long_goals = malloc(4001 + 1);
@@ -536,11 +505,11 @@ Test(students, put_refusals_change_nothing)
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         call(&resp, "PUT", "/students/601", cases[i].body != NULL ? cases[i].body : long_body, "601");
-        expect_problem(&resp, 400, cases[i].needle);
+        lst_expect_problem(&resp, 400, cases[i].needle);
         lst_resp_free(&resp);
     }
     call(&resp, "GET", "/students/601", NULL, NULL);
-    expect_problem(&resp, 404, "601");
+    lst_expect_problem(&resp, 404, "601");
     lst_resp_free(&resp);
     cr_expect_eq(audit_count("true"), 0, "refused requests are not audited");
 
@@ -563,7 +532,7 @@ Test(students, get_unknown_and_bad_ids)
 {
     lst_resp_t resp;
     call(&resp, "GET", "/students/123456", NULL, NULL);
-    expect_problem(&resp, 404, "123456");
+    lst_expect_problem(&resp, 404, "123456");
     lst_resp_free(&resp);
 
     static const char *const paths[] = {"/students/abc",
@@ -574,10 +543,10 @@ Test(students, get_unknown_and_bad_ids)
                                         "/students/1.5"};
     for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
         call(&resp, "GET", paths[i], NULL, NULL);
-        expect_problem(&resp, 400, "telegram_id");
+        lst_expect_problem(&resp, 400, "telegram_id");
         lst_resp_free(&resp);
         call(&resp, "PUT", paths[i], "{}", "5");
-        expect_problem(&resp, 400, "telegram_id");
+        lst_expect_problem(&resp, 400, "telegram_id");
         lst_resp_free(&resp);
     }
 }
@@ -594,15 +563,16 @@ Test(students, batch_read_in_the_order_asked_with_missing_ids)
     lst_resp_t resp;
     call(&resp, "GET", "/students?ids=33,999,11,44,22", NULL, NULL);
     cr_assert_eq(resp.status, 200, "%.300s", resp.body);
-    json_object *list = field(resp.json, "students"), *missing = field(resp.json, "missing");
+    json_object *list = lst_field(resp.json, "students"), *missing = lst_field(resp.json, "missing");
     cr_assert_eq(json_object_array_length(list), 3);
     json_object *first = json_object_array_get_idx(list, 0);
     cr_expect_eq(int_field(first, "telegram_id"), 33);
-    cr_expect_str_eq(str_field(first, "timezone"), "Asia/Tokyo");
-    cr_assert_eq(json_object_array_length(field(first, "languages")), 1);
-    cr_expect_str_eq(str_field(json_object_array_get_idx(field(first, "languages"), 0), "level"), "C1");
+    cr_expect_str_eq(lst_str_field(first, "timezone"), "Asia/Tokyo");
+    cr_assert_eq(json_object_array_length(lst_field(first, "languages")), 1);
+    cr_expect_str_eq(lst_str_field(json_object_array_get_idx(lst_field(first, "languages"), 0), "level"),
+                     "C1");
     cr_expect_eq(int_field(json_object_array_get_idx(list, 1), "telegram_id"), 11);
-    cr_expect_eq(json_object_array_length(field(json_object_array_get_idx(list, 1), "languages")), 0);
+    cr_expect_eq(json_object_array_length(lst_field(json_object_array_get_idx(list, 1), "languages")), 0);
     cr_expect_eq(int_field(json_object_array_get_idx(list, 2), "telegram_id"), 22);
     cr_assert_eq(json_object_array_length(missing), 2);
     cr_expect_eq(json_object_get_int64(json_object_array_get_idx(missing, 0)), 999);
@@ -614,14 +584,14 @@ Test(students, batch_read_in_the_order_asked_with_missing_ids)
     for (int i = 1; i <= 101; i++)
         off += (size_t)snprintf(path + off, sizeof(path) - off, "%s%d", i > 1 ? "," : "", i);
     call(&resp, "GET", path, NULL, NULL);
-    expect_problem(&resp, 400, "at most 100");
+    lst_expect_problem(&resp, 400, "at most 100");
     lst_resp_free(&resp);
 
     static const char *const bad[] = {"/students", "/students?ids=", "/students?ids=1,abc",
                                       "/students?ids=-4", "/students?ids=99999999999999999999"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         call(&resp, "GET", bad[i], NULL, NULL);
-        expect_problem(&resp, 400, "ids");
+        lst_expect_problem(&resp, 400, "ids");
         lst_resp_free(&resp);
     }
 }
@@ -633,36 +603,36 @@ Test(students, languages_add_change_and_remove)
     lst_resp_t resp;
     /* A language needs a profile. */
     call(&resp, "PUT", "/students/700/languages/en", "{\"level\":\"A2\"}", "700");
-    expect_problem(&resp, 404, "700");
+    lst_expect_problem(&resp, 404, "700");
     lst_resp_free(&resp);
 
     expect_status("PUT", "/students/700", "{}", "700", 201);
     call(&resp, "PUT", "/students/700/languages/en", "{\"level\":\"A2\"}", "700");
     cr_assert_eq(resp.status, 201, "%.300s", resp.body);
-    cr_expect_str_eq(str_field(resp.json, "language_code"), "en");
-    cr_expect_str_eq(str_field(resp.json, "level"), "A2");
+    cr_expect_str_eq(lst_str_field(resp.json, "language_code"), "en");
+    cr_expect_str_eq(lst_str_field(resp.json, "level"), "A2");
     cr_expect_eq(int_field(resp.json, "student_telegram_id"), 700);
     lst_resp_free(&resp);
 
     call_as(&resp, "PUT", "/students/700/languages/en", "{\"level\":\"B1\"}", "5", "admin");
     cr_assert_eq(resp.status, 200, "%.300s", resp.body);
-    cr_expect_str_eq(str_field(resp.json, "level"), "B1");
+    cr_expect_str_eq(lst_str_field(resp.json, "level"), "B1");
     lst_resp_free(&resp);
     cr_expect_eq(count_where("student_languages", "student_telegram_id = 700"), 1,
                  "one row per student and language");
 
     expect_status("PUT", "/students/700/languages/fil", "{\"level\":\"C2\"}", "700", 201);
     call(&resp, "GET", "/students/700", NULL, NULL);
-    json_object *langs = field(resp.json, "languages");
+    json_object *langs = lst_field(resp.json, "languages");
     cr_assert_eq(json_object_array_length(langs), 2);
-    cr_expect_str_eq(str_field(json_object_array_get_idx(langs, 0), "language_code"), "en");
-    cr_expect_str_eq(str_field(json_object_array_get_idx(langs, 0), "level"), "B1");
-    cr_expect_str_eq(str_field(json_object_array_get_idx(langs, 1), "language_code"), "fil");
+    cr_expect_str_eq(lst_str_field(json_object_array_get_idx(langs, 0), "language_code"), "en");
+    cr_expect_str_eq(lst_str_field(json_object_array_get_idx(langs, 0), "level"), "B1");
+    cr_expect_str_eq(lst_str_field(json_object_array_get_idx(langs, 1), "language_code"), "fil");
     lst_resp_free(&resp);
 
     expect_status("DELETE", "/students/700/languages/en", NULL, "700", 204);
     call(&resp, "DELETE", "/students/700/languages/en", NULL, "700");
-    expect_problem(&resp, 404, "en");
+    lst_expect_problem(&resp, 404, "en");
     lst_resp_free(&resp);
     cr_expect_eq(count_where("student_languages", "language_code = 'en'"), 0);
 
@@ -704,7 +674,7 @@ Test(students, language_refusals_change_nothing)
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         call(&resp, cases[i].method, cases[i].path, cases[i].body, cases[i].actor);
-        expect_problem(&resp, cases[i].status, cases[i].needle);
+        lst_expect_problem(&resp, cases[i].status, cases[i].needle);
         lst_resp_free(&resp);
     }
     cr_expect_eq(count_where("student_languages", "true"), 0);
@@ -720,7 +690,7 @@ Test(students, internal_token_is_required_and_health_is_open)
     snprintf(url, sizeof(url), "%s/students/1/enrollments/" GROUP_A, daemon_.base_url);
     const char *no_token[] = {"X-Actor-Telegram-Id: 1", NULL};
     lst_http(&resp, "PUT", url, no_token, NULL);
-    expect_problem(&resp, 401, NULL);
+    lst_expect_problem(&resp, 401, NULL);
     lst_resp_free(&resp);
     cr_expect_eq(count_where("group_enrollments", "true"), 0);
 
@@ -732,6 +702,6 @@ Test(students, internal_token_is_required_and_health_is_open)
     lst_resp_free(&resp);
 
     call(&resp, "POST", "/students/1", "{}", "1");
-    expect_problem(&resp, 405, NULL);
+    lst_expect_problem(&resp, 405, NULL);
     lst_resp_free(&resp);
 }

@@ -70,40 +70,9 @@ static int call(lst_resp_t *resp, const char *method, const char *path, const ch
     return call_as(resp, method, path, body, actor, NULL);
 }
 
-static json_object *field(json_object *obj, const char *key)
-{
-    json_object *v = NULL;
-    if (obj != NULL)
-        json_object_object_get_ex(obj, key, &v);
-    return v;
-}
-
-static const char *str_field(json_object *obj, const char *key)
-{
-    json_object *v = field(obj, key);
-    return v != NULL ? json_object_get_string(v) : NULL;
-}
-
 static long long id_at(json_object *array, size_t i)
 {
-    return (long long)json_object_get_int64(field(json_object_array_get_idx(array, i), "telegram_id"));
-}
-
-/* Asserts an RFC 9457 problem with this status whose detail contains `needle`. */
-static void expect_problem(lst_resp_t *resp, int status, const char *needle)
-{
-    cr_expect_eq(resp->status, status, "status %d, want %d: %.300s", resp->status, status, resp->body);
-    char *ct = lst_resp_header(resp, "content-type");
-    cr_expect(ct != NULL && strstr(ct, "application/problem+json") != NULL, "content-type %s",
-              ct ? ct : "none");
-    free(ct);
-    cr_assert_not_null(resp->json, "problem body is not JSON: %.300s", resp->body);
-    cr_expect_eq(json_object_get_int(field(resp->json, "status")), status);
-    if (needle != NULL) {
-        const char *detail = str_field(resp->json, "detail");
-        cr_expect(detail != NULL && strstr(detail, needle) != NULL, "detail \"%s\" lacks \"%s\"",
-                  detail ? detail : "", needle);
-    }
+    return (long long)json_object_get_int64(lst_field(json_object_array_get_idx(array, i), "telegram_id"));
 }
 
 /* One request that must be refused with `status`, detail containing `needle`. */
@@ -112,7 +81,7 @@ static void expect_refused(const char *method, const char *path, const char *bod
 {
     lst_resp_t resp;
     call(&resp, method, path, body, actor);
-    expect_problem(&resp, status, needle);
+    lst_expect_problem(&resp, status, needle);
     if (resp.status != status)
         cr_log_error("%s %s %s", method, path, body ? body : "");
     lst_resp_free(&resp);
@@ -164,34 +133,34 @@ Test(teachers, put_creates_then_updates_and_get_reads)
     call(&resp, "PUT", "/teachers/555",
          "{\"bio\":\"Преподаю английский\",\"experience_years\":7,\"timezone\":\"Europe/Moscow\"}", "555");
     cr_assert_eq(resp.status, 201, "%.300s", resp.body);
-    cr_expect_eq(json_object_get_int64(field(resp.json, "telegram_id")), 555);
-    cr_expect_str_eq(str_field(resp.json, "bio"), "Преподаю английский");
-    cr_expect_eq(json_object_get_int(field(resp.json, "experience_years")), 7);
-    cr_expect_str_eq(str_field(resp.json, "timezone"), "Europe/Moscow");
-    cr_expect_eq(json_object_get_boolean(field(resp.json, "is_active")), 1, "active by default");
-    cr_expect_eq(strlen(str_field(resp.json, "id")), 36, "id is a UUID");
-    const char *created_at = str_field(resp.json, "created_at");
+    cr_expect_eq(json_object_get_int64(lst_field(resp.json, "telegram_id")), 555);
+    cr_expect_str_eq(lst_str_field(resp.json, "bio"), "Преподаю английский");
+    cr_expect_eq(json_object_get_int(lst_field(resp.json, "experience_years")), 7);
+    cr_expect_str_eq(lst_str_field(resp.json, "timezone"), "Europe/Moscow");
+    cr_expect_eq(json_object_get_boolean(lst_field(resp.json, "is_active")), 1, "active by default");
+    cr_expect_eq(strlen(lst_str_field(resp.json, "id")), 36, "id is a UUID");
+    const char *created_at = lst_str_field(resp.json, "created_at");
     cr_assert_not_null(created_at);
     cr_expect_eq(created_at[strlen(created_at) - 1], 'Z', "times are RFC 3339 UTC: %s", created_at);
-    cr_assert(json_object_is_type(field(resp.json, "languages"), json_type_array));
-    cr_expect_eq(json_object_array_length(field(resp.json, "languages")), 0);
-    cr_expect_null(field(resp.json, "created"), "internal column leaked");
+    cr_assert(json_object_is_type(lst_field(resp.json, "languages"), json_type_array));
+    cr_expect_eq(json_object_array_length(lst_field(resp.json, "languages")), 0);
+    cr_expect_null(lst_field(resp.json, "created"), "internal column leaked");
     lst_resp_free(&resp);
 
     /* A partial PUT changes only what it names. */
     call(&resp, "PUT", "/teachers/555", "{\"experience_years\":8,\"is_active\":false}", "555");
     cr_assert_eq(resp.status, 200, "%.300s", resp.body);
-    cr_expect_eq(json_object_get_int(field(resp.json, "experience_years")), 8);
-    cr_expect_eq(json_object_get_boolean(field(resp.json, "is_active")), 0);
-    cr_expect_str_eq(str_field(resp.json, "bio"), "Преподаю английский");
-    cr_expect_str_eq(str_field(resp.json, "timezone"), "Europe/Moscow");
+    cr_expect_eq(json_object_get_int(lst_field(resp.json, "experience_years")), 8);
+    cr_expect_eq(json_object_get_boolean(lst_field(resp.json, "is_active")), 0);
+    cr_expect_str_eq(lst_str_field(resp.json, "bio"), "Преподаю английский");
+    cr_expect_str_eq(lst_str_field(resp.json, "timezone"), "Europe/Moscow");
     lst_resp_free(&resp);
 
     call(&resp, "GET", "/teachers/555", NULL, NULL);
     cr_assert_eq(resp.status, 200, "%.300s", resp.body);
-    cr_expect_eq(json_object_get_int(field(resp.json, "experience_years")), 8);
-    cr_expect_eq(json_object_get_boolean(field(resp.json, "is_active")), 0);
-    cr_expect_eq(json_object_array_length(field(resp.json, "languages")), 0);
+    cr_expect_eq(json_object_get_int(lst_field(resp.json, "experience_years")), 8);
+    cr_expect_eq(json_object_get_boolean(lst_field(resp.json, "is_active")), 0);
+    cr_expect_eq(json_object_array_length(lst_field(resp.json, "languages")), 0);
     lst_resp_free(&resp);
 
     cr_expect_eq(audit_count("action = 'teacher.create' AND entity = 'teacher' AND entity_id = '555' AND "
@@ -208,9 +177,9 @@ Test(teachers, put_with_an_empty_body_creates_with_defaults)
     lst_resp_t resp;
     call(&resp, "PUT", "/teachers/42", "{}", "42");
     cr_assert_eq(resp.status, 201, "%.300s", resp.body);
-    cr_expect_str_eq(str_field(resp.json, "bio"), "");
-    cr_expect_eq(json_object_get_int(field(resp.json, "experience_years")), 0);
-    cr_expect_str_eq(str_field(resp.json, "timezone"), "UTC");
+    cr_expect_str_eq(lst_str_field(resp.json, "bio"), "");
+    cr_expect_eq(json_object_get_int(lst_field(resp.json, "experience_years")), 0);
+    cr_expect_str_eq(lst_str_field(resp.json, "timezone"), "UTC");
     lst_resp_free(&resp);
 }
 
@@ -244,18 +213,18 @@ Test(teachers, put_needs_the_teacher_or_an_admin)
     expect_refused("PUT", "/teachers/556", "{\"bio\":\"x\"}", NULL, 400, "X-Actor-Telegram-Id");
     expect_refused("PUT", "/teachers/556", "{\"bio\":\"x\"}", "557", 403, "556");
     call_as(&resp, "PUT", "/teachers/556", "{\"bio\":\"x\"}", "557", "teacher");
-    expect_problem(&resp, 403, NULL);
+    lst_expect_problem(&resp, 403, NULL);
     lst_resp_free(&resp);
     /* The admin role belongs to the actor, not to the id in the path. */
     call_as(&resp, "PUT", "/teachers/556", "{\"bio\":\"x\"}", "557", "student");
-    expect_problem(&resp, 403, NULL);
+    lst_expect_problem(&resp, 403, NULL);
     lst_resp_free(&resp);
     expect_refused("GET", "/teachers/556", NULL, NULL, 404, NULL);
     cr_expect_eq(audit_count("true"), 0, "refused requests must not be audited");
 
     call_as(&resp, "PUT", "/teachers/556", "{\"bio\":\"set by the admin\"}", "1000", "admin");
     cr_assert_eq(resp.status, 201, "%.300s", resp.body);
-    cr_expect_str_eq(str_field(resp.json, "bio"), "set by the admin");
+    cr_expect_str_eq(lst_str_field(resp.json, "bio"), "set by the admin");
     lst_resp_free(&resp);
     cr_expect_eq(audit_count("action = 'teacher.create' AND entity_id = '556' AND actor_telegram_id = 1000"),
                  1);
@@ -266,7 +235,7 @@ Test(teachers, put_needs_the_teacher_or_an_admin)
     lst_resp_free(&resp);
     expect_refused("PUT", "/teachers/556", "{\"bio\":\"stolen\"}", "557", 403, NULL);
     call(&resp, "GET", "/teachers/556", NULL, NULL);
-    cr_expect_str_eq(str_field(resp.json, "bio"), "mine");
+    cr_expect_str_eq(lst_str_field(resp.json, "bio"), "mine");
     lst_resp_free(&resp);
     cr_expect_eq(audit_count("true"), 2);
 }
@@ -335,14 +304,14 @@ Test(teachers, languages_are_added_changed_listed_and_removed)
 
     call(&resp, "PUT", "/teachers/800/languages/en", "{\"level\":\"B2\"}", "800");
     cr_assert_eq(resp.status, 201, "%.300s", resp.body);
-    cr_expect_eq(json_object_get_int64(field(resp.json, "teacher_telegram_id")), 800);
-    cr_expect_str_eq(str_field(resp.json, "language_code"), "en");
-    cr_expect_str_eq(str_field(resp.json, "level"), "B2");
+    cr_expect_eq(json_object_get_int64(lst_field(resp.json, "teacher_telegram_id")), 800);
+    cr_expect_str_eq(lst_str_field(resp.json, "language_code"), "en");
+    cr_expect_str_eq(lst_str_field(resp.json, "level"), "B2");
     lst_resp_free(&resp);
 
     call(&resp, "PUT", "/teachers/800/languages/en", "{\"level\":\"C1\"}", "800");
     cr_assert_eq(resp.status, 200, "%.300s", resp.body);
-    cr_expect_str_eq(str_field(resp.json, "level"), "C1");
+    cr_expect_str_eq(lst_str_field(resp.json, "level"), "C1");
     lst_resp_free(&resp);
 
     set_language(800, "fra", "A2");
@@ -350,13 +319,13 @@ Test(teachers, languages_are_added_changed_listed_and_removed)
 
     call(&resp, "GET", "/teachers/800", NULL, NULL);
     cr_assert_eq(resp.status, 200, "%.300s", resp.body);
-    json_object *langs = field(resp.json, "languages");
+    json_object *langs = lst_field(resp.json, "languages");
     cr_assert_eq(json_object_array_length(langs), 3, "%.300s", resp.body);
     static const char *const codes[] = {"de", "en", "fra"}, *const levels[] = {"C2", "C1", "A2"};
     for (size_t i = 0; i < 3; i++) {
         json_object *l = json_object_array_get_idx(langs, i);
-        cr_expect_str_eq(str_field(l, "language_code"), codes[i], "languages ordered by code");
-        cr_expect_str_eq(str_field(l, "level"), levels[i]);
+        cr_expect_str_eq(lst_str_field(l, "language_code"), codes[i], "languages ordered by code");
+        cr_expect_str_eq(lst_str_field(l, "level"), levels[i]);
         cr_expect_eq(json_object_object_length(l), 2, "only language_code and level: %s",
                      json_object_to_json_string(l));
     }
@@ -369,7 +338,7 @@ Test(teachers, languages_are_added_changed_listed_and_removed)
     expect_refused("DELETE", "/teachers/800/languages/en", NULL, "800", 404, "does not teach 'en'");
 
     call(&resp, "GET", "/teachers/800", NULL, NULL);
-    cr_expect_eq(json_object_array_length(field(resp.json, "languages")), 2);
+    cr_expect_eq(json_object_array_length(lst_field(resp.json, "languages")), 2);
     lst_resp_free(&resp);
 
     cr_expect_eq(
@@ -446,9 +415,9 @@ Test(teachers, language_writes_are_validated_and_authorized)
     /* Nothing changed: still only English at B1, no new audit rows. */
     lst_resp_t resp;
     call(&resp, "GET", "/teachers/802", NULL, NULL);
-    json_object *langs = field(resp.json, "languages");
+    json_object *langs = lst_field(resp.json, "languages");
     cr_assert_eq(json_object_array_length(langs), 1, "%.300s", resp.body);
-    cr_expect_str_eq(str_field(json_object_array_get_idx(langs, 0), "level"), "B1");
+    cr_expect_str_eq(lst_str_field(json_object_array_get_idx(langs, 0), "level"), "B1");
     lst_resp_free(&resp);
     cr_expect_eq(count_rows("SELECT count(*) FROM teacher_languages"), 1);
     cr_expect_eq(audit_count("true"), audits, "refused requests must not be audited");
@@ -467,16 +436,16 @@ Test(teachers, batch_read_in_the_order_asked_with_missing_ids)
     lst_resp_t resp;
     call(&resp, "GET", "/teachers?ids=33,999,11,22,1", NULL, NULL);
     cr_assert_eq(resp.status, 200, "%.300s", resp.body);
-    json_object *teachers = field(resp.json, "teachers"), *missing = field(resp.json, "missing");
+    json_object *teachers = lst_field(resp.json, "teachers"), *missing = lst_field(resp.json, "missing");
     cr_assert_eq(json_object_array_length(teachers), 3, "%.300s", resp.body);
     cr_expect_eq(id_at(teachers, 0), 33);
     cr_expect_eq(id_at(teachers, 1), 11);
     cr_expect_eq(id_at(teachers, 2), 22);
-    cr_expect_str_eq(str_field(json_object_array_get_idx(teachers, 1), "bio"), "one");
-    json_object *langs = field(json_object_array_get_idx(teachers, 2), "languages");
+    cr_expect_str_eq(lst_str_field(json_object_array_get_idx(teachers, 1), "bio"), "one");
+    json_object *langs = lst_field(json_object_array_get_idx(teachers, 2), "languages");
     cr_assert_eq(json_object_array_length(langs), 2);
-    cr_expect_str_eq(str_field(json_object_array_get_idx(langs, 0), "language_code"), "en");
-    cr_expect_eq(json_object_array_length(field(json_object_array_get_idx(teachers, 0), "languages")), 0);
+    cr_expect_str_eq(lst_str_field(json_object_array_get_idx(langs, 0), "language_code"), "en");
+    cr_expect_eq(json_object_array_length(lst_field(json_object_array_get_idx(teachers, 0), "languages")), 0);
     cr_assert_eq(json_object_array_length(missing), 2);
     cr_expect_eq(json_object_get_int64(json_object_array_get_idx(missing, 0)), 999);
     cr_expect_eq(json_object_get_int64(json_object_array_get_idx(missing, 1)), 1);
@@ -484,8 +453,8 @@ Test(teachers, batch_read_in_the_order_asked_with_missing_ids)
 
     call(&resp, "GET", "/teachers?ids=5", NULL, NULL);
     cr_assert_eq(resp.status, 200);
-    cr_expect_eq(json_object_array_length(field(resp.json, "teachers")), 0);
-    cr_expect_eq(json_object_array_length(field(resp.json, "missing")), 1);
+    cr_expect_eq(json_object_array_length(lst_field(resp.json, "teachers")), 0);
+    cr_expect_eq(json_object_array_length(lst_field(resp.json, "missing")), 1);
     lst_resp_free(&resp);
 }
 
@@ -502,7 +471,7 @@ Test(teachers, batch_is_bounded_and_validated)
     lst_resp_t resp;
     call(&resp, "GET", path, NULL, NULL);
     cr_expect_eq(resp.status, 200, "%.200s", resp.body);
-    cr_expect_eq(json_object_array_length(field(resp.json, "missing")), 100);
+    cr_expect_eq(json_object_array_length(lst_field(resp.json, "missing")), 100);
     lst_resp_free(&resp);
 
     expect_refused("GET", "/teachers", NULL, NULL, 400, "ids");
@@ -541,7 +510,7 @@ static void expect_search(const char *query, const long long *want, size_t nwant
     snprintf(path, sizeof(path), "/teachers/search?%s", query);
     call(&resp, "GET", path, NULL, NULL);
     cr_assert_eq(resp.status, 200, "%s: %d %.300s", path, resp.status, resp.body);
-    json_object *teachers = field(resp.json, "teachers");
+    json_object *teachers = lst_field(resp.json, "teachers");
     cr_assert(json_object_is_type(teachers, json_type_array), "%s: %.300s", path, resp.body);
     cr_expect_eq(json_object_array_length(teachers), nwant, "%s: %.500s", path, resp.body);
     for (size_t i = 0; i < nwant && i < json_object_array_length(teachers); i++)
@@ -568,10 +537,10 @@ Test(teachers, search_by_language_and_level)
     /* Each result carries its languages, and the page its bounds. */
     lst_resp_t resp;
     call(&resp, "GET", "/teachers/search?language=de&level=A1", NULL, NULL);
-    json_object *first = json_object_array_get_idx(field(resp.json, "teachers"), 0);
-    cr_expect_eq(json_object_array_length(field(first, "languages")), 2, "%.300s", resp.body);
-    cr_expect_eq(json_object_get_int(field(resp.json, "limit")), 20);
-    cr_expect_eq(json_object_get_int(field(resp.json, "offset")), 0);
+    json_object *first = json_object_array_get_idx(lst_field(resp.json, "teachers"), 0);
+    cr_expect_eq(json_object_array_length(lst_field(first, "languages")), 2, "%.300s", resp.body);
+    cr_expect_eq(json_object_get_int(lst_field(resp.json, "limit")), 20);
+    cr_expect_eq(json_object_get_int(lst_field(resp.json, "offset")), 0);
     lst_resp_free(&resp);
 
     /* Reactivating a teacher makes them findable again. */
@@ -597,9 +566,9 @@ Test(teachers, search_paginates_stably)
 
     lst_resp_t resp;
     call(&resp, "GET", "/teachers/search?language=en&limit=3&offset=1", NULL, NULL);
-    cr_expect_eq(json_object_get_int(field(resp.json, "limit")), 3);
-    cr_expect_eq(json_object_get_int(field(resp.json, "offset")), 1);
-    cr_expect_eq(json_object_array_length(field(resp.json, "teachers")), 3);
+    cr_expect_eq(json_object_get_int(lst_field(resp.json, "limit")), 3);
+    cr_expect_eq(json_object_get_int(lst_field(resp.json, "offset")), 1);
+    cr_expect_eq(json_object_array_length(lst_field(resp.json, "teachers")), 3);
     lst_resp_free(&resp);
 }
 
@@ -630,15 +599,15 @@ Test(teachers, internal_token_and_methods)
     lst_resp_t resp;
     snprintf(url, sizeof(url), "%s/teachers/1", daemon_.base_url);
     lst_http(&resp, "GET", url, NULL, NULL);
-    expect_problem(&resp, 401, NULL);
+    lst_expect_problem(&resp, 401, NULL);
     lst_resp_free(&resp);
     const char *wrong[] = {"Authorization: Bearer not-the-token-at-all", NULL};
     lst_http(&resp, "PUT", url, wrong, "{}");
-    expect_problem(&resp, 401, NULL);
+    lst_expect_problem(&resp, 401, NULL);
     lst_resp_free(&resp);
 
     call(&resp, "DELETE", "/teachers/1", NULL, "1");
-    expect_problem(&resp, 405, NULL);
+    lst_expect_problem(&resp, 405, NULL);
     char *allow = lst_resp_header(&resp, "allow");
     cr_expect(allow != NULL && strstr(allow, "GET") && strstr(allow, "PUT"), "Allow: %s",
               allow ? allow : "none");

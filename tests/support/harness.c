@@ -824,3 +824,34 @@ char *lst_random_hex(size_t nbytes)
     sodium_bin2hex(hex, 2 * nbytes + 1, raw, nbytes);
     return hex;
 }
+
+json_object *lst_field(json_object *obj, const char *key)
+{
+    json_object *v = NULL;
+    if (obj != NULL)
+        json_object_object_get_ex(obj, key, &v);
+    return v;
+}
+
+const char *lst_str_field(json_object *obj, const char *key)
+{
+    json_object *v = lst_field(obj, key);
+    return v != NULL && json_object_is_type(v, json_type_string) ? json_object_get_string(v) : NULL;
+}
+
+void lst_expect_problem(const lst_resp_t *resp, int status, const char *needle)
+{
+    cr_expect_eq(resp->status, status, "status %d, want %d: %.300s", resp->status, status, resp->body);
+    char *ct = lst_resp_header(resp, "content-type");
+    cr_expect(ct != NULL && strstr(ct, "application/problem+json") != NULL, "content-type %s",
+              ct ? ct : "none");
+    free(ct);
+    cr_assert_not_null(resp->json, "problem body is not JSON: %.300s", resp->body);
+    cr_expect_eq(json_object_get_int(lst_field(resp->json, "status")), status);
+    cr_expect_not_null(lst_str_field(resp->json, "title"));
+    if (needle != NULL) {
+        const char *detail = lst_str_field(resp->json, "detail");
+        cr_expect(detail != NULL && strstr(detail, needle) != NULL, "detail \"%s\" lacks \"%s\"",
+                  detail ? detail : "", needle);
+    }
+}

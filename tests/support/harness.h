@@ -113,6 +113,15 @@ int lst_http(lst_resp_t *out, const char *method, const char *url, const char *c
 char *lst_resp_header(const lst_resp_t *resp, const char *name);
 void lst_resp_free(lst_resp_t *resp);
 
+/* Reading JSON answers: NULL when obj is NULL, the key is absent, or (str) not a string. */
+json_object *lst_field(json_object *obj, const char *key);
+const char *lst_str_field(json_object *obj, const char *key);
+/*
+ * Expects (cr_expect) an RFC 9457 answer: this status, Content-Type application/problem+json, a JSON
+ * body with the same "status", a "title", and a "detail" containing needle (any detail when NULL).
+ */
+void lst_expect_problem(const lst_resp_t *resp, int status, const char *needle);
+
 /* Random hex token of 2*nbytes characters (malloc'ed). */
 char *lst_random_hex(size_t nbytes);
 
