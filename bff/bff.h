@@ -9,6 +9,8 @@
 #ifndef BFF_H
 #define BFF_H
 
+#include <stdio.h>
+
 #include <server.h>
 
 #include "tma.h"
@@ -56,6 +58,13 @@ void bff_group_view(ls_req_t *r);
 void bff_schedule(ls_req_t *r);
 void bff_proxy(ls_req_t *r);
 
+/*
+ * Who may see a passed-on read whose owner serves anyone (calendar's lesson reads): given the
+ * owner's 2xx answer, 1 when the caller may see it. Admins always may; for the others the BFF asks
+ * auth-service for the caller's role concurrently with the read.
+ */
+typedef int (*bff_proxy_allow_fn)(ls_req_t *r, json_object *answer);
+
 /* The write routes (proxy.c) for the route table in main.c: method and public pattern per entry. */
 typedef struct {
     const char *method;
@@ -64,9 +73,14 @@ typedef struct {
     const char *upstream_path; /* template: {me} is the caller, {name} a path parameter */
     int needs_role;            /* the owner's rule depends on the caller's role (admins) */
     int pass_query;            /* pass the query string on (list endpoints) */
+    bff_proxy_allow_fn allow;  /* NULL: the owner decides alone */
 } bff_proxy_route_t;
 
 extern const bff_proxy_route_t bff_proxy_routes[];
 extern const size_t bff_nproxy_routes;
+
+/* Every route of the bff (views, writes, then /healthz and /readyz served by the shared server), as
+ * "METHOD PATTERN" lines on out — for `bff --routes` and the test that keeps openapi.yaml honest. */
+void bff_print_routes(FILE *out);
 
 #endif

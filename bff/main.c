@@ -1,6 +1,7 @@
 /* bff: the public gateway of the school's Mini App. See bff.h and DESIGN.md §6. */
 #include "bff.h"
 
+#include <string.h>
 #include <strings.h>
 #include <time.h>
 
@@ -137,7 +138,7 @@ static ls_daemon_t daemon_spec = {
     .authenticate = bff_authenticate,
 };
 
-int main(int argc, char **argv)
+static size_t build_routes(void)
 {
     size_t n = 0;
     for (size_t i = 0; i < sizeof(view_routes) / sizeof(view_routes[0]); i++)
@@ -145,7 +146,25 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < bff_nproxy_routes && n < MAX_ROUTES; i++)
         routes[n++] =
             (ls_route_t)LS_ROUTE(bff_proxy_routes[i].method, bff_proxy_routes[i].pattern, bff_proxy, 0);
-    daemon_spec.nroutes = n;
+    return n;
+}
+
+void bff_print_routes(FILE *out)
+{
+    size_t n = build_routes();
+    for (size_t i = 0; i < n; i++)
+        fprintf(out, "%s %s\n", routes[i].method, routes[i].pattern);
+    /* Served by the shared server for every daemon, without authentication. */
+    fprintf(out, "GET /healthz\nGET /readyz\n");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc == 2 && strcmp(argv[1], "--routes") == 0) {
+        bff_print_routes(stdout);
+        return fflush(stdout) == 0 ? 0 : 1;
+    }
+    daemon_spec.nroutes = build_routes();
     int status = ls_daemon_main(&daemon_spec, argc, argv);
     sodium_memzero(config.tma_key, sizeof(config.tma_key));
     return status;

@@ -1,8 +1,10 @@
 /*
- * The writes (and the caller's own lists) the Mini App needs, passed on to the owning service with
- * the caller as X-Actor-Telegram-Id — and X-Actor-Role where the owner's rule depends on it. One
- * table, one handler. The service's answer reaches the client as it was (status, content type,
- * body), except its 5xx and transport failures, which become the gateway's 502/503/504.
+ * The writes (and the caller's own lists, and one lesson) the Mini App needs, passed on to the
+ * owning service with the caller as X-Actor-Telegram-Id — and X-Actor-Role where the owner's rule
+ * depends on it. One table, one handler. A read whose owner answers anyone (calendar serves any
+ * lesson) carries an `allow` rule the BFF applies to the answer before passing it on. The service's answer
+ * reaches the client as it was (status, content type, body), except its 5xx and transport failures, which
+ * become the gateway's 502/503/504.
  *
  * The BFF checks only what is its own business: that a body is one JSON object within
  * MAX_BODY_BYTES, and that path segments passed on are plain (no escaping tricks). Field rules stay
@@ -14,6 +16,21 @@
 #include <string.h>
 
 #define PATH_MAX_LEN 512
+
+/* A lesson (with its participants and attendance) is shown to its teacher and its participants. */
+static int may_see_lesson(ls_req_t *r, json_object *lesson)
+{
+    if (bff_id_of(lesson, "teacher_telegram_id") == r->actor)
+        return 1;
+    json_object *participants = bff_member(lesson, "participants");
+    size_t n = participants != NULL && json_object_is_type(participants, json_type_array)
+                   ? json_object_array_length(participants)
+                   : 0;
+    for (size_t i = 0; i < n; i++)
+        if (json_object_get_int64(json_object_array_get_idx(participants, i)) == r->actor)
+            return 1;
+    return 0;
+}
 
 // clang-format off
 const bff_proxy_route_t bff_proxy_routes[] = {
@@ -38,6 +55,17 @@ const bff_proxy_route_t bff_proxy_routes[] = {
     {"POST",   "/api/notifications/{id:uuid}/read", BFF_UP_NOTIFICATION, "/users/{me}/notifications/{id}/read", 0, 0},
     {"GET",    "/api/notifications/settings", BFF_UP_NOTIFICATION, "/users/{me}/notification_settings", 0, 0},
     {"PUT",    "/api/notifications/settings", BFF_UP_NOTIFICATION, "/users/{me}/notification_settings", 0, 0},
+    {"POST",   "/api/lessons", BFF_UP_CALENDAR, "/lessons", 1, 0},
+    {"GET",    "/api/lessons/{lesson_id:uuid}", BFF_UP_CALENDAR, "/lessons/{lesson_id}", 0, 0, may_see_lesson},
+    {"POST",   "/api/lessons/{lesson_id:uuid}/cancel", BFF_UP_CALENDAR, "/lessons/{lesson_id}/cancel", 1, 0},
+    {"POST",   "/api/lessons/{lesson_id:uuid}/reschedule", BFF_UP_CALENDAR, "/lessons/{lesson_id}/reschedule", 1, 0},
+    {"PUT",    "/api/lessons/{lesson_id:uuid}/attendance/{telegram_id:id}", BFF_UP_CALENDAR,
+               "/lessons/{lesson_id}/attendance/{telegram_id}", 1, 0},
+    {"GET",    "/api/teachers/me/schedule", BFF_UP_CALENDAR, "/teachers/{me}/schedule", 0, 0},
+    {"PUT",    "/api/teachers/me/schedule", BFF_UP_CALENDAR, "/teachers/{me}/schedule", 0, 0},
+    {"GET",    "/api/teachers/me/unavailable", BFF_UP_CALENDAR, "/teachers/{me}/unavailable", 0, 1},
+    {"POST",   "/api/teachers/me/unavailable", BFF_UP_CALENDAR, "/teachers/{me}/unavailable", 0, 0},
+    {"DELETE", "/api/teachers/me/unavailable/{id:uuid}", BFF_UP_CALENDAR, "/teachers/{me}/unavailable/{id}", 0, 0},
 };
 // clang-format on
 const size_t bff_nproxy_routes = sizeof(bff_proxy_routes) / sizeof(bff_proxy_routes[0]);
@@ -132,6 +160,22 @@ static void on_answer(ls_req_t *r, bff_fanout_t *f)
     ls_reply_raw(r, p->status, p->content_type, p->raw, p->raw_len);
 }
 
+/* A read with an access rule: the read and the caller's user went out together. */
+static void on_checked_read(ls_req_t *r, bff_fanout_t *f)
+{
+    proxy_t *px = f->ud;
+    const bff_part_t *p = &f->parts[0], *cp = &f->parts[1];
+
+    if (p->unavailable || !p->ok)
+        return on_answer(r, f);
+    if (!px->route->allow(r, p->json) && !(cp->ok && bff_role_of(cp->json) == LS_ROLE_ADMIN)) {
+        if (cp->unavailable)
+            return ls_reply_problem(r, 503, "cannot check access: auth-service: %s", cp->detail);
+        return ls_reply_problem(r, 403, "not yours to see");
+    }
+    on_answer(r, f);
+}
+
 static void send_write(ls_req_t *r, proxy_t *px)
 {
     bff_fanout_t *f = bff_fanout_new(r, px);
@@ -183,12 +227,18 @@ void bff_proxy(ls_req_t *r)
         px->body = ls_req_strdup(r, r->h2o->entity.base, r->h2o->entity.len);
         px->body_len = r->h2o->entity.len;
     }
-    if (!px->route->needs_role)
+    if (!px->route->needs_role && px->route->allow == NULL)
         return send_write(r, px);
 
     char *path = ls_req_alloc(r, 32);
     snprintf(path, 32, "/users/%lld", (long long)r->actor);
     bff_fanout_t *f = bff_fanout_new(r, px);
+    if (px->route->allow != NULL) {
+        f->keep_raw = 1;
+        bff_fanout_add(f, px->route->up, px->route->method, px->path, NULL, 0);
+        bff_fanout_add(f, BFF_UP_AUTH, "GET", path, NULL, 0);
+        return bff_fanout_start(f, on_checked_read);
+    }
     bff_fanout_add(f, BFF_UP_AUTH, "GET", path, NULL, 0);
     bff_fanout_start(f, on_caller);
 }

@@ -1,12 +1,13 @@
 /*
- * The BFF end to end: the real bff in front of real auth-, teachers-, students-, groups- and
- * notification-service daemons on fresh databases of the test cluster, and a fake calendar-service
- * (calendar-service is not built yet) whose behaviour each test chooses: answer, fail or hang.
- * Requests are signed in-process with the BFF's own tma module, as Telegram would sign them.
+ * The BFF end to end: the real bff in front of real auth-, teachers-, students-, groups-,
+ * calendar- and notification-service daemons on fresh databases of the test cluster. Only the
+ * test of a hanging service and of the circuit breaker puts a fake calendar-service (which hangs or
+ * answers as the test says) behind CALENDAR_URL. Requests are signed in-process with the BFF's own
+ * tma module, as Telegram would sign them.
  */
 #include <criterion/criterion.h>
-#include <pthread.h>
 #include <sodium.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,7 +37,7 @@
 #define STUDENT_ID       602
 #define STRANGER_ID      603
 
-enum { S_AUTH, S_TEACHERS, S_STUDENTS, S_GROUPS, S_NOTIFICATION, S_COUNT };
+enum { S_AUTH, S_TEACHERS, S_STUDENTS, S_GROUPS, S_NOTIFICATION, S_CALENDAR, S_COUNT };
 
 typedef struct {
     const char *name;
@@ -53,83 +54,83 @@ static service_t services[S_COUNT] = {
     {"students", "services/students/students-service"},
     {"groups", "services/groups/groups-service"},
     {"notification", "services/notification/notification-service"},
+    {"calendar", "services/calendar/calendar-service"},
 };
 static int have_notification;
 static char *token, *data_key;
 static lst_daemon_t bff, bff2;
-static lst_upstream_t *calendar;
+static lst_upstream_t *calendar; /* the fake; NULL unless a test started it */
 static const char *breaker_env;
 static unsigned char tma_key[TMA_KEY_BYTES];
 
-/* ---- the fake calendar-service ---- */
+/* ---- the fake calendar-service (hanging service and breaker test only) ---- */
 
-enum { CAL_ANSWER, CAL_FAIL, CAL_HANG };
+enum { CAL_ANSWER, CAL_HANG };
 static atomic_int calendar_mode;
-static pthread_mutex_t calendar_mu = PTHREAD_MUTEX_INITIALIZER;
-static char calendar_group_id[64] = "";    /* the group of the fake's lesson ("": none) */
-static char calendar_last_query[512] = ""; /* the query string of the last /lessons call */
 
 static int calendar_handler(void *ud, lst_upstream_t *u, const lst_upstream_req_t *req,
                             lst_upstream_resp_t *resp)
 {
-    char group[80];
+    (void)ud;
     if (strcmp(req->path, "/lessons") != 0)
         return 0;
-    pthread_mutex_lock(&calendar_mu);
-    snprintf(calendar_last_query, sizeof(calendar_last_query), "%s", req->query);
-    if (calendar_group_id[0] != '\0')
-        snprintf(group, sizeof(group), "\"%s\"", calendar_group_id);
-    else
-        snprintf(group, sizeof(group), "null");
-    pthread_mutex_unlock(&calendar_mu);
-    switch (atomic_load(&calendar_mode)) {
-    case CAL_HANG:
+    if (atomic_load(&calendar_mode) == CAL_HANG)
         lst_upstream_sleep_ms(u, 20000);
-        lst_upstream_respondf(resp, 200, "{\"lessons\":[],\"limit\":20,\"offset\":0}");
-        break;
-    case CAL_FAIL:
-        lst_upstream_respond(
-            resp, 500, "application/problem+json",
-            "{\"type\":\"about:blank\",\"title\":\"Internal Server Error\",\"status\":500,"
-            "\"detail\":\"calendar broke\"}",
-            strlen("{\"type\":\"about:blank\",\"title\":\"Internal Server Error\",\"status\":500,"
-                   "\"detail\":\"calendar broke\"}"));
-        break;
-    default:
-        lst_upstream_respondf(resp, 200,
-                              "{\"lessons\":[{\"id\":\"11111111-2222-3333-4444-555555555555\","
-                              "\"topic\":\"Past Simple\",\"starts_at\":\"2030-01-01T10:00:00Z\","
-                              "\"teacher_telegram_id\":601,\"group_id\":%s}],\"limit\":20,\"offset\":0}",
-                              group);
-    }
+    lst_upstream_respondf(resp, 200, "{\"lessons\":[],\"limit\":20,\"offset\":0}");
     return 1;
 }
 
 /* ---- daemons ---- */
 
+/* Adds "NAME=value" (formatted, malloc'ed) to env and to the list of strings to free. */
+static void env_add(const char **env, size_t *n, char **owned, size_t *nowned, const char *fmt, ...)
+{
+    va_list ap;
+    char *v;
+    va_start(ap, fmt);
+    cr_assert_geq(vasprintf(&v, fmt, ap), 0);
+    va_end(ap);
+    env[(*n)++] = v;
+    owned[(*nowned)++] = v;
+}
+
+static void spawn_service(service_t *s)
+{
+    const char *env[16];
+    char *owned[16];
+    size_t n = 0, nowned = 0;
+    env_add(env, &n, owned, &nowned, "DATABASE_URL=%s", s->conninfo);
+    env_add(env, &n, owned, &nowned, "INTERNAL_TOKEN=%s", token);
+    env_add(env, &n, owned, &nowned, "LISTEN=127.0.0.1:%d", s->port);
+    env[n++] = "THREADS=1";
+    env[n++] = "LOG_LEVEL=debug";
+    if (s == &services[S_AUTH]) {
+        env_add(env, &n, owned, &nowned, "AUTH_DATA_KEY=%s", data_key);
+        env[n++] = "ADMIN_TELEGRAM_IDS=" STR(ADMIN_ID);
+    } else if (s == &services[S_GROUPS]) {
+        env_add(env, &n, owned, &nowned, "STUDENTS_URL=http://127.0.0.1:%d", services[S_STUDENTS].port);
+        env[n++] = "OUTBOX_POLL_MS=50";
+    } else if (s == &services[S_NOTIFICATION]) {
+        env[n++] = "NOTIFY_POLL_MS=100";
+    } else if (s == &services[S_CALENDAR]) {
+        env_add(env, &n, owned, &nowned, "TEACHERS_URL=http://127.0.0.1:%d", services[S_TEACHERS].port);
+        env_add(env, &n, owned, &nowned, "STUDENTS_URL=http://127.0.0.1:%d", services[S_STUDENTS].port);
+        env_add(env, &n, owned, &nowned, "GROUPS_URL=http://127.0.0.1:%d", services[S_GROUPS].port);
+        env_add(env, &n, owned, &nowned, "NOTIFICATION_URL=http://127.0.0.1:%d",
+                services[S_NOTIFICATION].port);
+        env[n++] = "OUTBOX_POLL_MS=50";
+    }
+    env[n] = NULL;
+    lst_daemon_spawn(&s->d, s->relpath, env);
+    for (size_t i = 0; i < nowned; i++)
+        free(owned[i]);
+}
+
 static void start_service(service_t *s)
 {
-    char *env_db, *env_token, *env_listen, *env_extra = NULL;
-    asprintf(&env_db, "DATABASE_URL=%s", s->conninfo);
-    asprintf(&env_token, "INTERNAL_TOKEN=%s", token);
-    asprintf(&env_listen, "LISTEN=127.0.0.1:%d", s->port);
-    const char *env[8] = {env_db, env_token, env_listen, "THREADS=1", "LOG_LEVEL=debug", NULL, NULL, NULL};
-    if (s == &services[S_AUTH]) {
-        asprintf(&env_extra, "AUTH_DATA_KEY=%s", data_key);
-        env[5] = env_extra;
-        env[6] = "ADMIN_TELEGRAM_IDS=1000";
-    } else if (s == &services[S_GROUPS]) {
-        asprintf(&env_extra, "STUDENTS_URL=http://127.0.0.1:%d", services[S_STUDENTS].port);
-        env[5] = env_extra;
-        env[6] = "OUTBOX_POLL_MS=50";
-    } else if (s == &services[S_NOTIFICATION]) {
-        env[5] = "NOTIFY_POLL_MS=100";
-    }
-    lst_daemon_start(&s->d, s->relpath, env);
-    free(env_db);
-    free(env_token);
-    free(env_listen);
-    free(env_extra);
+    spawn_service(s);
+    cr_assert_eq(lst_daemon_wait_healthy(&s->d), 0, "%s-service did not start; see %s", s->name,
+                 s->d.log_path);
 }
 
 static void stop_service(service_t *s)
@@ -139,24 +140,22 @@ static void stop_service(service_t *s)
     s->d.pid = 0;
 }
 
-static void start_bff(lst_daemon_t *d, const char *extra)
+/* The bff in front of the real services; calendar_url (when not NULL) replaces calendar-service. */
+static void start_bff(lst_daemon_t *d, const char *extra, const char *calendar_url)
 {
-    char *urls[S_COUNT], *env_token, *env_calendar, *env_bot;
-    static const char *const names[S_COUNT] = {"AUTH_URL", "TEACHERS_URL", "STUDENTS_URL", "GROUPS_URL",
-                                               "NOTIFICATION_URL"};
+    static const char *const names[S_COUNT] = {"AUTH_URL",   "TEACHERS_URL",     "STUDENTS_URL",
+                                               "GROUPS_URL", "NOTIFICATION_URL", "CALENDAR_URL"};
     const char *env[24];
-    size_t n = 0;
+    char *owned[16];
+    size_t n = 0, nowned = 0;
     for (int i = 0; i < S_COUNT; i++) {
-        /* Without notification-service, its URL points at a port where nothing listens. */
-        asprintf(&urls[i], "%s=http://127.0.0.1:%d", names[i], services[i].port);
-        env[n++] = urls[i];
+        if (i == S_CALENDAR && calendar_url != NULL)
+            env_add(env, &n, owned, &nowned, "%s=%s", names[i], calendar_url);
+        else /* without notification-service, its URL points at a port where nothing listens */
+            env_add(env, &n, owned, &nowned, "%s=http://127.0.0.1:%d", names[i], services[i].port);
     }
-    asprintf(&env_token, "INTERNAL_TOKEN=%s", token);
-    asprintf(&env_calendar, "CALENDAR_URL=%s", lst_upstream_url(calendar));
-    asprintf(&env_bot, "BOT_TOKEN=%s", BOT_TOKEN);
-    env[n++] = env_token;
-    env[n++] = env_calendar;
-    env[n++] = env_bot;
+    env_add(env, &n, owned, &nowned, "INTERNAL_TOKEN=%s", token);
+    env[n++] = "BOT_TOKEN=" BOT_TOKEN;
     env[n++] = "THREADS=1"; /* one worker: one set of breakers, so the breaker test is deterministic */
     env[n++] = "LOG_LEVEL=debug";
     env[n++] = "MAX_BODY_BYTES=4096";
@@ -167,11 +166,8 @@ static void start_bff(lst_daemon_t *d, const char *extra)
         env[n++] = extra;
     env[n] = NULL;
     lst_daemon_start(d, "bff/bff", env);
-    for (int i = 0; i < S_COUNT; i++)
-        free(urls[i]);
-    free(env_token);
-    free(env_calendar);
-    free(env_bot);
+    for (size_t i = 0; i < nowned; i++)
+        free(owned[i]);
 }
 
 static void setup(void)
@@ -184,25 +180,31 @@ static void setup(void)
     snprintf(path, sizeof(path), "%s/%s", lst_env("LS_TEST_BUILD_DIR"), services[S_NOTIFICATION].relpath);
     have_notification = access(path, X_OK) == 0;
     for (int i = 0; i < S_COUNT; i++) {
-        services[i].port = lst_free_port();
+        /* Distinct ports: every address is fixed before any daemon starts. */
+        for (int again = 1; again;) {
+            services[i].port = lst_free_port();
+            again = 0;
+            for (int j = 0; j < i; j++)
+                again |= services[j].port == services[i].port;
+        }
         services[i].d.pid = 0;
         if (i == S_NOTIFICATION && !have_notification)
             continue;
         services[i].conninfo = lst_db_create(services[i].name, &services[i].dbname);
     }
-    /* students first: groups-service delivers enrollments to it */
-    start_service(&services[S_STUDENTS]);
+    /* All at once, each applying its migrations while the others do; the outboxes retry until the
+     * services they deliver to are up. */
     for (int i = 0; i < S_COUNT; i++)
-        if (i != S_STUDENTS && (i != S_NOTIFICATION || have_notification))
-            start_service(&services[i]);
-    atomic_store(&calendar_mode, CAL_ANSWER);
-    calendar_group_id[0] = '\0';
-    calendar = lst_upstream_start();
-    cr_assert_not_null(calendar);
-    lst_upstream_set_handler(calendar, calendar_handler, NULL);
+        if (i != S_NOTIFICATION || have_notification)
+            spawn_service(&services[i]);
+    for (int i = 0; i < S_COUNT; i++)
+        if (services[i].d.pid > 0)
+            cr_assert_eq(lst_daemon_wait_healthy(&services[i].d), 0, "%s-service did not start; see %s",
+                         services[i].name, services[i].d.log_path);
+    calendar = NULL;
     bff.pid = bff2.pid = 0;
     breaker_env = "BREAKER_FAILURES=" STR(BREAKER_FAILURES);
-    start_bff(&bff, NULL);
+    start_bff(&bff, NULL, NULL);
 }
 
 static void teardown(void)
@@ -220,7 +222,8 @@ static void teardown(void)
         free(services[i].dbname);
         services[i].conninfo = services[i].dbname = NULL;
     }
-    lst_upstream_stop(calendar);
+    if (calendar != NULL)
+        lst_upstream_stop(calendar);
     free(token);
     free(data_key);
 }
@@ -443,7 +446,7 @@ Test(bff, authentication_rejects_missing_malformed_forged_and_expired_init_data)
     lst_resp_free(&resp);
 
     /* With the age check off (INIT_DATA_MAX_AGE=0) the public vector signs its user in. */
-    start_bff(&bff2, "INIT_DATA_MAX_AGE=0");
+    start_bff(&bff2, "INIT_DATA_MAX_AGE=0", NULL);
     raw_call(&bff2, &resp, "POST", "/api/auth/telegram", NULL, "Authorization: tma " VECTOR);
     cr_assert_eq(resp.status, 201, "%.300s", resp.body);
     cr_expect_eq(json_object_get_int64(field(field(resp.json, "user"), "telegram_id")), 279058397);
@@ -525,6 +528,83 @@ Test(bff, sign_in_creates_then_updates_and_notifies_once)
     cr_expect_eq(registration_count(501), 1, "a second sign-in must not notify again");
 }
 
+/* ---- lessons ---- */
+
+/* RFC 3339 UTC for `days` days from today at hh:00 (a time in the coming week). */
+static void day_at(char *out, size_t size, int days, int hour)
+{
+    time_t t = time(NULL) + (time_t)days * 86400;
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    tm.tm_hour = hour;
+    tm.tm_min = tm.tm_sec = 0;
+    t = timegm(&tm);
+    gmtime_r(&t, &tm);
+    strftime(out, size, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+/* POST /api/lessons as `as`; the answer stays in resp. */
+static void create_lesson(lst_resp_t *resp, long long as, const char *group_id, const char *students,
+                          const char *starts_at, int minutes, const char *topic)
+{
+    char body[512], group[80] = "", list[200] = "";
+    if (group_id != NULL)
+        snprintf(group, sizeof(group), ",\"group_id\":\"%s\"", group_id);
+    if (students != NULL)
+        snprintf(list, sizeof(list), ",\"student_telegram_ids\":[%s]", students);
+    snprintf(body, sizeof(body),
+             "{\"teacher_telegram_id\":%d%s%s,\"starts_at\":\"%s\",\"duration_minutes\":%d,\"topic\":\"%s\"}",
+             TEACHER_ID, group, list, starts_at, minutes, topic);
+    api(resp, as, "POST", "/api/lessons", body);
+}
+
+typedef struct {
+    char group_id[64];
+    char group_lesson[64];      /* in two days at 10:00 UTC, the group's, "Past Simple" */
+    char individual_lesson[64]; /* tomorrow at 15:00 UTC, the student alone, "Speaking" */
+    char group_starts[32], individual_starts[32];
+} school_t;
+
+/* seed_school() and two lessons of its teacher, created through the BFF — the later one first, so
+ * that time order differs from creation order. */
+static void seed_school_with_lessons(school_t *s)
+{
+    lst_resp_t resp;
+    snprintf(s->group_id, sizeof(s->group_id), "%s", seed_school());
+    day_at(s->group_starts, sizeof(s->group_starts), 2, 10);
+    day_at(s->individual_starts, sizeof(s->individual_starts), 1, 15);
+
+    create_lesson(&resp, TEACHER_ID, s->group_id, NULL, s->group_starts, 60, "Past Simple");
+    cr_assert_eq(resp.status, 201, "%.300s", resp.body);
+    snprintf(s->group_lesson, sizeof(s->group_lesson), "%s", str_field(resp.json, "id"));
+    json_object *participants = field(resp.json, "participants");
+    cr_assert_eq(json_object_array_length(participants), 1, "%.300s", resp.body);
+    cr_expect_eq(json_object_get_int64(json_object_array_get_idx(participants, 0)), STUDENT_ID);
+    lst_resp_free(&resp);
+
+    create_lesson(&resp, TEACHER_ID, NULL, STR(STUDENT_ID), s->individual_starts, 45, "Speaking");
+    cr_assert_eq(resp.status, 201, "%.300s", resp.body);
+    snprintf(s->individual_lesson, sizeof(s->individual_lesson), "%s", str_field(resp.json, "id"));
+    lst_resp_free(&resp);
+}
+
+/* Asserts that `lessons` holds exactly the given lesson ids, in that order. */
+static void expect_lessons(json_object *lessons, const char *const *ids, size_t n, const char *body)
+{
+    cr_assert_not_null(lessons, "lessons missing or null: %.400s", body);
+    cr_assert_eq(json_object_array_length(lessons), n, "%.600s", body);
+    for (size_t i = 0; i < n; i++)
+        cr_expect_str_eq(str_field(json_object_array_get_idx(lessons, i), "id"), ids[i], "lesson %zu: %.600s",
+                         i, body);
+}
+
+static void schedule(lst_resp_t *resp, long long as, long long whose, const char *query)
+{
+    char path[512];
+    snprintf(path, sizeof(path), "/api/schedule/%lld%s", whose, query);
+    api(resp, as, "GET", path, NULL);
+}
+
 /* ---- views ---- */
 
 static json_object *find_group(json_object *groups, const char *id)
@@ -535,40 +615,60 @@ static json_object *find_group(json_object *groups, const char *id)
     return NULL;
 }
 
-Test(bff, profile_and_group_views_of_a_seeded_school)
+static void expect_complete(lst_resp_t *resp)
 {
-    const char *group_id = seed_school();
+    cr_expect_eq(json_object_get_boolean(field(resp->json, "partial")), 0, "%.400s", resp->body);
+    cr_expect_eq(json_object_array_length(field(resp->json, "errors")), 0, "%.400s", resp->body);
+    char *h = lst_resp_header(resp, "x-partial");
+    cr_expect_null(h, "X-Partial on a complete answer");
+    free(h);
+}
+
+Test(bff, views_of_a_seeded_school_with_lessons)
+{
+    school_t s;
+    seed_school_with_lessons(&s);
+    const char *both[] = {s.individual_lesson, s.group_lesson}; /* time order */
     lst_resp_t resp;
     char path[128];
 
+    /* The student's profile: user, student profile, the group, both upcoming lessons in time order. */
     profile(&resp, STUDENT_ID, STUDENT_ID);
     cr_assert_eq(resp.status, 200, "%.300s", resp.body);
     json_object *v = resp.json;
     cr_expect_eq(json_object_get_int64(field(field(v, "user"), "telegram_id")), STUDENT_ID);
+    cr_expect_str_eq(str_field(field(v, "user"), "first_name"), "User602");
     cr_expect(has_null(v, "teacher"), "a student without a teacher profile: teacher null");
     cr_expect_str_eq(str_field(field(v, "student"), "goals"), "speak");
     json_object *groups = field(v, "groups");
     cr_assert_eq(json_object_array_length(groups), 1, "%.400s", resp.body);
     cr_expect_str_eq(str_field(json_object_array_get_idx(groups, 0), "title"), "English B1");
-    cr_expect_str_eq(str_field(json_object_array_get_idx(field(v, "lessons"), 0), "topic"), "Past Simple");
-    cr_expect_eq(json_object_get_boolean(field(v, "partial")), 0);
-    cr_expect_eq(json_object_array_length(field(v, "errors")), 0);
-    char *h = lst_resp_header(&resp, "x-partial");
-    cr_expect_null(h, "X-Partial on a complete answer");
-    free(h);
+    expect_lessons(field(v, "lessons"), both, 2, resp.body);
+    json_object *first = json_object_array_get_idx(field(v, "lessons"), 0);
+    cr_expect_str_eq(str_field(first, "topic"), "Speaking");
+    cr_expect_str_eq(str_field(first, "starts_at"), s.individual_starts);
+    cr_expect_eq(json_object_get_int(field(first, "duration_minutes")), 45);
+    cr_expect_eq(json_object_get_int64(field(first, "teacher_telegram_id")), TEACHER_ID);
+    cr_expect_str_eq(str_field(first, "status"), "scheduled");
+    cr_expect_str_eq(str_field(json_object_array_get_idx(field(v, "lessons"), 1), "group_id"), s.group_id);
+    expect_complete(&resp);
     lst_resp_free(&resp);
 
+    /* The teacher's: teacher profile with languages, the group taught, the lessons taught. */
     profile(&resp, TEACHER_ID, TEACHER_ID);
     cr_assert_eq(resp.status, 200, "%.300s", resp.body);
     cr_expect_str_eq(str_field(field(resp.json, "teacher"), "bio"), "Grammar nerd");
     json_object *langs = field(field(resp.json, "teacher"), "languages");
     cr_expect_eq(json_object_array_length(langs), 1);
     cr_expect(has_null(resp.json, "student"));
-    cr_expect_not_null(find_group(field(resp.json, "groups"), group_id), "%.400s", resp.body);
+    cr_expect_not_null(find_group(field(resp.json, "groups"), s.group_id), "%.400s", resp.body);
+    expect_lessons(field(resp.json, "lessons"), both, 2, resp.body);
+    expect_complete(&resp);
     lst_resp_free(&resp);
 
-    /* The group view: group, teacher (user + profile), members with names and enrollment status. */
-    snprintf(path, sizeof(path), "/api/groups/%s", group_id);
+    /* The group view: group, teacher (user + profile), members with names and enrollment status, and
+     * the group's lessons only. */
+    snprintf(path, sizeof(path), "/api/groups/%s", s.group_id);
     int enrolled = 0;
     for (int i = 0; i < 100 && !enrolled; i++) {
         api(&resp, STUDENT_ID, "GET", path, NULL);
@@ -583,6 +683,7 @@ Test(bff, profile_and_group_views_of_a_seeded_school)
     cr_assert(enrolled, "the member's enrollment never appeared");
     v = resp.json;
     cr_expect_str_eq(str_field(field(v, "group"), "title"), "English B1");
+    cr_expect_eq(json_object_get_int(field(field(v, "group"), "member_count")), 1, "%.400s", resp.body);
     cr_expect_eq(json_object_get_int64(field(field(field(v, "teacher"), "user"), "telegram_id")), TEACHER_ID);
     cr_expect_str_eq(str_field(field(field(v, "teacher"), "user"), "first_name"), "User601");
     cr_expect_str_eq(str_field(field(field(v, "teacher"), "profile"), "bio"), "Grammar nerd");
@@ -591,41 +692,78 @@ Test(bff, profile_and_group_views_of_a_seeded_school)
     json_object *m = json_object_array_get_idx(members, 0);
     cr_expect_eq(json_object_get_int64(field(m, "telegram_id")), STUDENT_ID);
     cr_expect_str_eq(str_field(m, "first_name"), "User602");
+    cr_expect_str_eq(str_field(m, "username"), "u602");
+    cr_expect_not_null(str_field(m, "joined_at"));
     cr_expect_str_eq(str_field(m, "enrollment_status"), "enrolled");
+    cr_expect(field(v, "progress") == NULL, "no progress recorded yet: %.400s", resp.body);
+    const char *group_only[] = {s.group_lesson};
+    expect_lessons(field(v, "lessons"), group_only, 1, resp.body);
     cr_expect_str_eq(str_field(json_object_array_get_idx(field(v, "lessons"), 0), "topic"), "Past Simple");
-    cr_expect_eq(json_object_get_boolean(field(v, "partial")), 0, "%.400s", resp.body);
+    expect_complete(&resp);
+    lst_resp_free(&resp);
+
+    /* The schedule: both lessons in time order, each with its group's title and teacher's name. */
+    schedule(&resp, STUDENT_ID, STUDENT_ID, "");
+    cr_assert_eq(resp.status, 200, "%.300s", resp.body);
+    expect_lessons(field(resp.json, "lessons"), both, 2, resp.body);
+    json_object *l0 = json_object_array_get_idx(field(resp.json, "lessons"), 0);
+    json_object *l1 = json_object_array_get_idx(field(resp.json, "lessons"), 1);
+    cr_expect(has_null(l0, "group_title"), "a lesson without a group has no title: %.400s", resp.body);
+    cr_expect_str_eq(str_field(l0, "teacher_name"), "User601");
+    cr_expect_str_eq(str_field(l0, "topic"), "Speaking");
+    cr_expect_str_eq(str_field(l1, "group_title"), "English B1");
+    cr_expect_str_eq(str_field(l1, "teacher_name"), "User601");
+    cr_expect_str_eq(str_field(l1, "topic"), "Past Simple");
+    cr_expect_eq(json_object_get_int64(field(resp.json, "telegram_id")), STUDENT_ID);
+    expect_complete(&resp);
     lst_resp_free(&resp);
 }
 
 Test(bff, authorization_matrix)
 {
-    const char *group_id = seed_school();
+    school_t s;
+    seed_school_with_lessons(&s);
     const struct {
         long long as, whose;
         int status;
-    } profiles[] = {
+    } people[] = {
         {STUDENT_ID, STUDENT_ID, 200}, /* self */
         {TEACHER_ID, STUDENT_ID, 200}, /* the teacher of the student's group */
         {STRANGER_ID, STUDENT_ID, 403},
-        {STUDENT_ID, TEACHER_ID, 403}, /* a student may not read the teacher's profile */
+        {STUDENT_ID, TEACHER_ID, 403}, /* a student may not read the teacher's */
         {ADMIN_ID, STUDENT_ID, 200},
-        {ADMIN_ID, 999999, 404},    /* admins learn that a user does not exist */
-        {STRANGER_ID, 999999, 403}, /* others do not */
+        {ADMIN_ID, TEACHER_ID, 200},
     };
     lst_resp_t resp;
-    for (size_t i = 0; i < sizeof(profiles) / sizeof(profiles[0]); i++) {
-        profile(&resp, profiles[i].as, profiles[i].whose);
-        cr_expect_eq(resp.status, profiles[i].status, "%lld reads %lld: %d %.200s", profiles[i].as,
-                     profiles[i].whose, resp.status, resp.body);
-        if (profiles[i].status != 200) {
-            expect_problem(&resp, profiles[i].status, NULL);
-            cr_expect_null(field(resp.json, "user"), "data leaked with a %d", resp.status);
+    for (int view = 0; view < 2; view++) {
+        for (size_t i = 0; i < sizeof(people) / sizeof(people[0]); i++) {
+            if (view == 0)
+                profile(&resp, people[i].as, people[i].whose);
+            else
+                schedule(&resp, people[i].as, people[i].whose, "");
+            const char *what = view == 0 ? "profile" : "schedule";
+            cr_expect_eq(resp.status, people[i].status, "%lld reads the %s of %lld: %d %.200s", people[i].as,
+                         what, people[i].whose, resp.status, resp.body);
+            if (people[i].status != 200) {
+                expect_problem(&resp, people[i].status, NULL);
+                cr_expect_null(field(resp.json, "user"), "data leaked with a %d", resp.status);
+                cr_expect_null(field(resp.json, "lessons"), "data leaked with a %d", resp.status);
+            } else {
+                cr_expect_eq(json_object_array_length(field(resp.json, "lessons")), 2, "%s: %.400s", what,
+                             resp.body);
+            }
+            lst_resp_free(&resp);
         }
-        lst_resp_free(&resp);
     }
+    profile(&resp, ADMIN_ID, 999999); /* admins learn that a user does not exist */
+    expect_problem(&resp, 404, "not found");
+    lst_resp_free(&resp);
+    profile(&resp, STRANGER_ID, 999999); /* others do not */
+    expect_problem(&resp, 403, NULL);
+    lst_resp_free(&resp);
 
     char path[128];
-    snprintf(path, sizeof(path), "/api/groups/%s", group_id);
+    snprintf(path, sizeof(path), "/api/groups/%s", s.group_id);
     const struct {
         long long as;
         int status;
@@ -634,10 +772,178 @@ Test(bff, authorization_matrix)
         api(&resp, group_views[i].as, "GET", path, NULL);
         cr_expect_eq(resp.status, group_views[i].status, "%lld reads the group: %d %.200s", group_views[i].as,
                      resp.status, resp.body);
+        if (group_views[i].status != 200)
+            cr_expect_null(field(resp.json, "group"), "data leaked with a %d", resp.status);
         lst_resp_free(&resp);
     }
     api(&resp, TEACHER_ID, "GET", "/api/groups/00000000-0000-4000-8000-000000000000", NULL);
     expect_problem(&resp, 404, "not found");
+    lst_resp_free(&resp);
+
+    /* One lesson: its teacher, its participants and admins. */
+    snprintf(path, sizeof(path), "/api/lessons/%s", s.group_lesson);
+    const struct {
+        long long as;
+        int status;
+    } lesson_reads[] = {{TEACHER_ID, 200}, {STUDENT_ID, 200}, {ADMIN_ID, 200}, {STRANGER_ID, 403}};
+    for (size_t i = 0; i < sizeof(lesson_reads) / sizeof(lesson_reads[0]); i++) {
+        api(&resp, lesson_reads[i].as, "GET", path, NULL);
+        cr_expect_eq(resp.status, lesson_reads[i].status, "%lld reads the lesson: %d %.200s",
+                     lesson_reads[i].as, resp.status, resp.body);
+        if (lesson_reads[i].status == 200) {
+            cr_expect_str_eq(str_field(resp.json, "topic"), "Past Simple");
+            cr_expect_eq(json_object_array_length(field(resp.json, "participants")), 1, "%.300s", resp.body);
+        } else {
+            expect_problem(&resp, 403, NULL);
+            cr_expect_null(field(resp.json, "topic"), "data leaked with a %d", resp.status);
+        }
+        lst_resp_free(&resp);
+    }
+}
+
+/* ---- calendar's writes through the BFF ---- */
+
+Test(bff, lessons_are_created_changed_and_refused_through_the_bff)
+{
+    school_t s;
+    seed_school_with_lessons(&s);
+    lst_resp_t resp;
+    char path[256], at[32], body[256];
+
+    /* Calendar's 409 (overlap) and 422 (unknown student, a group of another teacher) reach the
+     * client unchanged. */
+    create_lesson(&resp, TEACHER_ID, NULL, STR(STUDENT_ID), s.group_starts, 30, "Clash");
+    expect_problem(&resp, 409, s.group_lesson);
+    lst_resp_free(&resp);
+    day_at(at, sizeof(at), 3, 9);
+    create_lesson(&resp, TEACHER_ID, NULL, STR(STUDENT_ID) ",424242", at, 30, "Ghost");
+    expect_problem(&resp, 422, "424242");
+    lst_resp_free(&resp);
+    create_lesson(&resp, STUDENT_ID, NULL, NULL, at, 30, "Not mine"); /* for teacher 601 */
+    expect_problem(&resp, 403, NULL);
+    lst_resp_free(&resp);
+    create_lesson(&resp, TEACHER_ID, NULL, NULL, at, 5, "Too short");
+    expect_problem(&resp, 400, "duration_minutes");
+    lst_resp_free(&resp);
+    /* An admin may schedule for the teacher: the BFF passes the caller's role on. */
+    create_lesson(&resp, ADMIN_ID, s.group_id, NULL, at, 30, "By the admin");
+    cr_expect_eq(resp.status, 201, "%.300s", resp.body);
+    lst_resp_free(&resp);
+
+    /* Attendance: the teacher marks a participant; others and non-participants are refused. */
+    snprintf(path, sizeof(path), "/api/lessons/%s/attendance/%d", s.group_lesson, STUDENT_ID);
+    api(&resp, TEACHER_ID, "PUT", path, "{\"status\":\"present\"}");
+    cr_expect_eq(resp.status, 200, "%.300s", resp.body);
+    cr_expect_str_eq(str_field(resp.json, "status"), "present");
+    lst_resp_free(&resp);
+    api(&resp, STUDENT_ID, "PUT", path, "{\"status\":\"present\"}");
+    expect_problem(&resp, 403, NULL);
+    lst_resp_free(&resp);
+    api(&resp, TEACHER_ID, "PUT", path, "{\"status\":\"asleep\"}");
+    expect_problem(&resp, 400, NULL);
+    lst_resp_free(&resp);
+    snprintf(path, sizeof(path), "/api/lessons/%s/attendance/%d", s.group_lesson, STRANGER_ID);
+    api(&resp, TEACHER_ID, "PUT", path, "{\"status\":\"absent\"}");
+    expect_problem(&resp, 404, NULL);
+    lst_resp_free(&resp);
+    snprintf(path, sizeof(path), "/api/lessons/%s", s.group_lesson);
+    api(&resp, STUDENT_ID, "GET", path, NULL);
+    cr_expect_eq(resp.status, 200, "%.300s", resp.body);
+    cr_expect(strstr(resp.body, "present") != NULL, "attendance not in the lesson: %.400s", resp.body);
+    lst_resp_free(&resp);
+
+    /* Reschedule: onto the other lesson's time is an overlap (409); to a free time, version 2, and the
+     * profile shows the new time. */
+    snprintf(path, sizeof(path), "/api/lessons/%s/reschedule", s.group_lesson);
+    snprintf(body, sizeof(body), "{\"starts_at\":\"%s\"}", s.individual_starts);
+    api(&resp, TEACHER_ID, "POST", path, body);
+    expect_problem(&resp, 409, NULL);
+    lst_resp_free(&resp);
+    day_at(at, sizeof(at), 4, 11);
+    snprintf(body, sizeof(body), "{\"starts_at\":\"%s\",\"duration_minutes\":90}", at);
+    api(&resp, TEACHER_ID, "POST", path, body);
+    cr_expect_eq(resp.status, 200, "%.300s", resp.body);
+    cr_expect_eq(json_object_get_int(field(resp.json, "version")), 2, "%.300s", resp.body);
+    lst_resp_free(&resp);
+    profile(&resp, STUDENT_ID, STUDENT_ID);
+    json_object *last = json_object_array_get_idx(field(resp.json, "lessons"), 2);
+    cr_expect_str_eq(str_field(last, "id"), s.group_lesson, "%.600s", resp.body);
+    cr_expect_str_eq(str_field(last, "starts_at"), at);
+    lst_resp_free(&resp);
+
+    /* Cancel: 200, then 409 (already cancelled) passed through. */
+    snprintf(path, sizeof(path), "/api/lessons/%s/cancel", s.individual_lesson);
+    api(&resp, TEACHER_ID, "POST", path, "{\"reason\":\"ill\"}");
+    cr_expect_eq(resp.status, 200, "%.300s", resp.body);
+    cr_expect_str_eq(str_field(resp.json, "status"), "cancelled");
+    lst_resp_free(&resp);
+    api(&resp, TEACHER_ID, "POST", path, NULL);
+    expect_problem(&resp, 409, "cancelled");
+    lst_resp_free(&resp);
+    api(&resp, TEACHER_ID, "POST", "/api/lessons/00000000-0000-4000-8000-000000000000/cancel", NULL);
+    expect_problem(&resp, 404, NULL);
+    lst_resp_free(&resp);
+    api(&resp, TEACHER_ID, "GET", "/api/lessons/00000000-0000-4000-8000-000000000000", NULL);
+    expect_problem(&resp, 404, NULL);
+    lst_resp_free(&resp);
+
+    /* Weekly availability: set, read back; a lesson outside it is refused (409). */
+    api(&resp, TEACHER_ID, "PUT", "/api/teachers/me/schedule",
+        "{\"timezone\":\"UTC\",\"slots\":[{\"weekday\":1,\"start_time\":\"09:00\",\"end_time\":\"10:00\"}]}");
+    cr_expect_eq(resp.status, 200, "%.300s", resp.body);
+    lst_resp_free(&resp);
+    api(&resp, TEACHER_ID, "GET", "/api/teachers/me/schedule", NULL);
+    cr_expect_eq(resp.status, 200, "%.300s", resp.body);
+    cr_expect_str_eq(str_field(resp.json, "timezone"), "UTC");
+    cr_expect_eq(json_object_array_length(field(resp.json, "slots")), 1, "%.300s", resp.body);
+    cr_expect_eq(json_object_get_int64(field(resp.json, "teacher_telegram_id")), TEACHER_ID);
+    lst_resp_free(&resp);
+    day_at(at, sizeof(at), 5, 22);
+    create_lesson(&resp, TEACHER_ID, NULL, STR(STUDENT_ID), at, 30, "Late");
+    expect_problem(&resp, 409, NULL);
+    lst_resp_free(&resp);
+    api(&resp, TEACHER_ID, "PUT", "/api/teachers/me/schedule",
+        "{\"timezone\":\"Mars/Olympus\",\"slots\":[]}");
+    expect_problem(&resp, 400, "timezone");
+    lst_resp_free(&resp);
+    api(&resp, TEACHER_ID, "PUT", "/api/teachers/me/schedule", "{\"timezone\":\"UTC\",\"slots\":[]}");
+    cr_expect_eq(resp.status, 200, "%.300s", resp.body);
+    lst_resp_free(&resp);
+
+    /* Unavailable periods: add, list, a lesson inside is refused, delete, delete again 404. */
+    char from[32], to[32];
+    day_at(from, sizeof(from), 6, 0);
+    day_at(to, sizeof(to), 6, 23);
+    snprintf(body, sizeof(body), "{\"starts_at\":\"%s\",\"ends_at\":\"%s\",\"reason\":\"holiday\"}", from,
+             to);
+    api(&resp, TEACHER_ID, "POST", "/api/teachers/me/unavailable", body);
+    cr_assert_eq(resp.status, 201, "%.300s", resp.body);
+    char period[64];
+    snprintf(period, sizeof(period), "%s", str_field(resp.json, "id"));
+    lst_resp_free(&resp);
+    api(&resp, TEACHER_ID, "GET", "/api/teachers/me/unavailable?limit=5", NULL);
+    cr_expect_eq(resp.status, 200, "%.300s", resp.body);
+    cr_expect_eq(json_object_array_length(field(resp.json, "unavailable")), 1, "%.300s", resp.body);
+    cr_expect_eq(json_object_get_int(field(resp.json, "limit")), 5, "the query is passed on: %.300s",
+                 resp.body);
+    lst_resp_free(&resp);
+    day_at(at, sizeof(at), 6, 12);
+    create_lesson(&resp, TEACHER_ID, NULL, STR(STUDENT_ID), at, 30, "Holiday");
+    expect_problem(&resp, 409, "unavailable");
+    lst_resp_free(&resp);
+    snprintf(body, sizeof(body), "{\"starts_at\":\"%s\",\"ends_at\":\"%s\"}", to, from);
+    api(&resp, TEACHER_ID, "POST", "/api/teachers/me/unavailable", body);
+    expect_problem(&resp, 400, "ends_at");
+    lst_resp_free(&resp);
+    snprintf(path, sizeof(path), "/api/teachers/me/unavailable/%s", period);
+    api(&resp, TEACHER_ID, "DELETE", path, NULL);
+    cr_expect_eq(resp.status, 204, "%.300s", resp.body);
+    lst_resp_free(&resp);
+    api(&resp, TEACHER_ID, "DELETE", path, NULL);
+    expect_problem(&resp, 404, NULL);
+    lst_resp_free(&resp);
+    create_lesson(&resp, TEACHER_ID, NULL, STR(STUDENT_ID), at, 30, "No holiday after all");
+    cr_expect_eq(resp.status, 201, "%.300s", resp.body);
     lst_resp_free(&resp);
 }
 
@@ -645,21 +951,23 @@ Test(bff, authorization_matrix)
 
 Test(bff, each_non_primary_service_down_gives_a_partial_answer)
 {
-    const char *group_id = seed_school();
+    school_t s;
+    seed_school_with_lessons(&s);
     lst_resp_t resp;
     char path[128];
-    snprintf(path, sizeof(path), "/api/groups/%s", group_id);
+    snprintf(path, sizeof(path), "/api/groups/%s", s.group_id);
 
     /* Here every failure must reach the service: a BFF whose breakers do not open. */
     cr_assert_eq(lst_daemon_stop(&bff), 0);
     breaker_env = "BREAKER_FAILURES=10000";
-    start_bff(&bff, NULL);
+    start_bff(&bff, NULL, NULL);
 
     stop_service(&services[S_TEACHERS]);
     profile(&resp, TEACHER_ID, TEACHER_ID);
     expect_partial(&resp, "teacher", "teachers");
     cr_expect_not_null(field(resp.json, "user"));
     cr_expect_not_null(field(resp.json, "groups"));
+    cr_expect_not_null(field(resp.json, "lessons"));
     lst_resp_free(&resp);
     start_service(&services[S_TEACHERS]);
 
@@ -672,6 +980,7 @@ Test(bff, each_non_primary_service_down_gives_a_partial_answer)
     stop_service(&services[S_GROUPS]);
     profile(&resp, STUDENT_ID, STUDENT_ID);
     expect_partial(&resp, "groups", "groups");
+    cr_expect_eq(json_object_array_length(field(resp.json, "lessons")), 2, "%.400s", resp.body);
     lst_resp_free(&resp);
     /* Without groups-service nobody can tell whether a teacher teaches the student: not 200, not 403. */
     profile(&resp, TEACHER_ID, STUDENT_ID);
@@ -681,20 +990,35 @@ Test(bff, each_non_primary_service_down_gives_a_partial_answer)
     api(&resp, TEACHER_ID, "GET", path, NULL);
     expect_problem(&resp, 503, "groups");
     lst_resp_free(&resp);
+    /* The schedule without group titles: partial, the titles null, the names still there. */
+    schedule(&resp, STUDENT_ID, STUDENT_ID, "");
+    cr_assert_eq(resp.status, 200, "%.300s", resp.body);
+    json_object *grouped = json_object_array_get_idx(field(resp.json, "lessons"), 1);
+    cr_expect(has_null(grouped, "group_title"), "%.400s", resp.body);
+    cr_expect_str_eq(str_field(grouped, "teacher_name"), "User601");
+    cr_expect_eq(json_object_get_boolean(field(resp.json, "partial")), 1);
+    lst_resp_free(&resp);
     start_service(&services[S_GROUPS]);
 
-    atomic_store(&calendar_mode, CAL_FAIL);
+    stop_service(&services[S_CALENDAR]);
     profile(&resp, STUDENT_ID, STUDENT_ID);
     expect_partial(&resp, "lessons", "calendar");
+    cr_expect_not_null(field(resp.json, "groups"));
     lst_resp_free(&resp);
     api(&resp, STUDENT_ID, "GET", path, NULL);
     expect_partial(&resp, "lessons", "calendar");
+    cr_expect_not_null(field(resp.json, "members"));
     lst_resp_free(&resp);
-    atomic_store(&calendar_mode, CAL_ANSWER);
+    /* The lessons are the schedule's primary record. */
+    schedule(&resp, STUDENT_ID, STUDENT_ID, "");
+    expect_problem(&resp, 503, "calendar");
+    lst_resp_free(&resp);
+    start_service(&services[S_CALENDAR]);
 
     /* Everything back: complete again. */
     profile(&resp, STUDENT_ID, STUDENT_ID);
     cr_expect_eq(json_object_get_boolean(field(resp.json, "partial")), 0, "%.400s", resp.body);
+    cr_expect_eq(json_object_array_length(field(resp.json, "lessons")), 2, "%.400s", resp.body);
     lst_resp_free(&resp);
 
     /* auth-service holds the primary record of the profile: without it, 503. */
@@ -713,10 +1037,16 @@ static double timed_profile(lst_resp_t *resp, long long as)
 
 Test(bff, a_hanging_service_costs_at_most_the_deadline_and_then_nothing)
 {
+    /* The one place for a fake: calendar-service replaced by one that hangs on demand. */
+    atomic_store(&calendar_mode, CAL_HANG);
+    calendar = lst_upstream_start();
+    cr_assert_not_null(calendar);
+    lst_upstream_set_handler(calendar, calendar_handler, NULL);
+    cr_assert_eq(lst_daemon_stop(&bff), 0);
+    start_bff(&bff, NULL, lst_upstream_url(calendar));
     sign_in(STUDENT_ID);
     lst_resp_t resp;
 
-    atomic_store(&calendar_mode, CAL_HANG);
     for (int i = 0; i < BREAKER_FAILURES; i++) {
         double s = timed_profile(&resp, STUDENT_ID);
         expect_partial(&resp, "lessons", "calendar");
@@ -791,7 +1121,7 @@ Test(bff, writes_pass_the_services_answers_through_and_bad_input_is_refused)
     api(&resp, STRANGER_ID, "PATCH", path, "{\"title\":\"mine\"}");
     expect_problem(&resp, 403, NULL);
     lst_resp_free(&resp);
-    /* A second group title conflicting is not a thing; joining twice is: 409. */
+    /* Joining twice: 409. */
     snprintf(path, sizeof(path), "/api/groups/%s/invitations", group_id);
     api(&resp, TEACHER_ID, "POST", path, "{}");
     cr_assert_eq(resp.status, 201, "%.300s", resp.body);
@@ -816,6 +1146,7 @@ Test(bff, writes_pass_the_services_answers_through_and_bad_input_is_refused)
         {"GET", "/api/user/profile/0", NULL, 400},
         {"GET", "/api/user/profile/99999999999999999999", NULL, 400},
         {"GET", "/api/user/profile/9007199254740992", NULL, 400},
+        {"GET", "/api/schedule/abc", NULL, 400},
         {"GET", "/api/groups/not-a-uuid", NULL, 400},
         {"DELETE", "/api/groups/00000000-0000-4000-8000-000000000000/members/x1", NULL, 400},
         {"POST", "/api/notifications/123/read", NULL, 400},
@@ -824,8 +1155,17 @@ Test(bff, writes_pass_the_services_answers_through_and_bad_input_is_refused)
         {"PUT", "/api/teachers/me", "{\"bio\":", 400},
         {"PUT", "/api/students/me", "[1,2]", 400},
         {"POST", "/api/groups", "{\"title\":\"x\"} trailing", 400},
+        {"POST", "/api/lessons", "{\"teacher_telegram_id\":", 400},
+        {"GET", "/api/lessons/not-a-uuid", NULL, 400},
+        {"POST", "/api/lessons/00000000-0000-4000-8000-00000000000/cancel", NULL, 400},
+        {"PUT", "/api/lessons/00000000-0000-4000-8000-000000000000/attendance/abc", "{}", 400},
+        {"PUT", "/api/lessons/00000000-0000-4000-8000-000000000000/attendance/18446744073709551616", "{}",
+         400},
+        {"DELETE", "/api/teachers/me/unavailable/12", NULL, 400},
+        {"PUT", "/api/teachers/me/schedule", "\"slots\"", 400},
         {"GET", "/api/nothing-here", NULL, 404},
         {"DELETE", "/api/auth/telegram", NULL, 405},
+        {"DELETE", "/api/lessons", NULL, 405},
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         api(&resp, TEACHER_ID, bad[i].method, bad[i].path, bad[i].body);
@@ -843,69 +1183,52 @@ Test(bff, writes_pass_the_services_answers_through_and_bad_input_is_refused)
     api(&resp, TEACHER_ID, "PUT", "/api/teachers/me", big);
     expect_problem(&resp, 413, NULL);
     lst_resp_free(&resp);
+    api(&resp, TEACHER_ID, "POST", "/api/lessons", big);
+    expect_problem(&resp, 413, NULL);
+    lst_resp_free(&resp);
     free(big);
 }
 
 /* ---- schedule ---- */
 
-static void schedule(lst_resp_t *resp, long long as, long long whose, const char *query)
+Test(bff, schedule_bounds_are_checked_and_normalised)
 {
-    char path[512];
-    snprintf(path, sizeof(path), "/api/schedule/%lld%s", whose, query);
-    api(resp, as, "GET", path, NULL);
-}
-
-Test(bff, schedule_names_groups_and_teachers_and_checks_its_bounds)
-{
-    const char *group_id = seed_school();
+    school_t s;
+    seed_school_with_lessons(&s);
     lst_resp_t resp;
-    pthread_mutex_lock(&calendar_mu);
-    snprintf(calendar_group_id, sizeof(calendar_group_id), "%s", group_id);
-    pthread_mutex_unlock(&calendar_mu);
+    char query[256], date[16];
 
-    schedule(&resp, STUDENT_ID, STUDENT_ID, "");
+    /* [14:00Z, 16:00Z) of tomorrow, written with offsets: only the 15:00 lesson. */
+    snprintf(date, sizeof(date), "%.10s", s.individual_starts);
+    snprintf(query, sizeof(query), "?from=%sT17:00:00%%2B03:00&to=%sT11:00:00-05:00", date, date);
+    schedule(&resp, STUDENT_ID, STUDENT_ID, query);
     cr_assert_eq(resp.status, 200, "%.300s", resp.body);
-    json_object *lesson = json_object_array_get_idx(field(resp.json, "lessons"), 0);
-    cr_expect_str_eq(str_field(lesson, "topic"), "Past Simple");
-    cr_expect_str_eq(str_field(lesson, "group_title"), "English B1");
-    cr_expect_str_eq(str_field(lesson, "teacher_name"), "User601");
-    cr_expect_eq(json_object_get_boolean(field(resp.json, "partial")), 0, "%.300s", resp.body);
+    char want[32];
+    snprintf(want, sizeof(want), "%sT14:00:00Z", date);
+    cr_expect_str_eq(str_field(resp.json, "from"), want);
+    snprintf(want, sizeof(want), "%sT16:00:00Z", date);
+    cr_expect_str_eq(str_field(resp.json, "to"), want);
+    const char *one[] = {s.individual_lesson};
+    expect_lessons(field(resp.json, "lessons"), one, 1, resp.body);
     lst_resp_free(&resp);
 
-    /* Offsets are normalised to UTC and passed on. */
-    schedule(&resp, STUDENT_ID, STUDENT_ID, "?from=2030-01-01T03:00:00%2B03:00&to=2030-01-08T00:00:00Z");
+    /* [from, to): a lesson starting exactly at `to` is not in it. */
+    snprintf(query, sizeof(query), "?from=%sT00:00:00Z&to=%s", date, s.individual_starts);
+    schedule(&resp, STUDENT_ID, STUDENT_ID, query);
     cr_assert_eq(resp.status, 200, "%.300s", resp.body);
-    cr_expect_str_eq(str_field(resp.json, "from"), "2030-01-01T00:00:00Z");
-    pthread_mutex_lock(&calendar_mu);
-    cr_expect(strstr(calendar_last_query, "from=2030-01-01T00:00:00Z&to=2030-01-08T00:00:00Z") != NULL, "%s",
-              calendar_last_query);
-    pthread_mutex_unlock(&calendar_mu);
+    cr_expect_eq(json_object_array_length(field(resp.json, "lessons")), 0, "%.300s", resp.body);
     lst_resp_free(&resp);
 
-    const char *bad[] = {"?from=yesterday", "?to=2030-13-01T00:00:00Z",
+    const char *bad[] = {"?from=yesterday",
+                         "?to=2030-13-01T00:00:00Z",
+                         "?from=2030-01-01",
                          "?from=2030-01-08T00:00:00Z&to=2030-01-01T00:00:00Z",
+                         "?from=2030-01-01T00:00:00Z&to=2030-01-01T00:00:00Z",
                          "?from=2030-01-01T00:00:00Z&to=2030-03-05T00:00:00Z"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         schedule(&resp, STUDENT_ID, STUDENT_ID, bad[i]);
+        cr_expect_eq(resp.status, 400, "%s: %d", bad[i], resp.status);
         expect_problem(&resp, 400, NULL);
         lst_resp_free(&resp);
     }
-
-    schedule(&resp, TEACHER_ID, STUDENT_ID, "");
-    cr_expect_eq(resp.status, 200, "%.300s", resp.body);
-    lst_resp_free(&resp);
-    schedule(&resp, STRANGER_ID, STUDENT_ID, "");
-    expect_problem(&resp, 403, NULL);
-    lst_resp_free(&resp);
-
-    /* Without groups-service the titles are missing: partial. */
-    stop_service(&services[S_GROUPS]);
-    schedule(&resp, STUDENT_ID, STUDENT_ID, "");
-    cr_assert_eq(resp.status, 200, "%.300s", resp.body);
-    lesson = json_object_array_get_idx(field(resp.json, "lessons"), 0);
-    cr_expect(has_null(lesson, "group_title"));
-    cr_expect_str_eq(str_field(lesson, "teacher_name"), "User601");
-    cr_expect_eq(json_object_get_boolean(field(resp.json, "partial")), 1);
-    lst_resp_free(&resp);
-    start_service(&services[S_GROUPS]);
 }
