@@ -13,7 +13,8 @@
  * wait in a FIFO of at most `queue_max` entries; when it is full the query fails at once with
  * LS_PG_BUSY.
  *
- * Every session runs with TimeZone=UTC and application_name set to the daemon name.
+ * Every session runs with TimeZone=UTC, plan_cache_mode=force_generic_plan (prepared statements are
+ * planned once, not per call) and application_name set to the daemon name.
  *
  * Failure model:
  *   - A connection that breaks fails its in-flight queries with LS_PG_UNAVAILABLE and is
