@@ -116,23 +116,21 @@ const ls_pg_stmt_t groups_statements[STMT_COUNT] = {
         {"member_remove",
          "WITH m AS (DELETE FROM group_members WHERE group_id = $1::uuid"
          "  AND student_telegram_id = $2::bigint RETURNING id, group_id, student_telegram_id),"
-         " o AS (" OUTBOX_INSERT
-         " SELECT 'students', 'DELETE', " ENROLLMENT_PATH("m") ", NULL, $3::bigint, 'unenroll:' || "
-                                                               "m.id, " ENROLLMENT_PATH(
-                                                                   "m") " FROM m),"
-                                                                        " a AS (" AUDIT_INSERT
-                                                                        " SELECT $3::bigint,"
-                                                                        "  CASE WHEN m.student_telegram_id = "
-                                                                        "$3::bigint THEN 'group.leave'"
-                                                                        "   ELSE 'group.member_remove' END, "
-                                                                        "'group', m.group_id::text,"
-                                                                        "  "
-                                                                        "jsonb_build_object('student_"
-                                                                        "telegram_id', "
-                                                                        "m.student_telegram_id, 'member_id', "
-                                                                        "m.id)"
-                                                                        "  FROM m)"
-                                                                        " SELECT count(*) AS removed FROM m",
+         " o AS (" OUTBOX_INSERT " SELECT 'students', 'DELETE', " ENROLLMENT_PATH(
+             "m") ", NULL, $3::bigint, 'unenroll:' || "
+                  "m.id, " ENROLLMENT_PATH("m") " FROM m),"
+                                                " a AS (" AUDIT_INSERT " SELECT $3::bigint,"
+                                                "  CASE WHEN m.student_telegram_id = "
+                                                "$3::bigint THEN 'group.leave'"
+                                                "   ELSE 'group.member_remove' END, "
+                                                "'group', m.group_id::text,"
+                                                "  "
+                                                "jsonb_build_object('student_"
+                                                "telegram_id', "
+                                                "m.student_telegram_id, 'member_id', "
+                                                "m.id)"
+                                                "  FROM m)"
+                                                " SELECT count(*) AS removed FROM m",
          3},
     /* The invitation's group, locked; the lock order everywhere is group row, then invitation row. */
     [STMT_JOIN_LOCK] = {"join_lock",
@@ -150,21 +148,19 @@ const ls_pg_stmt_t groups_statements[STMT_COUNT] = {
          "WITH m AS (INSERT INTO group_members (group_id, student_telegram_id)"
          "  VALUES ($1::uuid, $2::bigint) RETURNING id, group_id, student_telegram_id, joined_at),"
          " i AS (UPDATE group_invitations SET uses = uses + 1 WHERE id = $3::uuid RETURNING uses),"
-         " o AS (" OUTBOX_INSERT
-         " SELECT 'students', 'PUT', " ENROLLMENT_PATH("m") ", '{}', $2::bigint, 'enroll:' || "
-                                                            "m.id, " ENROLLMENT_PATH(
-                                                                "m") " FROM m),"
-                                                                     " a AS (" AUDIT_INSERT
-                                                                     " SELECT $2::bigint, 'group.join', "
-                                                                     "'group', m.group_id::text,"
-                                                                     "  "
-                                                                     "jsonb_build_object('student_telegram_"
-                                                                     "id', m.student_telegram_id, "
-                                                                     "'member_id', m.id,"
-                                                                     "   'invitation_id', $3::uuid, 'uses', "
-                                                                     "(SELECT uses FROM i)) FROM m)"
-                                                                     " SELECT group_id, student_telegram_id, "
-                                                                     "joined_at FROM m",
+         " o AS (" OUTBOX_INSERT " SELECT 'students', 'PUT', " ENROLLMENT_PATH(
+             "m") ", '{}', $2::bigint, 'enroll:' || "
+                  "m.id, " ENROLLMENT_PATH("m") " FROM m),"
+                                                " a AS (" AUDIT_INSERT " SELECT $2::bigint, 'group.join', "
+                                                "'group', m.group_id::text,"
+                                                "  "
+                                                "jsonb_build_object('student_telegram_"
+                                                "id', m.student_telegram_id, "
+                                                "'member_id', m.id,"
+                                                "   'invitation_id', $3::uuid, 'uses', "
+                                                "(SELECT uses FROM i)) FROM m)"
+                                                " SELECT group_id, student_telegram_id, "
+                                                "joined_at FROM m",
          3},
     /* $1 group, $2 code, $3 actor, $4 lifetime in seconds, $5 max_uses or NULL. The code itself is a
      * credential and stays out of the audit log. */
