@@ -116,16 +116,73 @@ static int teaches_one_of(json_object *groups, int64_t caller)
     return 0;
 }
 
-/* Sets key to the part's answer (a reference), to null for a 404 when absent_ok, or to null with an
- * errors entry. */
-static void put_part(json_object *out, const char *key, const bff_part_t *p, json_object *value,
-                     int absent_ok, json_object *errors)
+/*
+ * The answer is written as text: the parts the view passes on unread (the person's own user record,
+ * teacher, student, lessons) are spliced in as the services wrote them, so that only what the view
+ * must read (another person's user list, the groups) is parsed and serialised by json-c. Building
+ * json-c objects for every lesson and serialising them again was most of the BFF's work per view.
+ */
+#define MAX_PIECES 32
+
+typedef struct {
+    struct {
+        const char *text;
+        size_t len;
+    } piece[MAX_PIECES];
+    size_t n, len;
+} answer_t;
+
+static void add_text(answer_t *a, const char *text, size_t len)
 {
-    if (p->ok && value != NULL) {
-        json_object_object_add(out, key, json_object_get(value));
+    a->piece[a->n].text = text;
+    a->piece[a->n].len = len;
+    a->n++;
+    a->len += len;
+}
+
+#define add_lit(a, s) add_text((a), (s), sizeof(s) - 1)
+
+/* json-c's plain form of obj (owned by obj: keep obj until the answer is sent), or null. */
+static void add_json(answer_t *a, json_object *obj)
+{
+    size_t len;
+    const char *s = json_object_to_json_string_length(obj, JSON_C_TO_STRING_PLAIN, &len);
+    add_text(a, s, len);
+}
+
+/* The value of a part's 2xx answer as the view shows it: the whole answer, or with list_key the array
+ * under that key (or the answer itself when it is an array). NULL when there is none. */
+static const char *part_value(const bff_part_t *p, const char *list_key, size_t *len)
+{
+    if (!p->ok)
+        return NULL;
+    if (p->raw_json) {
+        const bff_json_span_t *v = &p->whole;
+        if (list_key != NULL) {
+            v = p->member.text != NULL ? &p->member : &p->whole;
+            if (v->type != json_type_array)
+                return NULL;
+        }
+        if (v->type == json_type_null)
+            return NULL;
+        *len = v->len;
+        return v->text;
+    }
+    json_object *obj = list_key != NULL ? bff_list_of(p->json, list_key) : p->json;
+    return obj != NULL ? json_object_to_json_string_length(obj, JSON_C_TO_STRING_PLAIN, len) : NULL;
+}
+
+/* Adds the part's value, null for a 404 when absent_ok, or null with an errors entry. */
+static void add_part(answer_t *a, const bff_part_t *p, const char *list_key, int absent_ok,
+                     json_object *errors)
+{
+    size_t len;
+    const char *v = part_value(p, list_key, &len);
+    if (v != NULL) {
+        add_text(a, v, len);
         return;
     }
-    json_object_object_add(out, key, NULL);
+    add_lit(a, "null");
     if (!(absent_ok && p->status == 404))
         json_object_array_add(errors, bff_part_error(p));
 }
@@ -137,13 +194,14 @@ static void on_parts(ls_req_t *r, bff_fanout_t *f)
     const bff_part_t *up = &parts[P_USER];
     int64_t target = pv->target, caller = r->actor;
     json_object *user = NULL, *caller_user = NULL;
+    const char *user_text = NULL;
+    size_t user_len = 0;
 
     /* The primary record: 503 when auth-service cannot say, 404 when it does not know the person. */
     if (up->unavailable || (!up->ok && up->status != 404))
         return bff_reply_upstream_failure(r, up);
     if (caller == target) {
-        user = up->ok ? up->json : NULL;
-        caller_user = user;
+        user_text = part_value(up, NULL, &user_len); /* passed on unread: nothing to check */
     } else {
         json_object *users = bff_list_of(up->json, "users");
         size_t len = users != NULL ? json_object_array_length(users) : 0;
@@ -154,6 +212,8 @@ static void on_parts(ls_req_t *r, bff_fanout_t *f)
             else if (bff_id_of(u, "telegram_id") == caller)
                 caller_user = u;
         }
+        if (user != NULL)
+            user_text = json_object_to_json_string_length(user, JSON_C_TO_STRING_PLAIN, &user_len);
     }
 
     json_object *joined = parts[P_JOINED].ok ? bff_list_of(parts[P_JOINED].json, "groups") : NULL;
@@ -163,30 +223,48 @@ static void on_parts(ls_req_t *r, bff_fanout_t *f)
                                     parts[P_JOINED].detail);
         return ls_reply_problem(r, 403, "you may read only your own profile and those of your students");
     }
-    if (user == NULL)
+    if (user_text == NULL)
         return ls_reply_problem(r, 404, "user %lld not found", (long long)target);
 
-    json_object *out = json_object_new_object(), *errors = json_object_new_array();
-    json_object_object_add(out, "user", json_object_get(user));
-    put_part(out, "teacher", &parts[P_TEACHER], parts[P_TEACHER].json, 1, errors);
-    put_part(out, "student", &parts[P_STUDENT], parts[P_STUDENT].json, 1, errors);
+    answer_t a = {.n = 0};
+    json_object *errors = json_object_new_array(), *groups = NULL;
+    add_lit(&a, "{\"user\":");
+    add_text(&a, user_text, user_len);
+    add_lit(&a, ",\"teacher\":");
+    add_part(&a, &parts[P_TEACHER], NULL, 1, errors);
+    add_lit(&a, ",\"student\":");
+    add_part(&a, &parts[P_STUDENT], NULL, 1, errors);
 
+    add_lit(&a, ",\"groups\":");
     json_object *taught = parts[P_TAUGHT].ok ? bff_list_of(parts[P_TAUGHT].json, "groups") : NULL;
     if (taught != NULL && joined != NULL) {
-        json_object_object_add(out, "groups", merge_groups(taught, joined));
+        groups = merge_groups(taught, joined);
+        add_json(&a, groups);
     } else {
-        json_object_object_add(out, "groups", NULL);
+        add_lit(&a, "null");
         json_object_array_add(errors, bff_part_error(taught == NULL ? &parts[P_TAUGHT] : &parts[P_JOINED]));
     }
-    const bff_part_t *lp = &parts[P_LESSONS];
-    put_part(out, "lessons", lp, lp->ok ? bff_list_of(lp->json, "lessons") : NULL, 0, errors);
+    add_lit(&a, ",\"lessons\":");
+    add_part(&a, &parts[P_LESSONS], "lessons", 0, errors);
 
     int partial = json_object_array_length(errors) > 0;
-    json_object_object_add(out, "partial", json_object_new_boolean(partial));
-    json_object_object_add(out, "errors", errors);
+    if (partial)
+        add_lit(&a, ",\"partial\":true,\"errors\":");
+    else
+        add_lit(&a, ",\"partial\":false,\"errors\":");
+    add_json(&a, errors);
+    add_lit(&a, "}");
+
+    char *body = ls_req_alloc(r, a.len), *at = body;
+    for (size_t i = 0; i < a.n; i++) {
+        memcpy(at, a.piece[i].text, a.piece[i].len);
+        at += a.piece[i].len;
+    }
     if (partial)
         bff_add_header(r, "x-partial", "true");
-    ls_reply_json(r, 200, out);
+    ls_reply_raw(r, 200, "application/json", body, a.len);
+    json_object_put(groups);
+    json_object_put(errors);
 }
 
 void bff_profile(ls_req_t *r)
@@ -205,15 +283,16 @@ void bff_profile(ls_req_t *r)
         snprintf(path, max, "/users/%lld", (long long)target);
     else
         snprintf(path, max, "/users?ids=%lld,%lld", (long long)target, (long long)r->actor);
-    bff_fanout_add(f, BFF_UP_AUTH, "GET", path, NULL, 0);
+    bff_part_t *p = bff_fanout_add(f, BFF_UP_AUTH, "GET", path, NULL, 0);
+    p->pass_through = r->actor == target; /* another person's record is picked out of a list */
 
     path = ls_req_alloc(r, max);
     snprintf(path, max, "/teachers/%lld", (long long)target);
-    bff_fanout_add(f, BFF_UP_TEACHERS, "GET", path, NULL, 0);
+    bff_fanout_add(f, BFF_UP_TEACHERS, "GET", path, NULL, 0)->pass_through = 1;
 
     path = ls_req_alloc(r, max);
     snprintf(path, max, "/students/%lld", (long long)target);
-    bff_fanout_add(f, BFF_UP_STUDENTS, "GET", path, NULL, 0);
+    bff_fanout_add(f, BFF_UP_STUDENTS, "GET", path, NULL, 0)->pass_through = 1;
 
     path = ls_req_alloc(r, max);
     snprintf(path, max, "/groups?teacher_id=%lld&limit=%d", (long long)target, GROUPS_LIMIT);
@@ -225,7 +304,9 @@ void bff_profile(ls_req_t *r)
 
     path = ls_req_alloc(r, max);
     snprintf(path, max, "/lessons?telegram_id=%lld&from=%s&limit=%d", (long long)target, now, LESSONS_LIMIT);
-    bff_fanout_add(f, BFF_UP_CALENDAR, "GET", path, NULL, 0);
+    p = bff_fanout_add(f, BFF_UP_CALENDAR, "GET", path, NULL, 0);
+    p->pass_through = 1;
+    p->pass_member = "lessons";
 
     bff_fanout_start(f, on_parts);
 }

@@ -109,6 +109,237 @@ void bff_upstream_release(bff_upstream_id_t up, const ls_http_response_t *resp)
     }
 }
 
+/* ---- passing JSON on as text ---- */
+
+#define SCAN_MAX_DEPTH   12 /* below json-c's LS_JSON_MAX_DEPTH: deeper text is left to json-c */
+#define SCAN_MAX_DIGITS  18 /* an integer part that always fits json-c's int64 */
+#define SCAN_MAX_MEMBERS 64 /* per object; larger ones are left to json-c */
+
+typedef struct {
+    const char *p, *end;
+    int depth;
+} scan_t;
+
+static void skip_ws(scan_t *sc)
+{
+    while (sc->p < sc->end && (*sc->p == ' ' || *sc->p == '\t' || *sc->p == '\n' || *sc->p == '\r'))
+        sc->p++;
+}
+
+static int is_digit(char c)
+{
+    return c >= '0' && c <= '9';
+}
+
+static int is_digit_or_lower_hex(char c)
+{
+    return is_digit(c) || (c >= 'a' && c <= 'f');
+}
+
+/* The bytes a string scan must stop at: control characters, '"', '/' and '\\'. */
+static const unsigned char string_special[256] = {
+    [0x00 ... 0x1f] = 1,
+    ['"'] = 1,
+    ['/'] = 1,
+    ['\\'] = 1,
+};
+
+/*
+ * A string at sc->p (the opening quote) written as json-c writes one: '/' escaped, \u only for the
+ * control characters json-c does not write as \b \f \n \r \t (lowercase hex), other bytes as they
+ * are. *escaped tells whether it holds a backslash.
+ */
+static int scan_string(scan_t *sc, int *escaped)
+{
+    *escaped = 0;
+    sc->p++;
+    while (sc->p < sc->end) {
+        /* Most bytes are plain: skip them with one table lookup each (this loop is most of the scan). */
+        while (sc->p < sc->end && !string_special[(unsigned char)*sc->p])
+            sc->p++;
+        if (sc->p == sc->end)
+            break;
+        unsigned char c = (unsigned char)*sc->p++;
+        if (c == '"')
+            return 0;
+        if (c < 0x20 || c == '/')
+            return -1;
+        if (c != '\\')
+            continue;
+        *escaped = 1;
+        if (sc->p == sc->end)
+            return -1;
+        c = (unsigned char)*sc->p++;
+        if (c == 'u') {
+            if (sc->end - sc->p < 4 || memcmp(sc->p, "00", 2) != 0 || (sc->p[2] != '0' && sc->p[2] != '1') ||
+                !is_digit_or_lower_hex(sc->p[3]))
+                return -1;
+            int code = (sc->p[2] - '0') * 16 + (is_digit(sc->p[3]) ? sc->p[3] - '0' : sc->p[3] - 'a' + 10);
+            if (code == '\b' || code == '\t' || code == '\n' || code == '\f' || code == '\r')
+                return -1;
+            sc->p += 4;
+        } else if (c == '\0' || strchr("\"\\/bfnrt", c) == NULL) {
+            return -1;
+        }
+    }
+    return -1;
+}
+
+static int scan_number(scan_t *sc, json_type *type)
+{
+    const char *start;
+    int negative = *sc->p == '-';
+    *type = json_type_int;
+    if (negative)
+        sc->p++;
+    start = sc->p;
+    if (sc->p < sc->end && *sc->p == '0') {
+        sc->p++;
+    } else {
+        while (sc->p < sc->end && is_digit(*sc->p))
+            sc->p++;
+    }
+    if (sc->p == start || sc->p - start > SCAN_MAX_DIGITS)
+        return -1;
+    if (sc->p < sc->end && *sc->p == '.') {
+        *type = json_type_double;
+        start = ++sc->p;
+        while (sc->p < sc->end && is_digit(*sc->p))
+            sc->p++;
+        if (sc->p == start || sc->p - start > SCAN_MAX_DIGITS)
+            return -1;
+    }
+    if (sc->p < sc->end && (*sc->p == 'e' || *sc->p == 'E'))
+        return -1;
+    if (*type == json_type_int && negative && *start == '0')
+        return -1; /* json-c writes -0 as 0 */
+    return 0;
+}
+
+static int scan_literal(scan_t *sc, const char *word)
+{
+    size_t n = strlen(word);
+    if ((size_t)(sc->end - sc->p) < n || memcmp(sc->p, word, n) != 0)
+        return -1;
+    sc->p += n;
+    return 0;
+}
+
+/*
+ * One value at sc->p, with no whitespace inside (json-c's plain form). At depth 1, members named key
+ * are recorded in *member.
+ */
+static int scan_value(scan_t *sc, json_type *type, const char *key, bff_json_span_t *member)
+{
+    int escaped;
+    if (sc->p == sc->end)
+        return -1;
+    switch (*sc->p) {
+    case '{':
+    case '[': {
+        int is_object = *sc->p == '{';
+        char close = is_object ? '}' : ']';
+        *type = is_object ? json_type_object : json_type_array;
+        if (++sc->depth > SCAN_MAX_DEPTH)
+            return -1;
+        sc->p++;
+        if (sc->p < sc->end && *sc->p == close) {
+            sc->p++;
+            sc->depth--;
+            return 0;
+        }
+        /* json-c keeps one member per name: text with a repeated name would not pass on unchanged. */
+        struct {
+            const char *text;
+            size_t len;
+        } seen[SCAN_MAX_MEMBERS];
+        size_t nseen = 0;
+        for (;;) {
+            const char *name = NULL;
+            size_t name_len = 0;
+            if (is_object) {
+                if (sc->p == sc->end || *sc->p != '"' || nseen == SCAN_MAX_MEMBERS)
+                    return -1;
+                name = sc->p + 1;
+                if (scan_string(sc, &escaped) != 0 || escaped)
+                    return -1; /* an escaped name could spell another: json-c decides */
+                name_len = (size_t)(sc->p - 1 - name);
+                for (size_t i = 0; i < nseen; i++)
+                    if (seen[i].len == name_len && memcmp(seen[i].text, name, name_len) == 0)
+                        return -1;
+                seen[nseen].text = name;
+                seen[nseen].len = name_len;
+                nseen++;
+                if (sc->p == sc->end || *sc->p != ':')
+                    return -1;
+                sc->p++;
+            }
+            bff_json_span_t v = {.text = sc->p};
+            if (scan_value(sc, &v.type, NULL, NULL) != 0)
+                return -1;
+            v.len = (size_t)(sc->p - v.text);
+            if (name != NULL && key != NULL && strlen(key) == name_len && memcmp(name, key, name_len) == 0)
+                *member = v;
+            if (sc->p == sc->end)
+                return -1;
+            if (*sc->p == close) {
+                sc->p++;
+                sc->depth--;
+                return 0;
+            }
+            if (*sc->p != ',')
+                return -1;
+            sc->p++;
+        }
+    }
+    case '"':
+        *type = json_type_string;
+        return scan_string(sc, &escaped);
+    case 't':
+        *type = json_type_boolean;
+        return scan_literal(sc, "true");
+    case 'f':
+        *type = json_type_boolean;
+        return scan_literal(sc, "false");
+    case 'n':
+        *type = json_type_null;
+        return scan_literal(sc, "null");
+    default:
+        if (*sc->p == '-' || is_digit(*sc->p))
+            return scan_number(sc, type);
+        return -1;
+    }
+}
+
+int bff_json_scan(const char *text, size_t len, const char *key, bff_json_span_t *whole,
+                  bff_json_span_t *member)
+{
+    scan_t sc = {.p = text, .end = text + len, .depth = 0};
+    bff_json_span_t none = {.text = NULL}, ignored;
+
+    if (member == NULL)
+        member = &ignored;
+    *member = none;
+    skip_ws(&sc);
+    whole->text = sc.p;
+    /* json-c's parser, given the exact length, does not finish a number or literal at the very end
+     * (it waits for more): such an answer counts as malformed, and json-c is left to say so. */
+    if (sc.p == sc.end || (*sc.p != '{' && *sc.p != '[' && *sc.p != '"'))
+        goto fail;
+    if (scan_value(&sc, &whole->type, key, member) != 0)
+        goto fail;
+    whole->len = (size_t)(sc.p - whole->text);
+    skip_ws(&sc);
+    if (sc.p != sc.end)
+        goto fail;
+    return 0;
+
+fail:
+    *whole = none;
+    *member = none;
+    return -1;
+}
+
 /* ---- fan-out ---- */
 
 static void part_fail(bff_part_t *p, int status, const char *detail)
@@ -176,7 +407,20 @@ static void on_part(ls_req_t *r, const ls_http_response_t *resp, void *ud)
     p->status = resp->status;
     p->ok = resp->status >= 200 && resp->status < 300;
     p->unavailable = resp->status >= 500;
-    if (resp->body_len > 0 && resp->content_type != NULL && strstr(resp->content_type, "json") != NULL) {
+    int is_json =
+        resp->body_len > 0 && resp->content_type != NULL && strstr(resp->content_type, "json") != NULL;
+    if (f->keep_raw || p->pass_through) {
+        p->raw = ls_req_strdup(r, resp->body, resp->body_len);
+        p->raw_len = resp->body_len;
+        if (resp->content_type != NULL)
+            p->content_type = ls_req_strdup(r, resp->content_type, strlen(resp->content_type));
+    }
+    /* Building json-c objects was most of the BFF's work per view: a body passed on unread is only
+     * checked, in the copy the view will splice from. */
+    if (is_json && p->pass_through && p->ok &&
+        bff_json_scan(p->raw, p->raw_len, p->pass_member, &p->whole, &p->member) == 0) {
+        p->raw_json = 1;
+    } else if (is_json) {
         json_tokener *tok = json_tokener_new_ex(LS_JSON_MAX_DEPTH);
         if (tok != NULL) {
             p->json = json_tokener_parse_ex(tok, resp->body, (int)resp->body_len);
@@ -186,12 +430,6 @@ static void on_part(ls_req_t *r, const ls_http_response_t *resp, void *ud)
             }
             json_tokener_free(tok);
         }
-    }
-    if (f->keep_raw) {
-        p->raw = ls_req_strdup(r, resp->body, resp->body_len);
-        p->raw_len = resp->body_len;
-        if (resp->content_type != NULL)
-            p->content_type = ls_req_strdup(r, resp->content_type, strlen(resp->content_type));
     }
     if (!p->ok)
         take_detail(p, resp);

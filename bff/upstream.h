@@ -14,7 +14,8 @@
  * the deadline r->deadline are passed on; the http client retries idempotent calls inside it). When
  * every part has finished, or r->deadline has passed, `done` runs once; the parts not finished by
  * then count as failed (504). A part's parsed JSON answer belongs to the fan-out and is released
- * right after `done` returns: take a reference (json_object_get) to keep any of it.
+ * right after `done` returns: take a reference (json_object_get) to keep any of it. Its raw text
+ * (keep_raw or pass_through) is request memory.
  */
 #ifndef BFF_UPSTREAM_H
 #define BFF_UPSTREAM_H
@@ -64,6 +65,25 @@ int bff_upstream_state(bff_upstream_id_t up);
 #define BFF_FANOUT_MAX_PARTS 8
 #define BFF_DETAIL_MAX       160
 
+/* A JSON value found in text by bff_json_scan(): where it is and what it is. */
+typedef struct {
+    const char *text; /* NULL when there is none */
+    size_t len;
+    json_type type; /* numbers are json_type_int or json_type_double */
+} bff_json_span_t;
+
+/*
+ * Checks that text[0..len) is exactly one JSON object, array or string, whitespace around it allowed,
+ * without building anything: the cheap way to pass an upstream answer on as text. It accepts only
+ * text in json-c's plain form (no whitespace inside, '/' escaped, \u only for control characters,
+ * no repeated member names, integers of at most 18 digits, no exponents, nesting at most 12), so that
+ * what it accepts, json-c parses and would write back byte for byte. Returns 0 with *whole set, or
+ * -1 for anything else (the caller then parses with json-c, which decides). When key is not NULL and
+ * the value is an object, *member is its member key, else member->text is NULL.
+ */
+int bff_json_scan(const char *text, size_t len, const char *key, bff_json_span_t *whole,
+                  bff_json_span_t *member);
+
 typedef struct bff_fanout bff_fanout_t;
 
 typedef struct {
@@ -73,6 +93,15 @@ typedef struct {
     const char *path; /* already escaped */
     const char *body; /* may be NULL */
     size_t body_len;
+    /*
+     * Set by the view before bff_fanout_start() for a part whose 2xx answer it passes on unread: such an
+     * answer is kept as text (raw) and checked with bff_json_scan() instead of parsed, and `json` stays
+     * NULL when the check passes (raw_json 1: `whole` and `member` say where the value and its member
+     * pass_member are). When it fails, the body is parsed as for any part. Error answers are always
+     * parsed (for their problem detail).
+     */
+    int pass_through;
+    const char *pass_member; /* NULL: only the whole answer is wanted */
     /* The outcome, valid in `done`: */
     int finished;      /* an answer or a failure was recorded */
     int ok;            /* HTTP 2xx */
@@ -81,7 +110,9 @@ typedef struct {
     json_object *json; /* the parsed body when it is JSON, else NULL */
     const char *raw;   /* the body as received (request memory), "" when none */
     size_t raw_len;
-    const char *content_type;    /* request memory; NULL when none */
+    const char *content_type; /* request memory; NULL when none */
+    int raw_json;             /* pass_through and the 2xx body passed bff_json_scan() */
+    bff_json_span_t whole, member;
     char detail[BFF_DETAIL_MAX]; /* for failures: why (the upstream problem's detail when it sent one) */
 } bff_part_t;
 
