@@ -86,12 +86,70 @@ static int has_space_or_control(const char *s, size_t n)
     return 0;
 }
 
-/* "host:port", ":port" or "[v6]:port"; the port follows the last colon. */
-static int parse_listen(const char *s, ls_cfg_listen_t *out, const char **why)
+static int has_control(const char *s, size_t n)
 {
-    const char *colon = strrchr(s, ':');
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c < ' ' || c == 0x7f)
+            return 1;
+    }
+    return 0;
+}
+
+static const char unix_prefix[] = "unix:";
+#define UNIX_PREFIX_LEN (sizeof(unix_prefix) - 1)
+
+static int is_unix_address(const char *s, size_t len)
+{
+    return len >= UNIX_PREFIX_LEN && strncasecmp(s, unix_prefix, UNIX_PREFIX_LEN) == 0;
+}
+
+/* The path of "unix:/path" (len bytes in all) checked for what bind() and connect() need. */
+static int check_unix_path(const char *path, size_t plen, const char **why)
+{
+    if (plen == 0 || path[0] != '/') {
+        *why = "a unix socket path must be absolute (unix:/path/to/name.sock)";
+        return -1;
+    }
+    if (plen > LS_CFG_UNIX_PATH_MAX) {
+        *why = "a unix socket path must be at most 107 bytes (sun_path)";
+        return -1;
+    }
+    if (path[plen - 1] == '/') {
+        *why = "a unix socket path must name a file, not end with /";
+        return -1;
+    }
+    if (has_control(path, plen)) {
+        *why = "a unix socket path must not contain control characters";
+        return -1;
+    }
+    return 0;
+}
+
+/* One LISTEN item of len bytes: "host:port", ":port", "[v6]:port" or "unix:/path". */
+static int parse_listen_addr(const char *s, size_t len, ls_cfg_addr_t *out, const char **why)
+{
+    memset(out, 0, sizeof(*out));
+    if (is_unix_address(s, len)) {
+        const char *path = s + UNIX_PREFIX_LEN;
+        size_t plen = len - UNIX_PREFIX_LEN;
+        if (check_unix_path(path, plen, why) != 0)
+            return -1;
+        out->is_unix = 1;
+        memcpy(out->path, path, plen);
+        out->path[plen] = '\0';
+        return 0;
+    }
+    /* The port follows the last colon. */
+    const char *colon = NULL;
+    for (size_t i = len; i > 0; i--) {
+        if (s[i - 1] == ':') {
+            colon = s + i - 1;
+            break;
+        }
+    }
     if (colon == NULL) {
-        *why = "must be host:port or :port";
+        *why = "each address must be host:port, :port or unix:/path";
         return -1;
     }
     const char *host = s;
@@ -100,7 +158,15 @@ static int parse_listen(const char *s, ls_cfg_listen_t *out, const char **why)
         host++;
         hlen -= 2;
     }
-    if (parse_port(colon + 1, &out->port) != 0) {
+    char port[8];
+    size_t plen = len - (size_t)(colon + 1 - s);
+    if (plen == 0 || plen >= sizeof(port)) {
+        *why = "port must be an integer from 1 to 65535";
+        return -1;
+    }
+    memcpy(port, colon + 1, plen);
+    port[plen] = '\0';
+    if (parse_port(port, &out->port) != 0) {
         *why = "port must be an integer from 1 to 65535";
         return -1;
     }
@@ -121,13 +187,85 @@ static int parse_listen(const char *s, ls_cfg_listen_t *out, const char **why)
     return 0;
 }
 
+static int same_addr(const ls_cfg_addr_t *a, const ls_cfg_addr_t *b)
+{
+    if (a->is_unix != b->is_unix)
+        return 0;
+    if (a->is_unix)
+        return strcmp(a->path, b->path) == 0;
+    return a->port == b->port && strcasecmp(a->host, b->host) == 0;
+}
+
+/* A comma-separated list of addresses; spaces around an item are ignored. On failure, item
+ * receives the offending item (cut to fit) when the problem is with one item, else "". */
+static int parse_listen(const char *s, ls_cfg_listen_t *out, const char **why, char *item, size_t itemlen)
+{
+    item[0] = '\0';
+    memset(out, 0, sizeof(*out));
+    for (const char *p = s;;) {
+        const char *end = strchr(p, ',');
+        size_t len = end != NULL ? (size_t)(end - p) : strlen(p);
+        while (len > 0 && *p == ' ') {
+            p++;
+            len--;
+        }
+        while (len > 0 && p[len - 1] == ' ')
+            len--;
+        if (len == 0) {
+            *why = "empty address in the list (addresses are separated by single commas)";
+            return -1;
+        }
+        if (out->n == LS_CFG_LISTEN_MAX) {
+            *why = "at most 4 addresses";
+            return -1;
+        }
+        ls_cfg_addr_t *a = &out->addr[out->n];
+        snprintf(item, itemlen, "%.*s", (int)len, p);
+        if (parse_listen_addr(p, len, a, why) != 0)
+            return -1;
+        for (int i = 0; i < out->n; i++) {
+            if (same_addr(&out->addr[i], a)) {
+                *why = "the same address is listed twice";
+                return -1;
+            }
+        }
+        out->n++;
+        item[0] = '\0';
+        if (end == NULL)
+            return 0;
+        p = end + 1;
+    }
+}
+
+void ls_cfg_addr_format(const ls_cfg_addr_t *a, char *buf, size_t len)
+{
+    if (len == 0)
+        return;
+    if (a->is_unix)
+        snprintf(buf, len, "unix:%s", a->path);
+    else if (strchr(a->host, ':') != NULL)
+        snprintf(buf, len, "[%s]:%d", a->host, a->port);
+    else
+        snprintf(buf, len, "%s:%d", a->host, a->port);
+}
+
 /* Returns a heap copy of "http://host[:port][/path]" without trailing slashes, or NULL + why. */
 static char *parse_url(const char *s, const char **why)
 {
     static const char scheme[] = "http://";
     size_t len = strlen(s);
+    if (is_unix_address(s, len)) {
+        if (check_unix_path(s + UNIX_PREFIX_LEN, len - UNIX_PREFIX_LEN, why) != 0)
+            return NULL;
+        char *copy = strndup(s, len);
+        if (copy == NULL)
+            *why = "out of memory";
+        else
+            memcpy(copy, unix_prefix, UNIX_PREFIX_LEN); /* one spelling for ls_http to recognise */
+        return copy;
+    }
     if (strncasecmp(s, scheme, sizeof(scheme) - 1) != 0) {
-        *why = "must start with http://";
+        *why = "must start with http:// or unix:/";
         return NULL;
     }
     if (len > URL_MAX) {
@@ -238,8 +376,12 @@ static int load_one(const ls_cfg_field_t *f, const char *value, int is_default, 
     }
     case LS_CFG_LISTEN: {
         ls_cfg_listen_t l;
-        if (parse_listen(value, &l, &why) != 0) {
-            set_err(err, errlen, "%s: %s", what, why);
+        char item[ECHO_MAX + 1];
+        if (parse_listen(value, &l, &why, item, sizeof(item)) != 0) {
+            if (item[0] != '\0' && strchr(value, ',') != NULL)
+                set_err(err, errlen, "%s: '%s': %s", what, item, why);
+            else
+                set_err(err, errlen, "%s: %s", what, why);
             return -1;
         }
         *(ls_cfg_listen_t *)dst = l;
@@ -248,7 +390,7 @@ static int load_one(const ls_cfg_field_t *f, const char *value, int is_default, 
     case LS_CFG_URL: {
         char *url = parse_url(value, &why);
         if (url == NULL) {
-            set_err(err, errlen, "%s: %s (e.g. http://127.0.0.1:8081)", what, why);
+            set_err(err, errlen, "%s: %s (e.g. http://127.0.0.1:8081 or unix:/run/ls/auth.sock)", what, why);
             return -1;
         }
         *(char **)dst = url;
@@ -336,10 +478,10 @@ static void describe_bounds(const ls_cfg_field_t *f, char *buf, size_t len)
             snprintf(buf, len, "text");
         break;
     case LS_CFG_LISTEN:
-        snprintf(buf, len, "[host]:port");
+        snprintf(buf, len, "[host]:port|unix:/path, up to %d", LS_CFG_LISTEN_MAX);
         break;
     case LS_CFG_URL:
-        snprintf(buf, len, "http://host:port");
+        snprintf(buf, len, "http://host:port|unix:/path");
         break;
     case LS_CFG_LEVEL:
         snprintf(buf, len, "debug|info|warn|error");

@@ -40,6 +40,11 @@
 #define MAX_HEADERS                10
 #define ACTOR_HDR_SIZE             48
 #define DEADLINE_HDR_SIZE          40
+#define UNIX_PATH_MAX              107 /* sun_path less its NUL */
+
+/* A base URL "unix:/path" names a Unix socket; requests on it go to this origin. */
+static const char unix_scheme[] = "unix:";
+static const char unix_origin[] = "http://localhost";
 
 struct sock {
     ls_http_t *http;
@@ -389,6 +394,10 @@ static call_t *call_get(ls_http_t *http)
     curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, on_closesocket);
     curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, http);
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, c->hdrs);
+    /* Internal calls never go through a proxy, and without this curl reads the proxy variables
+     * from the environment on every request (getenv showed up in profiles). */
+    if (!http->external)
+        curl_easy_setopt(e, CURLOPT_NOPROXY, "*");
     return c;
 }
 
@@ -750,6 +759,17 @@ int ls_http_send(ls_http_t *http, const ls_http_request_t *req, ls_http_cb cb, v
     size_t base_len = strlen(req->base_url), path_len = strlen(req->path);
     if (base_len + path_len > MAX_URL_LEN || !valid_header_value(req->path, MAX_URL_LEN))
         return -1;
+    /* "unix:/path": connect to that socket and ask for http://localhost<path> on it. */
+    const char *origin = req->base_url, *unix_path = NULL;
+    if (strncmp(req->base_url, unix_scheme, sizeof(unix_scheme) - 1) == 0) {
+        unix_path = req->base_url + sizeof(unix_scheme) - 1;
+        size_t unix_len = base_len - (sizeof(unix_scheme) - 1);
+        if (unix_len == 0 || unix_len > UNIX_PATH_MAX || unix_path[0] != '/' ||
+            !valid_header_value(unix_path, UNIX_PATH_MAX))
+            return -1;
+        origin = unix_origin;
+        base_len = sizeof(unix_origin) - 1;
+    }
     size_t body_len = req->body != NULL ? req->body_len : 0;
 
     size_t need = base_len + path_len + 1 + strlen(target) + 1 + strlen(req->method) + 1 +
@@ -774,7 +794,7 @@ int ls_http_send(ls_http_t *http, const ls_http_request_t *req, ls_http_cb cb, v
 
     size_t pos = 0, nh = 0;
     c->url = c->strs;
-    memcpy(c->strs, req->base_url, base_len);
+    memcpy(c->strs, origin, base_len);
     pos = base_len;
     c->path = put(c, &pos, req->path, path_len);
     c->target = put(c, &pos, target, strlen(target));
@@ -788,6 +808,8 @@ int ls_http_send(ls_http_t *http, const ls_http_request_t *req, ls_http_cb cb, v
         goto headers_done;
     }
     add_header(c, &nh, http->auth_header);
+    /* Daemons answer JSON whatever Accept says: curl's default Accept line is bytes on every call. */
+    add_header(c, &nh, "Accept:");
     if (rid != NULL) {
         char *line = c->strs + pos;
         pos += (size_t)sprintf(line, "X-Request-Id: %s", rid) + 1;
@@ -827,6 +849,9 @@ headers_done:;
 
     CURL *e = c->easy;
     curl_easy_setopt(e, CURLOPT_URL, c->url);
+    /* Easy handles are reused across upstreams: set or clear the socket path every time (curl
+     * copies it). */
+    curl_easy_setopt(e, CURLOPT_UNIX_SOCKET_PATH, unix_path);
     curl_easy_setopt(e, CURLOPT_HTTPGET, 1L); /* resets the method, NOBODY and upload of the last use */
     if (is_head) {
         curl_easy_setopt(e, CURLOPT_NOBODY, 1L);

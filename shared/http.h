@@ -2,7 +2,9 @@
  * http: the internal HTTP client — libcurl multi driven by a worker's event loop.
  *
  * One ls_http_t per worker thread. Many requests run concurrently on it; connections are kept
- * alive and reused between requests to the same upstream. curl's sockets are watched through
+ * alive and reused between requests to the same upstream. An upstream is reached over TCP
+ * ("http://host:port") or over a Unix stream socket ("unix:/absolute/path": same HTTP/1.1, with
+ * `Host: localhost`), which is much cheaper between daemons on one host. curl's sockets are watched through
  * h2o_evloop_socket_create() on dup()ed fds and curl's timer through an ls_timer_t, so nothing
  * blocks the loop.
  *
@@ -10,7 +12,8 @@
  *   - carries `Authorization: Bearer <internal_token>`, `X-Request-Id`, `X-Actor-Telegram-Id`
  *     (when actor > 0), `X-Actor-Role` (when given) and `X-Deadline-Ms` (milliseconds left until the deadline
  * at the moment each attempt is sent), plus `Content-Type: application/json` when it has a body and
- *     `Idempotency-Key` when one is given;
+ *     `Idempotency-Key` when one is given; no `Accept` header, and never a proxy (the environment's
+ *     proxy variables are ignored) — an external client keeps curl's defaults for both;
  *   - ends by its deadline: curl's timeout for each attempt is the time left;
  *   - is retried with exponential backoff and jitter (base retry_base_ms, doubling) after a
  *     transport failure or a 502/503/504 answer, only when idempotent (GET, HEAD, PUT, DELETE, or
@@ -54,7 +57,7 @@ typedef enum {
 
 typedef struct {
     const char *target;   /* logical upstream name for logs, e.g. "auth" */
-    const char *base_url; /* "http://127.0.0.1:8081", no trailing slash */
+    const char *base_url; /* "http://127.0.0.1:8081" or "unix:/run/ls/auth.sock", no trailing slash */
     const char *method;   /* "GET", "POST", "PUT", "PATCH", "DELETE" */
     const char *path;     /* "/users/42?x=1" — already escaped */
     const char *body;     /* may be NULL; copied by ls_http_send */

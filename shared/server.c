@@ -1,6 +1,7 @@
 #include "server.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -13,6 +14,8 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <curl/curl.h>
@@ -32,8 +35,9 @@ struct ls_worker {
     ls_loop_t *loop;
     h2o_context_t ctx;
     h2o_accept_ctx_t accept_ctx;
-    int listen_fd;
-    h2o_socket_t *listener;
+    int listen_fds[LS_CFG_LISTEN_MAX]; /* one per LISTEN address; -1 once handed to h2o */
+    h2o_socket_t *listeners[LS_CFG_LISTEN_MAX];
+    int nlisteners;
     h2o_socket_t *wake;
     int wake_fd;
     atomic_int stop_requested;
@@ -51,6 +55,14 @@ typedef struct {
     h2o_handler_t super;
     const ls_daemon_t *daemon;
 } front_handler_t;
+
+/* A Unix socket bound by the main thread; workers watch dup()s of fd. */
+typedef struct {
+    int fd; /* -1 when not (or no longer) open */
+    const char *path;
+    dev_t dev; /* identity of the file we created, so that shutdown removes only ours */
+    ino_t ino;
+} unix_listener_t;
 
 static h2o_globalconf_t globalconf;
 /* Workers whose h2o context could not be disposed at exit; volatile so that the store is kept and
@@ -831,16 +843,18 @@ static void on_wake(h2o_socket_t *sock, const char *err)
     h2o_buffer_consume(&sock->input, sock->input->size);
 }
 
-static int open_listener(const ls_cfg_listen_t *listen_cfg, char *err, size_t errlen)
+/* A TCP listening socket of this worker's own (SO_REUSEPORT spreads connections across workers). */
+static int open_tcp_listener(const ls_cfg_addr_t *a, char *err, size_t errlen)
 {
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE};
     struct addrinfo *ai = NULL;
-    char port[8];
+    char port[8], name[LS_CFG_UNIX_PATH_MAX + 80];
     int fd = -1, on = 1, rc;
 
-    snprintf(port, sizeof(port), "%d", listen_cfg->port);
-    if ((rc = getaddrinfo(listen_cfg->host, port, &hints, &ai)) != 0) {
-        snprintf(err, errlen, "LISTEN %s:%d: %s", listen_cfg->host, listen_cfg->port, gai_strerror(rc));
+    ls_cfg_addr_format(a, name, sizeof(name));
+    snprintf(port, sizeof(port), "%d", a->port);
+    if ((rc = getaddrinfo(a->host, port, &hints, &ai)) != 0) {
+        snprintf(err, errlen, "LISTEN %s: %s", name, gai_strerror(rc));
         return -1;
     }
     fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -848,7 +862,7 @@ static int open_listener(const ls_cfg_listen_t *listen_cfg, char *err, size_t er
         setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof(on)) != 0 ||
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on)) != 0 ||
         bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 || listen(fd, LISTEN_BACKLOG) != 0) {
-        snprintf(err, errlen, "LISTEN %s:%d: %s", listen_cfg->host, listen_cfg->port, strerror(errno));
+        snprintf(err, errlen, "LISTEN %s: %s", name, strerror(errno));
         if (fd >= 0)
             close(fd);
         fd = -1;
@@ -857,13 +871,117 @@ static int open_listener(const ls_cfg_listen_t *listen_cfg, char *err, size_t er
     return fd;
 }
 
+static void unix_sockaddr(const char *path, struct sockaddr_un *sa)
+{
+    memset(sa, 0, sizeof(*sa));
+    sa->sun_family = AF_UNIX;
+    /* config.c guarantees the path fits sun_path with its NUL */
+    memcpy(sa->sun_path, path, strlen(path) + 1);
+}
+
+/*
+ * What is at path before we bind: nothing (fine), a socket nobody answers on (left by a daemon that
+ * died: removed), or a live socket or some other file (an error: never remove what may be in use
+ * or is not ours to remove).
+ */
+static int clear_stale_socket(const char *path, char *err, size_t errlen)
+{
+    struct stat st;
+    struct sockaddr_un sa;
+
+    if (lstat(path, &st) != 0) {
+        if (errno == ENOENT)
+            return 0;
+        snprintf(err, errlen, "LISTEN unix:%s: %s", path, strerror(errno));
+        return -1;
+    }
+    if (!S_ISSOCK(st.st_mode)) {
+        snprintf(err, errlen, "LISTEN unix:%s: the path exists and is not a socket", path);
+        return -1;
+    }
+    /* Non-blocking, so that a live listener with a full backlog (EAGAIN) cannot stall the start. */
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        snprintf(err, errlen, "LISTEN unix:%s: socket: %s", path, strerror(errno));
+        return -1;
+    }
+    unix_sockaddr(path, &sa);
+    int rc = connect(fd, (struct sockaddr *)&sa, sizeof(sa)), connect_errno = errno;
+    close(fd);
+    if (rc == 0 || connect_errno == EAGAIN || connect_errno == EINPROGRESS) {
+        snprintf(err, errlen, "LISTEN unix:%s: already in use (another process answers on it)", path);
+        return -1;
+    }
+    if (connect_errno == ENOENT)
+        return 0; /* removed meanwhile */
+    if (connect_errno != ECONNREFUSED) {
+        snprintf(err, errlen, "LISTEN unix:%s: cannot tell whether it is in use: %s", path,
+                 strerror(connect_errno));
+        return -1;
+    }
+    if (unlink(path) != 0 && errno != ENOENT) {
+        snprintf(err, errlen, "LISTEN unix:%s: cannot remove the stale socket: %s", path, strerror(errno));
+        return -1;
+    }
+    ls_logf(LS_LOG_INFO, NULL, "removed stale unix socket %s", path);
+    return 0;
+}
+
+/* Binds a Unix socket once for all workers. Returns 0, or -1 with err and nothing left behind. */
+static int open_unix_listener(unix_listener_t *u, const char *path, char *err, size_t errlen)
+{
+    struct sockaddr_un sa;
+    struct stat st;
+
+    u->fd = -1;
+    u->path = path;
+    if (clear_stale_socket(path, err, errlen) != 0)
+        return -1;
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        snprintf(err, errlen, "LISTEN unix:%s: socket: %s", path, strerror(errno));
+        return -1;
+    }
+    unix_sockaddr(path, &sa);
+    if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
+        snprintf(err, errlen, "LISTEN unix:%s: bind: %s", path, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    /* Owner and group (the other daemons' account) only; bind() honoured the umask. */
+    if (chmod(path, 0660) != 0 || lstat(path, &st) != 0 || listen(fd, LISTEN_BACKLOG) != 0) {
+        snprintf(err, errlen, "LISTEN unix:%s: %s", path, strerror(errno));
+        close(fd);
+        unlink(path);
+        return -1;
+    }
+    u->fd = fd;
+    u->dev = st.st_dev;
+    u->ino = st.st_ino;
+    return 0;
+}
+
+/* Closes the main thread's descriptor and removes the file if it is still the one we bound. */
+static void close_unix_listener(unix_listener_t *u)
+{
+    struct stat st;
+    if (u->fd < 0)
+        return;
+    close(u->fd);
+    u->fd = -1;
+    if (lstat(u->path, &st) == 0 && st.st_dev == u->dev && st.st_ino == u->ino)
+        unlink(u->path);
+}
+
 static void begin_stop(ls_worker_t *w)
 {
     w->stopping = 1;
-    if (w->listener != NULL) {
-        h2o_socket_read_stop(w->listener);
-        h2o_socket_close(w->listener);
-        w->listener = NULL;
+    for (int i = 0; i < w->nlisteners; i++) {
+        if (w->listeners[i] != NULL) {
+            h2o_socket_read_stop(w->listeners[i]);
+            h2o_socket_close(w->listeners[i]);
+            w->listeners[i] = NULL;
+        }
     }
     h2o_context_request_shutdown(&w->ctx);
 }
@@ -874,9 +992,15 @@ static void *worker_main(void *arg)
     const ls_daemon_t *d = w->daemon;
     uint64_t grace_until = 0;
 
-    w->listener = h2o_evloop_socket_create(ls_loop_evloop(w->loop), w->listen_fd, H2O_SOCKET_FLAG_DONT_READ);
-    w->listener->data = w;
-    h2o_socket_read_start(w->listener, on_accept);
+    for (int i = 0; i < w->nlisteners; i++) {
+        /* A Unix listener is shared by all workers (each holds a dup()): whoever loses the race for
+         * a connection gets EAGAIN from accept, which h2o_evloop_socket_accept() reports as NULL. */
+        w->listeners[i] =
+            h2o_evloop_socket_create(ls_loop_evloop(w->loop), w->listen_fds[i], H2O_SOCKET_FLAG_DONT_READ);
+        w->listen_fds[i] = -1;
+        w->listeners[i]->data = w;
+        h2o_socket_read_start(w->listeners[i], on_accept);
+    }
     w->wake = h2o_evloop_socket_create(ls_loop_evloop(w->loop), w->wake_fd, H2O_SOCKET_FLAG_DONT_READ);
     w->wake->data = w;
     h2o_socket_read_start(w->wake, on_wake);
@@ -939,8 +1063,8 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
-static int worker_init(ls_worker_t *w, const ls_daemon_t *d, int index, int pg_conns, char *err,
-                       size_t errlen)
+static int worker_init(ls_worker_t *w, const ls_daemon_t *d, int index, int pg_conns,
+                       const unix_listener_t *unix_listeners, char *err, size_t errlen)
 {
     unsigned char rnd[6];
 
@@ -948,13 +1072,26 @@ static int worker_init(ls_worker_t *w, const ls_daemon_t *d, int index, int pg_c
     w->daemon = d;
     w->index = index;
     w->pg_conns = pg_conns;
-    w->listen_fd = -1;
+    for (int i = 0; i < LS_CFG_LISTEN_MAX; i++)
+        w->listen_fds[i] = -1;
     w->wake_fd = -1;
     atomic_init(&w->stop_requested, 0);
     randombytes_buf(rnd, sizeof(rnd));
     sodium_bin2hex(w->rid_prefix, sizeof(w->rid_prefix), rnd, sizeof(rnd));
-    if ((w->listen_fd = open_listener(&d->common->listen, err, errlen)) < 0)
-        return -1;
+    const ls_cfg_listen_t *listen_cfg = &d->common->listen;
+    for (int i = 0; i < listen_cfg->n; i++) {
+        const ls_cfg_addr_t *a = &listen_cfg->addr[i];
+        int fd;
+        if (a->is_unix) {
+            if ((fd = fcntl(unix_listeners[i].fd, F_DUPFD_CLOEXEC, 0)) < 0)
+                snprintf(err, errlen, "LISTEN unix:%s: dup: %s", a->path, strerror(errno));
+        } else {
+            fd = open_tcp_listener(a, err, errlen);
+        }
+        if (fd < 0)
+            return -1;
+        w->listen_fds[w->nlisteners++] = fd;
+    }
     if ((w->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0) {
         snprintf(err, errlen, "eventfd: %s", strerror(errno));
         return -1;
@@ -981,6 +1118,10 @@ int ls_daemon_main(const ls_daemon_t *d, int argc, char **argv)
     ls_worker_t *workers = NULL;
     int nthreads = 0, started = 0, status = 1;
     sigset_t sigs;
+    unix_listener_t unix_listeners[LS_CFG_LISTEN_MAX];
+
+    for (int i = 0; i < LS_CFG_LISTEN_MAX; i++)
+        unix_listeners[i].fd = -1;
 
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
@@ -1043,9 +1184,18 @@ int ls_daemon_main(const ls_daemon_t *d, int argc, char **argv)
     workers = calloc((size_t)nthreads, sizeof(*workers));
     if (workers == NULL)
         goto out;
+    const ls_cfg_listen_t *listen_cfg = &d->common->listen;
+    for (int i = 0; i < listen_cfg->n; i++) {
+        if (listen_cfg->addr[i].is_unix &&
+            open_unix_listener(&unix_listeners[i], listen_cfg->addr[i].path, err, sizeof(err)) != 0) {
+            ls_log(LS_LOG_ERROR, NULL, err);
+            nthreads = 0;
+            goto cleanup;
+        }
+    }
     for (int i = 0; i < nthreads; i++) {
         int share = pool_size / nthreads + (i < pool_size % nthreads ? 1 : 0);
-        if (worker_init(&workers[i], d, i, share, err, sizeof(err)) != 0) {
+        if (worker_init(&workers[i], d, i, share, unix_listeners, err, sizeof(err)) != 0) {
             ls_log(LS_LOG_ERROR, NULL, err);
             nthreads = i + 1;
             goto cleanup;
@@ -1066,8 +1216,25 @@ int ls_daemon_main(const ls_daemon_t *d, int argc, char **argv)
     if (started == nthreads) {
         ls_log_line_t l;
         if (ls_log_begin(&l, LS_LOG_INFO, NULL, "listening")) {
-            ls_log_str(&l, "host", d->common->listen.host);
-            ls_log_int(&l, "port", d->common->listen.port);
+            /* "listen" names every address; host and port repeat the first TCP one, which is what
+             * scripts and tests wait for. */
+            char all[LS_CFG_LISTEN_MAX * (LS_CFG_UNIX_PATH_MAX + 80)];
+            size_t off = 0;
+            const ls_cfg_addr_t *tcp = NULL;
+            for (int i = 0; i < listen_cfg->n; i++) {
+                if (i > 0)
+                    all[off++] = ',';
+                ls_cfg_addr_format(&listen_cfg->addr[i], all + off, sizeof(all) - off);
+                off += strlen(all + off);
+                if (tcp == NULL && !listen_cfg->addr[i].is_unix)
+                    tcp = &listen_cfg->addr[i];
+            }
+            all[off] = '\0';
+            ls_log_str(&l, "listen", all);
+            if (tcp != NULL) {
+                ls_log_str(&l, "host", tcp->host);
+                ls_log_int(&l, "port", tcp->port);
+            }
             ls_log_int(&l, "threads", nthreads);
             ls_log_int(&l, "pg_connections", pool_size);
             ls_log_end(&l);
@@ -1094,8 +1261,9 @@ cleanup:
         ls_worker_t *w = &workers[i];
         if (i >= started) {
             /* never ran: its descriptors were not handed to h2o */
-            if (w->listen_fd >= 0)
-                close(w->listen_fd);
+            for (int j = 0; j < w->nlisteners; j++)
+                if (w->listen_fds[j] >= 0)
+                    close(w->listen_fds[j]);
             if (w->wake_fd >= 0)
                 close(w->wake_fd);
             if (w->loop != NULL)
@@ -1107,6 +1275,9 @@ cleanup:
         else
             all_disposed = 0;
     }
+    /* Workers have stopped accepting (or never started): the socket files can go. */
+    for (int i = 0; i < LS_CFG_LISTEN_MAX; i++)
+        close_unix_listener(&unix_listeners[i]);
     if (all_disposed) {
         free(workers);
         h2o_config_dispose(&globalconf);

@@ -269,9 +269,31 @@ ls_stop_pid() {
     fi
 }
 
-# ls_http_ok URL: 0 when GET URL answers 200 within a second.
+# ls_http_ok URL: 0 when GET URL answers 200 within a second. URL may be unix:/path.sock/some/path
+# (a daemon's Unix socket; the request goes to http://localhost/some/path on it).
 ls_http_ok() {
-    [[ $(curl -s -o /dev/null -m 1 --noproxy '*' -w '%{http_code}' "$1" 2>/dev/null) == 200 ]]
+    local url=$1 sock=()
+    if [[ $url == unix:* ]]; then
+        # The socket is the part up to ".sock"; what follows is the request path.
+        [[ $url =~ ^unix:(/.*\.sock)(/.*)?$ ]] || return 1
+        sock=(--unix-socket "${BASH_REMATCH[1]}")
+        url="http://localhost${BASH_REMATCH[2]:-/}"
+    fi
+    [[ $(curl -s -o /dev/null -m 1 --noproxy '*' "${sock[@]}" -w '%{http_code}' "$url" 2>/dev/null) == 200 ]]
+}
+
+# ls_unix_socket_fits PATH: 0 when PATH fits a socket address (sun_path: 107 bytes and a NUL).
+ls_unix_socket_fits() { [[ ${#1} -le 107 ]]; }
+
+# ls_unix_socket_dir PREFERRED LONGEST_NAME: PREFERRED when PREFERRED/LONGEST_NAME fits a socket
+# address (sun_path: 107 bytes), else a folder in /tmp named after PREFERRED (created, mode 700).
+ls_unix_socket_dir() {
+    local dir=$1
+    if ! ls_unix_socket_fits "$dir/$2"; then
+        dir="/tmp/ls-run-$(printf '%s' "$1" | md5sum | cut -c1-12)"
+        install -d -m 700 "$dir"
+    fi
+    printf '%s\n' "$dir"
 }
 
 # ls_pid_is PID REGEX: PID runs and its command line matches REGEX (guards against reused pids).

@@ -78,6 +78,9 @@ bench_free_port() {
     ls_die "no free TCP port found"
 }
 
+# bench_sock NAME: the Unix socket service NAME listens on (BENCH_TRANSPORT=unix), in BENCH_TMP.
+bench_sock() { printf '%s/%s.sock\n' "$BENCH_TMP" "$1"; }
+
 # bench_wait_ready NAME URL PID LOG: /readyz answers 200 within 30 s (migrations run before a daemon
 # listens), or the log is shown and we stop.
 bench_wait_ready() {

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 
 #include "harness.h"
 
@@ -59,4 +60,27 @@ Test(deploy, a_service_role_reaches_only_its_own_database, .timeout = 60)
     free(suffix);
     free(pw_a);
     free(pw_b);
+}
+
+/* Runs a bash snippet with deploy/local/lib.sh loaded; returns its exit status. */
+static int lib_sh(const char *snippet)
+{
+    char cmd[2048];
+    snprintf(cmd, sizeof(cmd), "bash -c 'set -e; . \"%s/deploy/local/lib.sh\"; %s'",
+             lst_env("LS_TEST_SOURCE_DIR"), snippet);
+    int rc = system(cmd);
+    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+}
+
+/* deploy/local/up puts the services' Unix sockets in the state folder, or in /tmp when that path
+ * would not fit a socket address. */
+Test(deploy, unix_socket_folder_falls_back_to_tmp_when_too_long)
+{
+    cr_expect_eq(lib_sh("[[ $(ls_unix_socket_dir /srv/ls/run notification.sock) == /srv/ls/run ]]"), 0);
+    cr_expect_eq(lib_sh("d=/$(printf %0100d 0); r=$(ls_unix_socket_dir $d notification.sock); "
+                        "[[ $r == /tmp/ls-run-* && -d $r ]] && ls_unix_socket_fits $r/notification.sock; "
+                        "rmdir $r"),
+                 0);
+    cr_expect_eq(lib_sh("ls_unix_socket_fits /$(printf %0106d 0)"), 0, "107 bytes fit");
+    cr_expect_neq(lib_sh("ls_unix_socket_fits /$(printf %0107d 0)"), 0, "108 bytes do not");
 }

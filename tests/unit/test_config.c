@@ -64,8 +64,10 @@ Test(config, defaults_applied_when_unset)
     settings_t s;
     char err[256];
     cr_assert_eq(load(&s, err, sizeof(err)), 0, "%s", err);
-    cr_expect_str_eq(s.listen.host, "127.0.0.1");
-    cr_expect_eq(s.listen.port, 8081);
+    cr_expect_eq(s.listen.n, 1);
+    cr_expect_eq(s.listen.addr[0].is_unix, 0);
+    cr_expect_str_eq(s.listen.addr[0].host, "127.0.0.1");
+    cr_expect_eq(s.listen.addr[0].port, 8081);
     cr_expect_eq(s.pool, 5);
     cr_expect_eq(s.offset, -3);
     cr_expect_str_eq(s.name, "school");
@@ -226,8 +228,10 @@ Test(config, listen_forms)
             cr_expect_eq(rc, 0, "%s should load: %s", cases[i].value, err);
             if (rc != 0)
                 continue;
-            cr_expect_str_eq(s.listen.host, cases[i].host, "%s", cases[i].value);
-            cr_expect_eq(s.listen.port, cases[i].port, "%s", cases[i].value);
+            cr_expect_eq(s.listen.n, 1, "%s", cases[i].value);
+            cr_expect_eq(s.listen.addr[0].is_unix, 0, "%s", cases[i].value);
+            cr_expect_str_eq(s.listen.addr[0].host, cases[i].host, "%s", cases[i].value);
+            cr_expect_eq(s.listen.addr[0].port, cases[i].port, "%s", cases[i].value);
             ls_config_free(fields, NFIELDS, &s);
         } else {
             cr_expect_eq(rc, -1, "%s should be rejected", cases[i].value);
@@ -240,9 +244,110 @@ Test(config, listen_errors_say_why)
 {
     static const struct value_case cases[] = {
         {"T_LISTEN", ":0", "T_LISTEN=:0: port must be an integer from 1 to 65535"},
-        {"T_LISTEN", "8081", "T_LISTEN=8081: must be host:port or :port"},
+        {"T_LISTEN", "8081", "T_LISTEN=8081: each address must be host:port, :port or unix:/path"},
+        {"T_LISTEN", "unix:run/a.sock",
+         "T_LISTEN=unix:run/a.sock: a unix socket path must be absolute (unix:/path/to/name.sock)"},
+        {"T_LISTEN", ":8081,unix:x.sock",
+         "T_LISTEN=:8081,unix:x.sock: 'unix:x.sock': a unix socket path must be absolute "
+         "(unix:/path/to/name.sock)"},
+        {"T_LISTEN", ":8081,,:8082",
+         "T_LISTEN=:8081,,:8082: empty address in the list (addresses are separated by single commas)"},
+        {"T_LISTEN", ":1,:2,:3,:4,:5", "T_LISTEN=:1,:2,:3,:4,:5: at most 4 addresses"},
+        {"T_LISTEN", ":8081,127.0.0.1:8081",
+         "T_LISTEN=:8081,127.0.0.1:8081: '127.0.0.1:8081': the same address is listed twice"},
     };
     check_cases(cases, sizeof(cases) / sizeof(cases[0]));
+}
+
+/* The path of the longest Unix socket name bind() takes: 107 bytes, and one byte more. */
+static void long_path(char *buf, size_t len)
+{
+    memset(buf, 'a', len);
+    buf[0] = '/';
+    buf[len] = '\0';
+}
+
+Test(config, listen_lists)
+{
+    settings_t s;
+    char err[256];
+    setenv("T_LISTEN", "127.0.0.1:8081, unix:/run/ls/auth.sock ,[::1]:9000,:9001", 1);
+    cr_assert_eq(load(&s, err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(s.listen.n, 4);
+    cr_expect(!s.listen.addr[0].is_unix);
+    cr_expect_str_eq(s.listen.addr[0].host, "127.0.0.1");
+    cr_expect_eq(s.listen.addr[0].port, 8081);
+    cr_expect(s.listen.addr[1].is_unix);
+    cr_expect_str_eq(s.listen.addr[1].path, "/run/ls/auth.sock");
+    cr_expect_str_eq(s.listen.addr[2].host, "::1");
+    cr_expect_eq(s.listen.addr[2].port, 9000);
+    cr_expect_str_eq(s.listen.addr[3].host, "127.0.0.1");
+    cr_expect_eq(s.listen.addr[3].port, 9001);
+
+    char text[160];
+    ls_cfg_addr_format(&s.listen.addr[1], text, sizeof(text));
+    cr_expect_str_eq(text, "unix:/run/ls/auth.sock");
+    ls_cfg_addr_format(&s.listen.addr[2], text, sizeof(text));
+    cr_expect_str_eq(text, "[::1]:9000");
+    ls_cfg_addr_format(&s.listen.addr[0], text, sizeof(text));
+    cr_expect_str_eq(text, "127.0.0.1:8081");
+    ls_config_free(fields, NFIELDS, &s);
+
+    /* A daemon may listen on a Unix socket only. */
+    setenv("T_LISTEN", "unix:/tmp/only.sock", 1);
+    cr_assert_eq(load(&s, err, sizeof(err)), 0, "%s", err);
+    cr_expect_eq(s.listen.n, 1);
+    cr_expect(s.listen.addr[0].is_unix);
+    cr_expect_str_eq(s.listen.addr[0].path, "/tmp/only.sock");
+    ls_config_free(fields, NFIELDS, &s);
+
+    char path[LS_CFG_UNIX_PATH_MAX + 2], value[LS_CFG_UNIX_PATH_MAX + 16];
+    long_path(path, LS_CFG_UNIX_PATH_MAX);
+    snprintf(value, sizeof(value), "unix:%s", path);
+    setenv("T_LISTEN", value, 1);
+    cr_assert_eq(load(&s, err, sizeof(err)), 0, "a %d-byte path fits sun_path: %s", LS_CFG_UNIX_PATH_MAX,
+                 err);
+    cr_expect_str_eq(s.listen.addr[0].path, path);
+    ls_config_free(fields, NFIELDS, &s);
+}
+
+Test(config, listen_list_errors)
+{
+    static const char *const bad[] = {
+        "", /* (unset: the default applies, checked below) */
+        ",",
+        ":8081,",
+        ",:8081",
+        ":8081, ,:8082",
+        "unix:",
+        "unix:relative.sock",
+        "unix:/",
+        "unix:/run/",
+        "unix:/a\tb",
+        ":1,:2,:3,:4,unix:/x",
+        "unix:/x,unix:/x",
+        ":8081,:0",
+        "unix:/x,host",
+    };
+    for (size_t i = 1; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        settings_t s;
+        char err[256];
+        setup();
+        setenv("T_LISTEN", bad[i], 1);
+        cr_expect_eq(load(&s, err, sizeof(err)), -1, "'%s' should be rejected", bad[i]);
+        cr_expect(strncmp(err, "T_LISTEN=", 9) == 0, "error names the variable: %s", err);
+    }
+
+    settings_t s;
+    char err[256];
+    char path[LS_CFG_UNIX_PATH_MAX + 2], value[LS_CFG_UNIX_PATH_MAX + 16];
+    long_path(path, LS_CFG_UNIX_PATH_MAX + 1);
+    snprintf(value, sizeof(value), "unix:%s", path);
+    setup();
+    setenv("T_LISTEN", value, 1);
+    cr_expect_eq(load(&s, err, sizeof(err)), -1, "a %d-byte path does not fit sun_path",
+                 LS_CFG_UNIX_PATH_MAX + 1);
+    cr_expect(strstr(err, "at most 107 bytes") != NULL, "%s", err);
 }
 
 struct url_case {
@@ -273,6 +378,18 @@ Test(config, url_forms)
         {"http://auth:99999", NULL},
         {"http://auth:", NULL},
         {"http://au th", NULL},
+        {"unix:/run/ls/auth.sock", "unix:/run/ls/auth.sock"},
+        {"UNIX:/run/ls/auth.sock", "unix:/run/ls/auth.sock"},
+        {"unix:/tmp/with space.sock", "unix:/tmp/with space.sock"},
+        {"unix:", NULL},
+        {"unix:run/auth.sock", NULL},
+        {"unix:/run/ls/", NULL},
+        {"unix:/run/a\nb", NULL},
+        {"unix://run/a.sock/", NULL},
+        {"unix:/"
+         "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+         "aaaaaaaa",
+         NULL},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         settings_t s;
@@ -297,7 +414,11 @@ Test(config, url_bad_scheme_message)
 {
     static const struct value_case cases[] = {
         {"T_UPSTREAM", "https://auth",
-         "T_UPSTREAM=https://auth: must start with http:// (e.g. http://127.0.0.1:8081)"},
+         "T_UPSTREAM=https://auth: must start with http:// or unix:/ (e.g. http://127.0.0.1:8081 or "
+         "unix:/run/ls/auth.sock)"},
+        {"T_UPSTREAM", "unix:auth.sock",
+         "T_UPSTREAM=unix:auth.sock: a unix socket path must be absolute (unix:/path/to/name.sock) (e.g. "
+         "http://127.0.0.1:8081 or unix:/run/ls/auth.sock)"},
     };
     check_cases(cases, sizeof(cases) / sizeof(cases[0]));
 }
@@ -426,6 +547,7 @@ Test(config, help_mentions_every_variable)
     }
     cr_expect(strstr(h, "1..256") != NULL, "int bounds shown:\n%s", h);
     cr_expect(strstr(h, "127.0.0.1:8081") != NULL, "default shown:\n%s", h);
+    cr_expect(strstr(h, "unix:/path") != NULL, "unix addresses shown as allowed:\n%s", h);
     cr_expect(strstr(h, "required") != NULL, "required shown:\n%s", h);
     free(h);
 }

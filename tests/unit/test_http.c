@@ -1,16 +1,23 @@
 /*
  * The internal HTTP client against the fake upstream: headers passed on, concurrency, keep-alive,
  * deadlines, retries (and when not to retry), transport failures, size limits, and the callback
- * contract (exactly once, never synchronous, also on destroy).
+ * contract (exactly once, never synchronous, also on destroy). Upstreams on Unix sockets are reached
+ * through a relay that accepts on a Unix socket and forwards each connection to the fake upstream.
  */
 #include <criterion/criterion.h>
 
 #include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <curl/curl.h>
@@ -196,6 +203,7 @@ Test(http, get_passes_headers_on)
     cr_assert_null(jstr(o, "headers", "content-type"), "no Content-Type without a body");
     cr_assert_null(jstr(o, "headers", "idempotency-key"));
     cr_assert_null(jstr(o, "headers", "expect"));
+    cr_assert_null(jstr(o, "headers", "accept"), "no Accept on internal calls");
     json_object_put(o);
 
     char buf[64];
@@ -226,6 +234,7 @@ Test(http, external_client_sends_no_internal_headers)
     for (size_t i = 0; i < sizeof(internal) / sizeof(internal[0]); i++)
         cr_expect_null(jstr(o, "headers", internal[i]), "%s sent outside the system", internal[i]);
     cr_expect_str_eq(jstr(o, "headers", "content-type"), "application/json");
+    cr_expect_str_eq(jstr(o, "headers", "accept"), "*/*", "the external client keeps curl's defaults");
     json_object_put(o);
     result_free(&r);
     ls_http_destroy(ext);
@@ -850,4 +859,311 @@ Test(http, destroy_calls_every_pending_callback_once)
         cr_assert_eq(rs[i].calls, 1);
         result_free(&rs[i]);
     }
+}
+
+/* ---- Unix sockets ---- */
+
+/*
+ * A relay on its own thread: accepts on a Unix socket and copies each connection both ways to the
+ * fake upstream's TCP port, so every built-in path works over a Unix socket too. It counts the
+ * connections it accepted.
+ */
+#define RELAY_MAX_PAIRS 64
+
+typedef struct {
+    char path[108];
+    int listen_fd;
+    int wake[2];
+    int port;
+    pthread_t thread;
+    atomic_long accepted;
+} relay_t;
+
+static int connect_tcp(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in sa = {
+        .sin_family = AF_INET, .sin_port = htons((uint16_t)port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
+        close(fd);
+        fd = -1;
+    }
+    return fd;
+}
+
+static int write_all(int fd, const char *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return -1;
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+static void *relay_main(void *arg)
+{
+    relay_t *rl = arg;
+    int from[RELAY_MAX_PAIRS], to[RELAY_MAX_PAIRS], n = 0;
+    static char buf[65536]; /* only this thread uses it */
+    for (;;) {
+        struct pollfd pfd[2 + 2 * RELAY_MAX_PAIRS];
+        pfd[0] = (struct pollfd){.fd = rl->wake[0], .events = POLLIN};
+        pfd[1] = (struct pollfd){.fd = rl->listen_fd, .events = POLLIN};
+        for (int i = 0; i < n; i++) {
+            pfd[2 + 2 * i] = (struct pollfd){.fd = from[i], .events = POLLIN};
+            pfd[3 + 2 * i] = (struct pollfd){.fd = to[i], .events = POLLIN};
+        }
+        if (poll(pfd, (nfds_t)(2 + 2 * n), -1) < 0) {
+            if (errno == EINTR)
+                continue;
+            break;
+        }
+        if (pfd[0].revents != 0)
+            break;
+        for (int i = n - 1; i >= 0; i--) {
+            int broken = 0;
+            for (int side = 0; side < 2 && !broken; side++) {
+                if (pfd[2 + 2 * i + side].revents == 0)
+                    continue;
+                int src = side == 0 ? from[i] : to[i], dst = side == 0 ? to[i] : from[i];
+                ssize_t r = read(src, buf, sizeof(buf));
+                broken = r <= 0 || write_all(dst, buf, (size_t)r) != 0;
+            }
+            if (broken) {
+                close(from[i]);
+                close(to[i]);
+                from[i] = from[n - 1];
+                to[i] = to[n - 1];
+                n--;
+            }
+        }
+        if (pfd[1].revents & POLLIN) {
+            int c = accept4(rl->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+            if (c < 0)
+                continue;
+            int t = n < RELAY_MAX_PAIRS ? connect_tcp(rl->port) : -1;
+            if (t < 0) {
+                close(c);
+                continue;
+            }
+            atomic_fetch_add(&rl->accepted, 1);
+            from[n] = c;
+            to[n] = t;
+            n++;
+        }
+    }
+    for (int i = 0; i < n; i++) {
+        close(from[i]);
+        close(to[i]);
+    }
+    return NULL;
+}
+
+static void relay_start(relay_t *rl)
+{
+    static int seq;
+    memset(rl, 0, sizeof(*rl));
+    snprintf(rl->path, sizeof(rl->path), "/tmp/test_http_%d_%d.sock", (int)getpid(), seq++);
+    unlink(rl->path);
+    rl->port = lst_upstream_port(up);
+    atomic_init(&rl->accepted, 0);
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", rl->path);
+    rl->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    cr_assert(rl->listen_fd >= 0);
+    cr_assert_eq(bind(rl->listen_fd, (struct sockaddr *)&sa, sizeof(sa)), 0, "bind %s: %s", rl->path,
+                 strerror(errno));
+    cr_assert_eq(listen(rl->listen_fd, 128), 0);
+    cr_assert_eq(pipe2(rl->wake, O_CLOEXEC), 0);
+    cr_assert_eq(pthread_create(&rl->thread, NULL, relay_main, rl), 0);
+}
+
+static void relay_stop(relay_t *rl)
+{
+    cr_assert_eq(write(rl->wake[1], "x", 1), 1);
+    pthread_join(rl->thread, NULL);
+    close(rl->wake[0]);
+    close(rl->wake[1]);
+    close(rl->listen_fd);
+    unlink(rl->path);
+}
+
+static const char *unix_url(const relay_t *rl)
+{
+    static char url[128];
+    snprintf(url, sizeof(url), "unix:%s", rl->path);
+    return url;
+}
+
+Test(http, unix_socket_round_trip)
+{
+    relay_t rl;
+    relay_start(&rl);
+    result_t r = {0};
+    static const char body[] = "{\"over\":\"unix\"}";
+    ls_http_request_t req = req_for("POST", "/echo?x=1", 5000);
+    req.base_url = unix_url(&rl);
+    req.request_id = "rid-unix";
+    req.body = body;
+    req.body_len = sizeof(body) - 1;
+    send_ok(http, &req, &r);
+    run_until_done(&r, 5000);
+    cr_assert_eq(r.outcome, LS_HTTP_OK, "error: %s", r.error ? r.error : "");
+    cr_assert_eq(r.status, 200);
+    json_object *o = parse(&r);
+    cr_expect_str_eq(jstr(o, "path", NULL), "/echo");
+    cr_expect_str_eq(jstr(o, "query", NULL), "x=1");
+    cr_expect_str_eq(jstr(o, "body", NULL), body);
+    cr_expect_str_eq(jstr(o, "headers", "host"), "localhost");
+    cr_expect_str_eq(jstr(o, "headers", "authorization"), "Bearer sekret-token");
+    cr_expect_str_eq(jstr(o, "headers", "x-request-id"), "rid-unix");
+    cr_expect_null(jstr(o, "headers", "accept"));
+    json_object_put(o);
+    result_free(&r);
+    cr_expect_eq(atomic_load(&rl.accepted), 1, "the request went through the Unix socket");
+    relay_stop(&rl);
+}
+
+Test(http, unix_socket_connections_are_reused)
+{
+    relay_t rl;
+    relay_start(&rl);
+
+    /* one after another: one connection */
+    int completed = 0;
+    for (int i = 0; i < 50; i++) {
+        result_t r = {0};
+        ls_http_request_t req = req_for("GET", "/echo", 5000);
+        req.base_url = unix_url(&rl);
+        send_ok(http, &req, &r);
+        run_until_done(&r, 5000);
+        completed += r.status == 200;
+        result_free(&r);
+    }
+    cr_assert_eq(completed, 50);
+    cr_assert_eq(atomic_load(&rl.accepted), 1, "%ld connections for 50 sequential requests",
+                 atomic_load(&rl.accepted));
+
+    /* in concurrent batches: at most one connection per request of a batch */
+    enum { ROUNDS = 10, BATCH = 8 };
+    for (int round = 0; round < ROUNDS; round++) {
+        result_t rs[BATCH] = {{0}};
+        for (int i = 0; i < BATCH; i++) {
+            ls_http_request_t req = req_for("GET", "/echo", 5000);
+            req.base_url = unix_url(&rl);
+            send_ok(http, &req, &rs[i]);
+        }
+        int done = 0;
+        uint64_t limit = ls_now_ms() + 5000;
+        while (done < BATCH && ls_now_ms() < limit) {
+            ls_loop_run_once(loop, 50);
+            done = 0;
+            for (int i = 0; i < BATCH; i++)
+                done += rs[i].calls;
+        }
+        cr_assert_eq(done, BATCH, "round %d", round);
+        for (int i = 0; i < BATCH; i++) {
+            cr_assert_eq(rs[i].status, 200);
+            result_free(&rs[i]);
+        }
+    }
+    cr_assert(atomic_load(&rl.accepted) <= BATCH, "%ld connections for %d requests",
+              atomic_load(&rl.accepted), 50 + ROUNDS * BATCH);
+    relay_stop(&rl);
+}
+
+/* Easy handles are recycled across upstreams: the socket path must follow each request. */
+Test(http, unix_and_tcp_upstreams_on_one_client)
+{
+    relay_t rl;
+    relay_start(&rl);
+    char refused[64];
+    snprintf(refused, sizeof(refused), "http://127.0.0.1:%d", closed_port());
+    for (int i = 0; i < 3; i++) {
+        result_t r = {0};
+        ls_http_request_t req = req_for("GET", "/echo", 5000);
+        req.base_url = unix_url(&rl);
+        send_ok(http, &req, &r);
+        run_until_done(&r, 5000);
+        cr_assert_eq(r.status, 200, "unix request %d: %s", i, r.error ? r.error : "");
+        result_free(&r);
+
+        /* A TCP request on the same (recycled) handle must not go to the Unix socket. */
+        req = req_for("GET", "/echo", 2000);
+        req.base_url = refused;
+        send_ok(http, &req, &r);
+        run_until_done(&r, 5000);
+        cr_assert_eq(r.outcome, LS_HTTP_CONNECT_ERROR, "round %d: a TCP request reached %s", i,
+                     r.status ? "the Unix socket" : "something");
+        result_free(&r);
+
+        req = req_for("GET", "/echo", 5000);
+        send_ok(http, &req, &r);
+        run_until_done(&r, 5000);
+        cr_assert_eq(r.status, 200);
+        json_object *o = parse(&r);
+        cr_expect_neq(strcmp(jstr(o, "headers", "host"), "localhost"), 0, "TCP request kept its host");
+        json_object_put(o);
+        result_free(&r);
+    }
+    cr_expect_eq(atomic_load(&rl.accepted), 1);
+    relay_stop(&rl);
+}
+
+Test(http, unix_socket_without_listener_is_a_connect_error)
+{
+    result_t r = {0};
+    ls_http_request_t req = req_for("GET", "/echo", 3000);
+    req.base_url = "unix:/tmp/test_http_nobody_listens_here.sock";
+    send_ok(http, &req, &r);
+    run_until_done(&r, 5000);
+    cr_assert_eq(r.outcome, LS_HTTP_CONNECT_ERROR, "outcome %d (%s)", r.outcome, r.error ? r.error : "");
+    cr_assert_eq(r.attempts, 3, "GET is retried");
+    result_free(&r);
+}
+
+Test(http, bad_unix_urls_are_refused)
+{
+    static const char *const bad[] = {
+        "unix:", "unix:relative.sock",
+        "unix:/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+        "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        result_t r = {0};
+        ls_http_request_t req = req_for("GET", "/echo", 3000);
+        req.base_url = bad[i];
+        cr_expect_eq(ls_http_send(http, &req, on_done, &r), -1, "%s", bad[i]);
+    }
+}
+
+/* Internal calls ignore the proxy variables: a proxy that does not exist changes nothing. */
+Test(http, internal_calls_never_use_a_proxy)
+{
+    char proxy[64];
+    snprintf(proxy, sizeof(proxy), "http://127.0.0.1:%d", closed_port());
+    setenv("http_proxy", proxy, 1);
+    setenv("no_proxy", "", 1);
+    setenv("NO_PROXY", "", 1);
+    result_t r = {0};
+    ls_http_request_t req = req_for("GET", "/echo", 3000);
+    send_ok(http, &req, &r);
+    run_until_done(&r, 5000);
+    cr_expect_eq(r.status, 200, "internal call went to the proxy: %s", r.error ? r.error : "");
+    result_free(&r);
+
+    /* The external client still honours it (so the variable did take effect). */
+    ls_http_config_t cfg = {.external = 1, .max_attempts = 1};
+    ls_http_t *ext = ls_http_create(loop, &cfg);
+    req = req_for("GET", "/echo", 3000);
+    send_ok(ext, &req, &r);
+    run_until_done(&r, 5000);
+    cr_expect_eq(r.outcome, LS_HTTP_CONNECT_ERROR, "external call ignored http_proxy (status %d)", r.status);
+    result_free(&r);
+    ls_http_destroy(ext);
+    unsetenv("http_proxy");
 }
