@@ -24,6 +24,10 @@ enum { N_USERS, N_TEACHER };
 typedef struct {
     const char *group_id;
     int64_t teacher_id;
+    /* The group and the lessons are passed on unread: as the services wrote them (spans in request
+     * memory) when the scanner accepted them, else as json-c objects. */
+    bff_json_span_t group_text, progress_text, lessons_text; /* text NULL: none or see the object */
+    int raw_group, raw_lessons;
     /* Kept from the first round (references released when the view is answered). */
     json_object *group;
     json_object *members;     /* array or NULL when its part failed */
@@ -76,46 +80,71 @@ static json_object *member_summary(json_object *member, json_object *users, json
     return out;
 }
 
+/* A value passed on unread: its text, or json-c's plain form of obj (null when both are absent). */
+static void add_value(bff_text_t *t, const bff_json_span_t *text, json_object *obj)
+{
+    if (text->text != NULL)
+        bff_text_add(t, text->text, text->len);
+    else if (obj != NULL)
+        bff_text_json(t, obj);
+    else
+        bff_text_lit(t, "null");
+}
+
 static void on_names(ls_req_t *r, bff_fanout_t *f)
 {
     group_view_t *gv = f->ud;
     const bff_part_t *users_part = &f->parts[N_USERS], *teacher_part = &f->parts[N_TEACHER];
     json_object *users = users_part->ok ? bff_list_of(users_part->json, "users") : NULL;
-    json_object *out = json_object_new_object(), *errors = json_object_get(gv->errors);
+    json_object *errors = gv->errors, *members = NULL;
+    const bff_json_span_t none = {.text = NULL};
+    bff_text_t t = {.buf = NULL};
+    char num[32];
 
     if (users == NULL)
         json_object_array_add(errors, bff_part_error(users_part));
     if (!teacher_part->ok && teacher_part->status != 404)
         json_object_array_add(errors, bff_part_error(teacher_part));
 
-    json_object_object_add(out, "group", json_object_get(gv->group));
-    json_object *teacher = json_object_new_object();
-    json_object_object_add(teacher, "telegram_id", json_object_new_int64(gv->teacher_id));
-    json_object_object_add(teacher, "user",
-                           json_object_get(find_by_id(users, "telegram_id", gv->teacher_id)));
-    json_object_object_add(teacher, "profile", teacher_part->ok ? json_object_get(teacher_part->json) : NULL);
-    json_object_object_add(out, "teacher", teacher);
-
+    /* Written as text in the order json-c wrote the object this view used to build. */
+    bff_text_lit(&t, "{\"group\":");
+    add_value(&t, gv->raw_group ? &gv->group_text : &none, gv->group);
+    bff_text_lit(&t, ",\"teacher\":{\"telegram_id\":");
+    bff_text_add(&t, num, (size_t)snprintf(num, sizeof(num), "%lld", (long long)gv->teacher_id));
+    bff_text_lit(&t, ",\"user\":");
+    add_value(&t, &none, find_by_id(users, "telegram_id", gv->teacher_id));
+    bff_text_lit(&t, ",\"profile\":");
+    if (teacher_part->ok && teacher_part->raw_json)
+        add_value(&t, &teacher_part->whole, NULL);
+    else
+        add_value(&t, &none, teacher_part->ok ? teacher_part->json : NULL);
+    bff_text_lit(&t, "},\"members\":");
     if (gv->members != NULL && users != NULL) {
         size_t n = json_object_array_length(gv->members);
-        json_object *members = json_object_new_array_ext((int)n);
+        members = json_object_new_array_ext((int)n);
         for (size_t i = 0; i < n; i++)
             json_object_array_add(
                 members, member_summary(json_object_array_get_idx(gv->members, i), users, gv->enrollments));
-        json_object_object_add(out, "members", members);
-    } else {
-        json_object_object_add(out, "members", NULL);
     }
-    json_object_object_add(out, "progress", json_object_get(bff_member(gv->group, "progress")));
-    json_object_object_add(out, "lessons", json_object_get(gv->lessons));
+    add_value(&t, &none, members);
+    bff_text_lit(&t, ",\"progress\":");
+    if (gv->raw_group)
+        add_value(&t, &gv->progress_text, NULL);
+    else
+        add_value(&t, &none, bff_member(gv->group, "progress"));
+    bff_text_lit(&t, ",\"lessons\":");
+    add_value(&t, gv->raw_lessons ? &gv->lessons_text : &none, gv->lessons);
 
     int partial = json_object_array_length(errors) > 0;
-    json_object_object_add(out, "partial", json_object_new_boolean(partial));
-    json_object_object_add(out, "errors", errors);
-    release(gv);
     if (partial)
-        bff_add_header(r, "x-partial", "true");
-    ls_reply_json(r, 200, out);
+        bff_text_lit(&t, ",\"partial\":true,\"errors\":");
+    else
+        bff_text_lit(&t, ",\"partial\":false,\"errors\":");
+    bff_text_json(&t, errors);
+    bff_text_lit(&t, "}");
+    bff_text_reply(r, &t, partial);
+    json_object_put(members);
+    release(gv);
 }
 
 static int is_member(json_object *members, int64_t id)
@@ -131,14 +160,32 @@ static void on_first_round(ls_req_t *r, bff_fanout_t *f)
 
     if (gp->status == 404 && !gp->unavailable)
         return ls_reply_problem(r, 404, "group %s not found", gv->group_id);
-    if (!gp->ok || gp->json == NULL)
-        return bff_reply_upstream_failure(r, gp);
-    gv->teacher_id = bff_id_of(gp->json, "teacher_telegram_id");
+    /* Read as spans when the scanner passed the group (its teacher; the rest is passed on unread). */
+    static const char *const group_fields[] = {"teacher_telegram_id"};
+    bff_json_span_t teacher;
+    json_object *group = NULL;
+    if (gp->ok && gp->raw_json && gp->whole.type == json_type_object &&
+        bff_json_fields(gp->whole.text, gp->whole.len, group_fields, 1, &teacher) == 0) {
+        gv->raw_group = 1;
+        gv->group_text = gp->whole;
+        gv->progress_text = gp->member;
+        gv->teacher_id = bff_span_id(&teacher);
+    } else {
+        json_object *owned = NULL;
+        if (gp->ok)
+            group = bff_part_json(gp, &owned);
+        if (group == NULL)
+            return bff_reply_upstream_failure(r, gp);
+        /* Kept from here on, whether the fan-out or this view parsed it. */
+        group = owned != NULL ? owned : json_object_get(group);
+        gv->teacher_id = bff_id_of(group, "teacher_telegram_id");
+    }
 
     json_object *members = parts[G_MEMBERS].ok ? bff_list_of(parts[G_MEMBERS].json, "members") : NULL;
     const bff_part_t *cp = &parts[G_CALLER];
     ls_role_t role = cp->ok ? bff_role_of(cp->json) : LS_ROLE_NONE;
     if (caller != gv->teacher_id && role != LS_ROLE_ADMIN && !is_member(members, caller)) {
+        json_object_put(group);
         if (members == NULL || cp->unavailable)
             return ls_reply_problem(r, 503, "cannot check access to this group: %s-service: %s",
                                     bff_upstream_name(members == NULL ? parts[G_MEMBERS].up : cp->up),
@@ -148,7 +195,7 @@ static void on_first_round(ls_req_t *r, bff_fanout_t *f)
     r->role = role;
 
     gv->errors = json_object_new_array();
-    gv->group = json_object_get(gp->json);
+    gv->group = group;
     gv->members = json_object_get(members);
     if (members == NULL)
         json_object_array_add(gv->errors, bff_part_error(&parts[G_MEMBERS]));
@@ -157,10 +204,19 @@ static void on_first_round(ls_req_t *r, bff_fanout_t *f)
     gv->enrollments = json_object_get(enrollments);
     if (enrollments == NULL)
         json_object_array_add(gv->errors, bff_part_error(&parts[G_ENROLLMENTS]));
-    json_object *lessons = parts[G_LESSONS].ok ? bff_list_of(parts[G_LESSONS].json, "lessons") : NULL;
+    const bff_part_t *lp = &parts[G_LESSONS];
+    json_object *lessons = NULL;
+    if (lp->ok && lp->raw_json) {
+        const bff_json_span_t *v = lp->member.text != NULL ? &lp->member : &lp->whole;
+        gv->raw_lessons = v->type == json_type_array;
+        if (gv->raw_lessons)
+            gv->lessons_text = *v;
+    } else if (lp->ok) {
+        lessons = bff_list_of(lp->json, "lessons");
+    }
     gv->lessons = json_object_get(lessons);
-    if (lessons == NULL)
-        json_object_array_add(gv->errors, bff_part_error(&parts[G_LESSONS]));
+    if (lessons == NULL && !gv->raw_lessons)
+        json_object_array_add(gv->errors, bff_part_error(lp));
 
     /* The teacher first, then the members: at most 1 + MEMBERS_LIMIT ids. */
     size_t n = members != NULL ? json_object_array_length(members) : 0, max = 24 * (n + 1) + 16;
@@ -176,7 +232,7 @@ static void on_first_round(ls_req_t *r, bff_fanout_t *f)
 
     bff_fanout_t *names = bff_fanout_new(r, gv);
     bff_fanout_add(names, BFF_UP_AUTH, "GET", path, NULL, 0);
-    bff_fanout_add(names, BFF_UP_TEACHERS, "GET", teacher_path, NULL, 0);
+    bff_fanout_add(names, BFF_UP_TEACHERS, "GET", teacher_path, NULL, 0)->pass_through = 1;
     bff_fanout_start(names, on_names);
 }
 
@@ -194,7 +250,9 @@ void bff_group_view(ls_req_t *r)
 
     path = ls_req_alloc(r, max);
     snprintf(path, max, "/groups/%s", id);
-    bff_fanout_add(f, BFF_UP_GROUPS, "GET", path, NULL, 0);
+    bff_part_t *p = bff_fanout_add(f, BFF_UP_GROUPS, "GET", path, NULL, 0);
+    p->pass_through = 1; /* passed on; its teacher and progress are read from the text */
+    p->pass_member = "progress";
 
     path = ls_req_alloc(r, max);
     snprintf(path, max, "/groups/%s/members?limit=%d", id, MEMBERS_LIMIT);
@@ -206,7 +264,9 @@ void bff_group_view(ls_req_t *r)
 
     path = ls_req_alloc(r, max);
     snprintf(path, max, "/lessons?group_id=%s&from=%s&limit=%d", id, now, LESSONS_LIMIT);
-    bff_fanout_add(f, BFF_UP_CALENDAR, "GET", path, NULL, 0);
+    p = bff_fanout_add(f, BFF_UP_CALENDAR, "GET", path, NULL, 0);
+    p->pass_through = 1; /* passed on unread */
+    p->pass_member = "lessons";
 
     path = ls_req_alloc(r, max);
     snprintf(path, max, "/users/%lld", (long long)r->actor);

@@ -72,6 +72,52 @@ json_object *bff_list_of(json_object *answer, const char *key)
     return v != NULL && json_object_is_type(v, json_type_array) ? v : NULL;
 }
 
+void bff_text_add(bff_text_t *t, const char *s, size_t len)
+{
+    if (t->failed)
+        return;
+    if (t->cap - t->len < len) {
+        size_t cap = t->cap > 0 ? t->cap : 4096;
+        while (cap - t->len < len)
+            cap *= 2;
+        char *buf = realloc(t->buf, cap);
+        if (buf == NULL) {
+            t->failed = 1;
+            return;
+        }
+        t->buf = buf;
+        t->cap = cap;
+    }
+    memcpy(t->buf + t->len, s, len);
+    t->len += len;
+}
+
+void bff_text_json(bff_text_t *t, json_object *obj)
+{
+    size_t len;
+    const char *s = json_object_to_json_string_length(obj, JSON_C_TO_STRING_PLAIN, &len);
+    bff_text_add(t, s, len);
+}
+
+void bff_text_free(bff_text_t *t)
+{
+    free(t->buf);
+    t->buf = NULL;
+    t->len = t->cap = 0;
+}
+
+void bff_text_reply(ls_req_t *r, bff_text_t *t, int partial)
+{
+    if (t->failed) {
+        ls_reply_problem(r, 503, "out of memory");
+    } else {
+        if (partial)
+            bff_add_header(r, "x-partial", "true");
+        ls_reply_raw(r, 200, "application/json", t->buf, t->len);
+    }
+    bff_text_free(t);
+}
+
 /* Newest first: created_at descending (same RFC 3339 UTC format from one service), then id. */
 static int newest_first(const void *a, const void *b)
 {
@@ -114,6 +160,110 @@ static int teaches_one_of(json_object *groups, int64_t caller)
         if (bff_id_of(json_object_array_get_idx(groups, i), "teacher_telegram_id") == caller)
             return 1;
     return 0;
+}
+
+/*
+ * The groups without json-c: each list's items as spans with the members the merge, the sort and the
+ * access check read. Anything the scanner or these readers refuse (an escaped id, a list longer than
+ * the limit) sends both lists through json-c as before, so the answer is the same either way.
+ */
+enum { F_ID, F_CREATED_AT, F_TEACHER, F_COUNT };
+static const char *const group_fields[F_COUNT] = {"id", "created_at", "teacher_telegram_id"};
+
+typedef struct {
+    int present; /* the part answered a list (bff_list_of() would not be NULL) */
+    long n;
+    bff_json_item_t item[GROUPS_LIMIT];
+} raw_groups_t;
+
+typedef struct {
+    const bff_json_item_t *item;
+    const char *id, *created_at;
+    size_t id_len, created_at_len;
+} raw_group_t;
+
+/* 0 with the part's list in *out, or -1 when it must go through json-c. */
+static int raw_groups_of(const bff_part_t *p, raw_groups_t *out)
+{
+    out->present = 0;
+    out->n = 0;
+    if (!p->ok)
+        return 0;
+    if (!p->raw_json)
+        return -1;
+    const bff_json_span_t *v = p->member.text != NULL ? &p->member : &p->whole;
+    if (v->type != json_type_array)
+        return 0;
+    out->n = bff_json_items(v->text, v->len, group_fields, F_COUNT, out->item, GROUPS_LIMIT);
+    if (out->n < 0)
+        return -1;
+    out->present = 1;
+    return 0;
+}
+
+static int raw_teaches_one_of(const raw_groups_t *groups, int64_t caller)
+{
+    for (long i = 0; i < groups->n; i++)
+        if (bff_span_id(&groups->item[i].field[F_TEACHER]) == caller)
+            return 1;
+    return 0;
+}
+
+/* strcmp()'s order for strings without NUL bytes (the scanner lets no escape through, so none). */
+static int span_cmp(const char *a, size_t alen, const char *b, size_t blen)
+{
+    int c = memcmp(a, b, alen < blen ? alen : blen);
+    return c != 0 ? c : (alen > blen) - (alen < blen);
+}
+
+static int raw_newest_first(const void *a, const void *b)
+{
+    const raw_group_t *x = a, *y = b;
+    int c = span_cmp(y->created_at, y->created_at_len, x->created_at, x->created_at_len);
+    return c != 0 ? c : span_cmp(y->id, y->id_len, x->id, x->id_len);
+}
+
+/*
+ * merge_groups() on spans: the merged array as text in request memory, or NULL when an item's id or
+ * created_at needs json-c to read. The ids are distinct after the merge, so the order is total and
+ * qsort gives the same one as there.
+ */
+static const char *raw_merge_groups(ls_req_t *r, const raw_groups_t *taught, const raw_groups_t *joined,
+                                    size_t *len)
+{
+    raw_group_t all[MAX_GROUPS];
+    size_t n = 0, size = 2;
+    const raw_groups_t *lists[2] = {taught, joined};
+
+    for (int l = 0; l < 2; l++) {
+        for (long i = 0; i < lists[l]->n && n < MAX_GROUPS; i++) {
+            const bff_json_item_t *it = &lists[l]->item[i];
+            raw_group_t g = {.item = it};
+            if (bff_span_str(&it->field[F_ID], &g.id, &g.id_len) != 0 ||
+                bff_span_str(&it->field[F_CREATED_AT], &g.created_at, &g.created_at_len) != 0)
+                return NULL;
+            size_t j;
+            for (j = 0; j < n; j++)
+                if (all[j].id_len == g.id_len && memcmp(all[j].id, g.id, g.id_len) == 0)
+                    break;
+            if (j == n) {
+                all[n++] = g;
+                size += it->whole.len + 1;
+            }
+        }
+    }
+    qsort(all, n, sizeof(all[0]), raw_newest_first);
+    char *out = ls_req_alloc(r, size), *at = out;
+    *at++ = '[';
+    for (size_t i = 0; i < n; i++) {
+        if (i > 0)
+            *at++ = ',';
+        memcpy(at, all[i].item->whole.text, all[i].item->whole.len);
+        at += all[i].item->whole.len;
+    }
+    *at++ = ']';
+    *len = (size_t)(at - out);
+    return out;
 }
 
 /*
@@ -216,15 +366,40 @@ static void on_parts(ls_req_t *r, bff_fanout_t *f)
             user_text = json_object_to_json_string_length(user, JSON_C_TO_STRING_PLAIN, &user_len);
     }
 
-    json_object *joined = parts[P_JOINED].ok ? bff_list_of(parts[P_JOINED].json, "groups") : NULL;
-    if (caller != target && bff_role_of(caller_user) != LS_ROLE_ADMIN && !teaches_one_of(joined, caller)) {
-        if (joined == NULL)
+    /* The groups: as spans when the scanner read both lists, else through json-c as before. */
+    raw_groups_t lists[2], *raw_taught = &lists[0], *raw_joined = &lists[1];
+    json_object *taught = NULL, *joined = NULL, *owned[2] = {NULL, NULL};
+    const char *groups_text = NULL;
+    size_t groups_len = 0;
+    int raw =
+        raw_groups_of(&parts[P_TAUGHT], raw_taught) == 0 && raw_groups_of(&parts[P_JOINED], raw_joined) == 0;
+    if (raw && raw_taught->present && raw_joined->present) {
+        groups_text = raw_merge_groups(r, raw_taught, raw_joined, &groups_len);
+        raw = groups_text != NULL;
+    }
+    if (!raw) {
+        json_object *t = parts[P_TAUGHT].ok ? bff_part_json(&parts[P_TAUGHT], &owned[0]) : NULL;
+        json_object *j = parts[P_JOINED].ok ? bff_part_json(&parts[P_JOINED], &owned[1]) : NULL;
+        taught = bff_list_of(t, "groups");
+        joined = bff_list_of(j, "groups");
+    }
+    int have_taught = raw ? raw_taught->present : taught != NULL;
+    int have_joined = raw ? raw_joined->present : joined != NULL;
+
+    if (caller != target && bff_role_of(caller_user) != LS_ROLE_ADMIN &&
+        !(raw ? raw_teaches_one_of(raw_joined, caller) : teaches_one_of(joined, caller))) {
+        json_object_put(owned[0]);
+        json_object_put(owned[1]);
+        if (!have_joined)
             return ls_reply_problem(r, 503, "cannot check access to this profile: groups-service: %s",
                                     parts[P_JOINED].detail);
         return ls_reply_problem(r, 403, "you may read only your own profile and those of your students");
     }
-    if (user_text == NULL)
+    if (user_text == NULL) {
+        json_object_put(owned[0]);
+        json_object_put(owned[1]);
         return ls_reply_problem(r, 404, "user %lld not found", (long long)target);
+    }
 
     answer_t a = {.n = 0};
     json_object *errors = json_object_new_array(), *groups = NULL;
@@ -236,13 +411,16 @@ static void on_parts(ls_req_t *r, bff_fanout_t *f)
     add_part(&a, &parts[P_STUDENT], NULL, 1, errors);
 
     add_lit(&a, ",\"groups\":");
-    json_object *taught = parts[P_TAUGHT].ok ? bff_list_of(parts[P_TAUGHT].json, "groups") : NULL;
-    if (taught != NULL && joined != NULL) {
-        groups = merge_groups(taught, joined);
-        add_json(&a, groups);
+    if (have_taught && have_joined) {
+        if (raw) {
+            add_text(&a, groups_text, groups_len);
+        } else {
+            groups = merge_groups(taught, joined);
+            add_json(&a, groups);
+        }
     } else {
         add_lit(&a, "null");
-        json_object_array_add(errors, bff_part_error(taught == NULL ? &parts[P_TAUGHT] : &parts[P_JOINED]));
+        json_object_array_add(errors, bff_part_error(!have_taught ? &parts[P_TAUGHT] : &parts[P_JOINED]));
     }
     add_lit(&a, ",\"lessons\":");
     add_part(&a, &parts[P_LESSONS], "lessons", 0, errors);
@@ -265,6 +443,8 @@ static void on_parts(ls_req_t *r, bff_fanout_t *f)
     ls_reply_raw(r, 200, "application/json", body, a.len);
     json_object_put(groups);
     json_object_put(errors);
+    json_object_put(owned[0]);
+    json_object_put(owned[1]);
 }
 
 void bff_profile(ls_req_t *r)
@@ -296,11 +476,15 @@ void bff_profile(ls_req_t *r)
 
     path = ls_req_alloc(r, max);
     snprintf(path, max, "/groups?teacher_id=%lld&limit=%d", (long long)target, GROUPS_LIMIT);
-    bff_fanout_add(f, BFF_UP_GROUPS, "GET", path, NULL, 0);
+    p = bff_fanout_add(f, BFF_UP_GROUPS, "GET", path, NULL, 0);
+    p->pass_through = 1; /* read as spans: merged and sorted without json-c */
+    p->pass_member = "groups";
 
     path = ls_req_alloc(r, max);
     snprintf(path, max, "/groups?member_id=%lld&limit=%d", (long long)target, GROUPS_LIMIT);
-    bff_fanout_add(f, BFF_UP_GROUPS, "GET", path, NULL, 0);
+    p = bff_fanout_add(f, BFF_UP_GROUPS, "GET", path, NULL, 0);
+    p->pass_through = 1;
+    p->pass_member = "groups";
 
     path = ls_req_alloc(r, max);
     snprintf(path, max, "/lessons?telegram_id=%lld&from=%s&limit=%d", (long long)target, now, LESSONS_LIMIT);

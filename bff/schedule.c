@@ -21,10 +21,21 @@
 
 enum { S_LESSONS, S_CALLER, S_JOINED };
 
+/* A lesson as the scanner found it: its text and what the view reads of it. */
+enum { L_GROUP_ID, L_TEACHER, L_GROUP_TITLE, L_TEACHER_NAME, L_COUNT };
+static const char *const lesson_fields[L_COUNT] = {"group_id", "teacher_telegram_id", "group_title",
+                                                   "teacher_name"};
+
 typedef struct {
     int64_t target;
     char from[32], to[32];
-    json_object *lessons; /* kept from the first round */
+    /* The lessons are extended by two members and passed on: as text when the scanner read them
+     * (raw), else as json-c objects (lessons). */
+    int raw;
+    size_t nraw;
+    bff_json_item_t *raw_items; /* request memory */
+    const char **raw_gids;      /* each lesson's group_id as bff_str_of() reads it */
+    json_object *lessons;       /* kept from the first round */
     int authorized_by_self;
     const bff_part_t *groups_part, *users_part; /* NULL when there was nothing to ask */
 } schedule_t;
@@ -74,12 +85,96 @@ static int add_unique(const char **seen, size_t *n, const char *id)
     return 1;
 }
 
+/* json-c's form of the string s, or null: what json_object_object_add() of it would write. */
+static void add_string_or_null(bff_text_t *t, const char *s)
+{
+    if (s == NULL) {
+        bff_text_lit(t, "null");
+        return;
+    }
+    json_object *v = json_object_new_string(s);
+    bff_text_json(t, v);
+    json_object_put(v);
+}
+
+/* The teacher's name as the view shows it, from the users answer; NULL when it is not there. */
+static const char *teacher_name(json_object *users, int64_t teacher, char *full, size_t size)
+{
+    const char *name = NULL;
+    for (size_t u = 0; users != NULL && u < json_object_array_length(users); u++) {
+        json_object *user = json_object_array_get_idx(users, u);
+        if (bff_id_of(user, "telegram_id") != teacher)
+            continue;
+        const char *last = bff_str_of(user, "last_name");
+        snprintf(full, size, "%s%s%s", bff_str_of(user, "first_name"), last[0] ? " " : "", last);
+        name = full;
+    }
+    return name;
+}
+
+/*
+ * The answer from the lessons' text: each lesson as the service wrote it, with group_title and
+ * teacher_name added at its end, where json_object_object_add() put them (the scanner let no lesson
+ * through that has either already).
+ */
+static void reply_raw(ls_req_t *r, schedule_t *sv, json_object *groups, json_object *users,
+                      const bff_part_t *gp, const bff_part_t *tp)
+{
+    json_object *errors = json_object_new_array();
+    bff_text_t t = {.buf = NULL};
+    char num[32], full[600];
+    int any_group = 0;
+
+    bff_text_lit(&t, "{\"telegram_id\":");
+    bff_text_add(&t, num, (size_t)snprintf(num, sizeof(num), "%lld", (long long)sv->target));
+    bff_text_lit(&t, ",\"from\":\"");
+    bff_text_add(&t, sv->from, strlen(sv->from));
+    bff_text_lit(&t, "\",\"to\":\"");
+    bff_text_add(&t, sv->to, strlen(sv->to));
+    bff_text_lit(&t, "\",\"lessons\":[");
+    for (size_t i = 0; i < sv->nraw; i++) {
+        const bff_json_item_t *it = &sv->raw_items[i];
+        const char *gid = sv->raw_gids[i], *title = NULL;
+        any_group |= gid[0] != '\0';
+        for (size_t g = 0; gid[0] != '\0' && groups != NULL && g < json_object_array_length(groups); g++) {
+            json_object *grp = json_object_array_get_idx(groups, g);
+            if (strcmp(bff_str_of(grp, "id"), gid) == 0)
+                title = bff_str_of(grp, "title");
+        }
+        if (i > 0)
+            bff_text_lit(&t, ",");
+        bff_text_add(&t, it->whole.text, it->whole.len - 1); /* without its '}' */
+        if (it->whole.len > 2)
+            bff_text_lit(&t, ",");
+        bff_text_lit(&t, "\"group_title\":");
+        add_string_or_null(&t, title);
+        bff_text_lit(&t, ",\"teacher_name\":");
+        add_string_or_null(&t, teacher_name(users, bff_span_id(&it->field[L_TEACHER]), full, sizeof(full)));
+        bff_text_lit(&t, "}");
+    }
+    if (gp != NULL && groups == NULL && any_group)
+        json_object_array_add(errors, bff_part_error(gp));
+    if (tp != NULL && users == NULL)
+        json_object_array_add(errors, bff_part_error(tp));
+    int partial = json_object_array_length(errors) > 0;
+    if (partial)
+        bff_text_lit(&t, "],\"partial\":true,\"errors\":");
+    else
+        bff_text_lit(&t, "],\"partial\":false,\"errors\":");
+    bff_text_json(&t, errors);
+    bff_text_lit(&t, "}");
+    bff_text_reply(r, &t, partial);
+    json_object_put(errors);
+}
+
 static void on_names(ls_req_t *r, bff_fanout_t *f)
 {
     schedule_t *sv = f->ud;
     const bff_part_t *gp = sv->groups_part, *tp = sv->users_part;
     json_object *groups = gp != NULL && gp->ok ? bff_list_of(gp->json, "groups") : NULL;
     json_object *users = tp != NULL && tp->ok ? bff_list_of(tp->json, "users") : NULL;
+    if (sv->raw)
+        return reply_raw(r, sv, groups, users, gp, tp);
     json_object *errors = json_object_new_array();
     size_t n = json_object_array_length(sv->lessons);
     int any_group = 0;
@@ -149,22 +244,56 @@ static void on_lessons(ls_req_t *r, bff_fanout_t *f)
             return ls_reply_problem(r, 403, "you may read only your own schedule and those of your students");
         }
     }
-    json_object *lessons = lp->ok ? bff_list_of(lp->json, "lessons") : NULL;
-    if (lessons == NULL)
-        return bff_reply_upstream_failure(r, lp);
-    sv->lessons = json_object_get(lessons);
+    /* The lessons as spans when the scanner read them and their group ids need no decoding, else
+     * through json-c as before. */
+    json_object *lessons = NULL, *owned = NULL;
+    if (lp->ok && lp->raw_json) {
+        const bff_json_span_t *v = lp->member.text != NULL ? &lp->member : &lp->whole;
+        if (v->type != json_type_array)
+            return bff_reply_upstream_failure(r, lp);
+        bff_json_item_t items[SCHEDULE_LIMIT];
+        long n = bff_json_items(v->text, v->len, lesson_fields, L_COUNT, items, SCHEDULE_LIMIT);
+        sv->raw = n >= 0;
+        if (sv->raw) {
+            sv->nraw = (size_t)n;
+            sv->raw_items = ls_req_alloc(r, sizeof(items[0]) * (size_t)n + 1);
+            sv->raw_gids = ls_req_alloc(r, sizeof(sv->raw_gids[0]) * (size_t)n + 1);
+            memcpy(sv->raw_items, items, sizeof(items[0]) * (size_t)n);
+        }
+        for (size_t i = 0; sv->raw && i < sv->nraw; i++) {
+            const char *gid;
+            size_t gid_len;
+            const bff_json_item_t *it = &items[i];
+            sv->raw = bff_span_str(&it->field[L_GROUP_ID], &gid, &gid_len) == 0 &&
+                      it->field[L_GROUP_TITLE].text == NULL && it->field[L_TEACHER_NAME].text == NULL;
+            sv->raw_gids[i] = ls_req_strdup(r, gid, gid_len);
+        }
+    }
+    if (!sv->raw) {
+        json_object *answer = lp->ok ? bff_part_json(lp, &owned) : NULL;
+        lessons = bff_list_of(answer, "lessons");
+        if (lessons == NULL) {
+            json_object_put(owned);
+            return bff_reply_upstream_failure(r, lp);
+        }
+        sv->lessons = json_object_get(lessons);
+        json_object_put(owned);
+    }
 
     const char *group_ids[BATCH_MAX], *teacher_ids[BATCH_MAX];
     size_t ngroups = 0, nteachers = 0;
+    size_t nlessons = sv->raw ? sv->nraw : json_object_array_length(lessons);
     char *gpath = ls_req_alloc(r, 16 + BATCH_MAX * 37), *tpath = ls_req_alloc(r, 16 + BATCH_MAX * 21);
     size_t go = (size_t)sprintf(gpath, "/groups?ids="), to = (size_t)sprintf(tpath, "/users?ids=");
-    for (size_t i = 0; i < json_object_array_length(lessons); i++) {
-        json_object *lesson = json_object_array_get_idx(lessons, i);
-        const char *gid = bff_str_of(lesson, "group_id");
+    for (size_t i = 0; i < nlessons; i++) {
+        json_object *lesson = sv->raw ? NULL : json_object_array_get_idx(lessons, i);
+        const char *gid = sv->raw ? sv->raw_gids[i] : bff_str_of(lesson, "group_id");
         if (ls_is_uuid(gid, strlen(gid)) && add_unique(group_ids, &ngroups, gid))
             go += (size_t)sprintf(gpath + go, "%s%s", ngroups > 1 ? "," : "", gid);
         char *tid = ls_req_alloc(r, 24);
-        snprintf(tid, 24, "%lld", (long long)bff_id_of(lesson, "teacher_telegram_id"));
+        int64_t teacher = sv->raw ? bff_span_id(&sv->raw_items[i].field[L_TEACHER])
+                                  : bff_id_of(lesson, "teacher_telegram_id");
+        snprintf(tid, 24, "%lld", (long long)teacher);
         if (tid[0] != '0' && add_unique(teacher_ids, &nteachers, tid))
             to += (size_t)sprintf(tpath + to, "%s%s", nteachers > 1 ? "," : "", tid);
     }
@@ -204,7 +333,9 @@ void bff_schedule(ls_req_t *r)
     path = ls_req_alloc(r, max);
     snprintf(path, max, "/lessons?telegram_id=%lld&from=%s&to=%s&limit=%d", (long long)sv->target, sv->from,
              sv->to, SCHEDULE_LIMIT);
-    bff_fanout_add(f, BFF_UP_CALENDAR, "GET", path, NULL, 0);
+    bff_part_t *p = bff_fanout_add(f, BFF_UP_CALENDAR, "GET", path, NULL, 0);
+    p->pass_through = 1; /* read as spans, extended and passed on as text */
+    p->pass_member = "lessons";
     if (!sv->authorized_by_self) {
         path = ls_req_alloc(r, max);
         snprintf(path, max, "/users/%lld", (long long)r->actor);

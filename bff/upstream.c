@@ -118,7 +118,26 @@ void bff_upstream_release(bff_upstream_id_t up, const ls_http_response_t *resp)
 typedef struct {
     const char *p, *end;
     int depth;
+    /* The members to report in the object a scan starts with (bff_json_scan's key, bff_json_items'
+     * keys of each item). */
+    const char *const *keys;
+    size_t key_len[BFF_JSON_MAX_FIELDS];
+    size_t nkeys;
 } scan_t;
+
+static int scan_init(scan_t *sc, const char *text, size_t len, const char *const *keys, size_t nkeys)
+{
+    if (nkeys > BFF_JSON_MAX_FIELDS)
+        return -1;
+    sc->p = text;
+    sc->end = text + len;
+    sc->depth = 0;
+    sc->keys = keys;
+    sc->nkeys = nkeys;
+    for (size_t k = 0; k < nkeys; k++)
+        sc->key_len[k] = strlen(keys[k]);
+    return 0;
+}
 
 static void skip_ws(scan_t *sc)
 {
@@ -226,10 +245,11 @@ static int scan_literal(scan_t *sc, const char *word)
 }
 
 /*
- * One value at sc->p, with no whitespace inside (json-c's plain form). At depth 1, members named key
- * are recorded in *member.
+ * One value at sc->p, with no whitespace inside (json-c's plain form). When members is not NULL and
+ * the value is an object, its members named sc->keys[k] are recorded in members[k] (which the caller
+ * has cleared).
  */
-static int scan_value(scan_t *sc, json_type *type, const char *key, bff_json_span_t *member)
+static int scan_value(scan_t *sc, json_type *type, bff_json_span_t *members)
 {
     int escaped;
     if (sc->p == sc->end)
@@ -275,11 +295,13 @@ static int scan_value(scan_t *sc, json_type *type, const char *key, bff_json_spa
                 sc->p++;
             }
             bff_json_span_t v = {.text = sc->p};
-            if (scan_value(sc, &v.type, NULL, NULL) != 0)
+            if (scan_value(sc, &v.type, NULL) != 0)
                 return -1;
             v.len = (size_t)(sc->p - v.text);
-            if (name != NULL && key != NULL && strlen(key) == name_len && memcmp(name, key, name_len) == 0)
-                *member = v;
+            if (name != NULL && members != NULL)
+                for (size_t k = 0; k < sc->nkeys; k++)
+                    if (sc->key_len[k] == name_len && memcmp(name, sc->keys[k], name_len) == 0)
+                        members[k] = v;
             if (sc->p == sc->end)
                 return -1;
             if (*sc->p == close) {
@@ -314,19 +336,20 @@ static int scan_value(scan_t *sc, json_type *type, const char *key, bff_json_spa
 int bff_json_scan(const char *text, size_t len, const char *key, bff_json_span_t *whole,
                   bff_json_span_t *member)
 {
-    scan_t sc = {.p = text, .end = text + len, .depth = 0};
+    scan_t sc;
     bff_json_span_t none = {.text = NULL}, ignored;
 
     if (member == NULL)
         member = &ignored;
     *member = none;
+    scan_init(&sc, text, len, &key, key != NULL);
     skip_ws(&sc);
     whole->text = sc.p;
     /* json-c's parser, given the exact length, does not finish a number or literal at the very end
      * (it waits for more): such an answer counts as malformed, and json-c is left to say so. */
     if (sc.p == sc.end || (*sc.p != '{' && *sc.p != '[' && *sc.p != '"'))
         goto fail;
-    if (scan_value(&sc, &whole->type, key, member) != 0)
+    if (scan_value(&sc, &whole->type, member) != 0)
         goto fail;
     whole->len = (size_t)(sc.p - whole->text);
     skip_ws(&sc);
@@ -338,6 +361,94 @@ fail:
     *whole = none;
     *member = none;
     return -1;
+}
+
+int bff_json_fields(const char *text, size_t len, const char *const *keys, size_t nkeys,
+                    bff_json_span_t *fields)
+{
+    scan_t sc;
+    json_type type;
+
+    if (scan_init(&sc, text, len, keys, nkeys) != 0)
+        return -1;
+    memset(fields, 0, nkeys * sizeof(*fields));
+    skip_ws(&sc);
+    if (sc.p == sc.end || *sc.p != '{' || scan_value(&sc, &type, fields) != 0)
+        goto fail;
+    skip_ws(&sc);
+    if (sc.p != sc.end)
+        goto fail;
+    return 0;
+
+fail:
+    memset(fields, 0, nkeys * sizeof(*fields));
+    return -1;
+}
+
+long bff_json_items(const char *text, size_t len, const char *const *keys, size_t nkeys,
+                    bff_json_item_t *items, size_t max)
+{
+    scan_t sc;
+    size_t n = 0;
+
+    if (scan_init(&sc, text, len, keys, nkeys) != 0)
+        return -1;
+    skip_ws(&sc);
+    if (sc.p == sc.end || *sc.p != '[')
+        return -1;
+    sc.p++;
+    sc.depth = 1; /* the array's own level, as when bff_json_scan() starts with it */
+    if (sc.p < sc.end && *sc.p == ']') {
+        sc.p++;
+    } else {
+        for (;;) {
+            if (n == max || sc.p == sc.end || *sc.p != '{')
+                return -1;
+            bff_json_item_t *it = &items[n++];
+            memset(it, 0, sizeof(*it));
+            it->whole.text = sc.p;
+            if (scan_value(&sc, &it->whole.type, it->field) != 0)
+                return -1;
+            it->whole.len = (size_t)(sc.p - it->whole.text);
+            if (sc.p == sc.end)
+                return -1;
+            if (*sc.p == ']') {
+                sc.p++;
+                break;
+            }
+            if (*sc.p != ',')
+                return -1;
+            sc.p++;
+        }
+    }
+    skip_ws(&sc);
+    if (sc.p != sc.end)
+        return -1;
+    return (long)n;
+}
+
+int64_t bff_span_id(const bff_json_span_t *v)
+{
+    int64_t n = 0;
+    if (v->text == NULL || v->type != json_type_int)
+        return 0;
+    /* The scanner let through at most SCAN_MAX_DIGITS digits: no overflow. */
+    for (size_t i = v->text[0] == '-'; i < v->len; i++)
+        n = n * 10 + (v->text[i] - '0');
+    return v->text[0] == '-' ? -n : n;
+}
+
+int bff_span_str(const bff_json_span_t *v, const char **s, size_t *len)
+{
+    *s = "";
+    *len = 0;
+    if (v->text == NULL || v->type != json_type_string)
+        return 0;
+    if (memchr(v->text, '\\', v->len) != NULL)
+        return -1;
+    *s = v->text + 1;
+    *len = v->len - 2;
+    return 0;
 }
 
 /* ---- fan-out ---- */
@@ -489,6 +600,23 @@ void bff_fanout_start(bff_fanout_t *f, bff_fanout_cb done)
     if (f->pending > 1)
         ls_timer_start_at(ls_worker_loop(r->worker), &f->timer, r->deadline + DEADLINE_GRACE_MS);
     part_settled(f);
+}
+
+json_object *bff_part_json(const bff_part_t *p, json_object **owned)
+{
+    *owned = NULL;
+    if (!p->raw_json)
+        return p->json;
+    json_tokener *tok = json_tokener_new_ex(LS_JSON_MAX_DEPTH);
+    if (tok == NULL)
+        return NULL;
+    *owned = json_tokener_parse_ex(tok, p->raw, (int)p->raw_len);
+    if (json_tokener_get_error(tok) != json_tokener_success) {
+        json_object_put(*owned);
+        *owned = NULL;
+    }
+    json_tokener_free(tok);
+    return *owned;
 }
 
 json_object *bff_part_error(const bff_part_t *p)

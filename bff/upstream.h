@@ -84,6 +84,41 @@ typedef struct {
 int bff_json_scan(const char *text, size_t len, const char *key, bff_json_span_t *whole,
                   bff_json_span_t *member);
 
+#define BFF_JSON_MAX_FIELDS 4
+
+/*
+ * The members keys[0..nkeys) (nkeys <= BFF_JSON_MAX_FIELDS) of the object text[0..len), under
+ * bff_json_scan()'s rules: fields[k] is member keys[k]'s value, its text NULL when the object has
+ * none. Returns 0, or -1 (every field cleared) when the text is not one object the scanner accepts.
+ */
+int bff_json_fields(const char *text, size_t len, const char *const *keys, size_t nkeys,
+                    bff_json_span_t *fields);
+
+/* One item of an array found by bff_json_items(). */
+typedef struct {
+    bff_json_span_t whole;
+    bff_json_span_t field[BFF_JSON_MAX_FIELDS]; /* the members asked for; text NULL when absent */
+} bff_json_item_t;
+
+/*
+ * The items of the array text[0..len) (e.g. a member found by bff_json_scan()), under the scanner's
+ * rules, for views that merge, pick or extend items and splice them as text: each item's span and
+ * the values of its members keys[0..nkeys) (nkeys <= BFF_JSON_MAX_FIELDS) in items[0..max). Returns
+ * the number of items, or -1 when the text is not an array the scanner accepts, an item is not an
+ * object, or there are more than max items: the caller then parses with json-c.
+ */
+long bff_json_items(const char *text, size_t len, const char *const *keys, size_t nkeys,
+                    bff_json_item_t *items, size_t max);
+
+/* A found value read as bff_id_of() reads one: an integer's value, else 0 (also when absent). */
+int64_t bff_span_id(const bff_json_span_t *v);
+/*
+ * A found value read as bff_str_of() reads one: a string's characters without the quotes in *s, *len
+ * (not NUL-terminated), else "" (also when absent). -1 when the string holds an escape: its text is
+ * not its value, and the caller leaves it to json-c.
+ */
+int bff_span_str(const bff_json_span_t *v, const char **s, size_t *len);
+
 typedef struct bff_fanout bff_fanout_t;
 
 typedef struct {
@@ -136,6 +171,13 @@ bff_part_t *bff_fanout_add(bff_fanout_t *f, bff_upstream_id_t up, const char *me
                            const char *body, size_t body_len);
 /* Starts every part; `done` runs once (possibly before this returns, when every part failed at once). */
 void bff_fanout_start(bff_fanout_t *f, bff_fanout_cb done);
+
+/*
+ * The part's answer as json-c objects, also for a part the fan-out only checked (raw_json): then it is
+ * parsed here and *owned is set to it, for the caller to release; otherwise *owned is NULL and the
+ * answer belongs to the fan-out as `json` does. NULL when the answer is not JSON.
+ */
+json_object *bff_part_json(const bff_part_t *p, json_object **owned);
 
 /* The {"service","status","detail"} entry for a failed part (a new object). */
 json_object *bff_part_error(const bff_part_t *p);
