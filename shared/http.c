@@ -42,9 +42,22 @@
 #define DEADLINE_HDR_SIZE          40
 #define UNIX_PATH_MAX              107 /* sun_path less its NUL */
 
-/* A base URL "unix:/path" names a Unix socket; requests on it go to this origin. */
+/* A base URL "unix:/path" names a Unix socket. */
 static const char unix_scheme[] = "unix:";
-static const char unix_origin[] = "http://localhost";
+
+/*
+ * The origin of requests on a Unix socket: a host name of its own per socket path. libcurl counts
+ * CURLMOPT_MAX_HOST_CONNECTIONS per host name and port, so one name for every socket would make all
+ * Unix upstreams share one upstream's connection limit, and under load close connections to one
+ * socket to open them to another.
+ */
+static size_t unix_origin(const char *path, size_t len, char *out, size_t size)
+{
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ (unsigned char)path[i]) * 16777619u;
+    return (size_t)snprintf(out, size, "http://unix-%08x", (unsigned)h);
+}
 
 struct sock {
     ls_http_t *http;
@@ -759,16 +772,17 @@ int ls_http_send(ls_http_t *http, const ls_http_request_t *req, ls_http_cb cb, v
     size_t base_len = strlen(req->base_url), path_len = strlen(req->path);
     if (base_len + path_len > MAX_URL_LEN || !valid_header_value(req->path, MAX_URL_LEN))
         return -1;
-    /* "unix:/path": connect to that socket and ask for http://localhost<path> on it. */
+    /* "unix:/path": connect to that socket and ask for http://unix-<hash of path><path> on it. */
     const char *origin = req->base_url, *unix_path = NULL;
+    char unix_host[32];
     if (strncmp(req->base_url, unix_scheme, sizeof(unix_scheme) - 1) == 0) {
         unix_path = req->base_url + sizeof(unix_scheme) - 1;
         size_t unix_len = base_len - (sizeof(unix_scheme) - 1);
         if (unix_len == 0 || unix_len > UNIX_PATH_MAX || unix_path[0] != '/' ||
             !valid_header_value(unix_path, UNIX_PATH_MAX))
             return -1;
-        origin = unix_origin;
-        base_len = sizeof(unix_origin) - 1;
+        base_len = unix_origin(unix_path, unix_len, unix_host, sizeof(unix_host));
+        origin = unix_host;
     }
     size_t body_len = req->body != NULL ? req->body_len : 0;
 

@@ -4,7 +4,8 @@
  * One ls_http_t per worker thread. Many requests run concurrently on it; connections are kept
  * alive and reused between requests to the same upstream. An upstream is reached over TCP
  * ("http://host:port") or over a Unix stream socket ("unix:/absolute/path": same HTTP/1.1, with
- * `Host: localhost`), which is much cheaper between daemons on one host. curl's sockets are watched through
+ * `Host: unix-<hash of the path>`, so that each socket has its own max_host_connections), which is
+ * much cheaper between daemons on one host. curl's sockets are watched through
  * h2o_evloop_socket_create() on dup()ed fds and curl's timer through an ls_timer_t, so nothing
  * blocks the loop.
  *
