@@ -34,7 +34,8 @@
 
 #define LESSON_PARAMS(extra)                                                                                 \
     "json_build_object('topic', l.topic, 'starts_at', " RFC3339(                                             \
-        "l.starts_at") ", 'duration_minutes', l.duration_minutes, 'group_id', l.group_id" extra ")"
+        "l.starts_at") ", 'duration_minutes', l.duration_minutes, 'group_id', l.group_id,"                   \
+                       " 'group_title', l.group_title" extra ")"
 
 /* The common tail of the lesson lists: $2 from (NULL: now), $3 to (NULL: unbounded), $4 status
  * (NULL: any), $5 limit, $6 offset. */
@@ -86,13 +87,13 @@ const ls_pg_stmt_t calendar_statements[STMT_COUNT] = {
     [STMT_LESSON_INSERT] =
         {"lesson_insert",
          "WITH l AS (INSERT INTO lessons (teacher_telegram_id, group_id, starts_at, ends_at,"
-         "  duration_minutes, topic, created_by)"
+         "  duration_minutes, topic, created_by, group_title)"
          " VALUES ($1::bigint, $2::uuid, $3::timestamptz, $3::timestamptz + make_interval(mins => $4::int),"
-         "  $4::int, COALESCE($5::text, ''), $6::bigint) RETURNING *),"
+         "  $4::int, COALESCE($5::text, ''), $6::bigint, $8::text) RETURNING *),"
          " p AS (INSERT INTO lesson_participants (lesson_id, student_telegram_id)"
          "  SELECT l.id, rcpt FROM l, unnest($7::bigint[]) AS rcpt),"
          " o AS (" NOTIFY_INSERT(
-             "scheduled", LESSON_PARAMS(", 'group_title', $8::text"), "$6::bigint",
+             "scheduled", LESSON_PARAMS(""), "$6::bigint",
              "FROM l, unnest($7::bigint[]) AS rcpt") "),"
                                                      " a AS (" AUDIT_INSERT
                                                      "SELECT $6::bigint, 'lesson.create', 'lesson', "

@@ -380,6 +380,32 @@ Test(calendar, group_lesson_takes_members_and_listed_students_and_notifies_each)
     cr_expect_eq(json_object_array_length(lst_field(got.json, "participants")), 3);
     cr_expect_eq(json_object_array_length(lst_field(got.json, "attendance")), 0);
     lst_resp_free(&got);
+
+    /* Later changes name the group too, from the title kept with the lesson. */
+    snprintf(path, sizeof(path), "/lessons/%s/reschedule", id);
+    call(&got, "POST", path, "{\"starts_at\":\"2030-03-05T10:00:00Z\"}", TEACHER);
+    cr_expect_eq(got.status, 200, "%d %.300s", got.status, got.body);
+    lst_resp_free(&got);
+    snprintf(path, sizeof(path), "/lessons/%s/cancel", id);
+    call(&got, "POST", path, "{\"reason\":\"holiday\"}", TEACHER);
+    cr_expect_eq(got.status, 200, "%d %.300s", got.status, got.body);
+    lst_resp_free(&got);
+    cr_expect(wait_notifications(32, "lesson_rescheduled", 1, 15000));
+    cr_expect(wait_notifications(32, "lesson_cancelled", 1, 15000));
+    list = notifications_of(32);
+    cr_assert_not_null(list);
+    int named = 0;
+    for (size_t i = 0; i < json_object_array_length(list); i++) {
+        json_object *n = json_object_array_get_idx(list, i);
+        const char *type = lst_str_field(n, "type");
+        if (strcmp(type, "lesson_rescheduled") == 0 || strcmp(type, "lesson_cancelled") == 0) {
+            cr_expect_str_eq(lst_str_field(lst_field(n, "params"), "group_title"), "Evening English", "%s",
+                             type);
+            named++;
+        }
+    }
+    cr_expect_eq(named, 2);
+    json_object_put(list);
     lst_resp_free(&resp);
     free(group);
 }
