@@ -166,8 +166,8 @@ static int log_contains(const lst_daemon_t *d, const char *needle)
     return found;
 }
 
-/* The BFF needs no database: the simplest daemon to start. Its TCP address goes last in LISTEN
- * because the harness takes the port after the value's last colon. */
+/* The BFF needs no database: the simplest daemon to start. The harness talks to the first TCP
+ * address of the LISTEN list. */
 static void spawn_bff(lst_daemon_t *d, const char *listen, char *listen_var, size_t size)
 {
     snprintf(listen_var, size, "LISTEN=%s", listen);
@@ -191,7 +191,7 @@ Test(unix_socket, a_daemon_answers_on_tcp_and_unix_and_removes_its_socket_at_sig
 {
     char sock[108], addrs[400], var[450];
     sock_path(sock, sizeof(sock), "bff");
-    snprintf(addrs, sizeof(addrs), "unix:%s,127.0.0.1:%d", sock, lst_free_port());
+    snprintf(addrs, sizeof(addrs), "127.0.0.1:%d,unix:%s", lst_free_port(), sock);
     lst_daemon_t d;
     spawn_bff(&d, addrs, var, sizeof(var));
     cr_assert_eq(lst_daemon_wait_healthy(&d), 0, "bff did not start on TCP; see %s", d.log_path);
@@ -201,7 +201,7 @@ Test(unix_socket, a_daemon_answers_on_tcp_and_unix_and_removes_its_socket_at_sig
     cr_assert(is_socket(sock, &mode));
     cr_expect_eq(mode, 0660, "socket mode %o", (unsigned)mode);
     char want[400];
-    snprintf(want, sizeof(want), "\"listen\":\"unix:%s,127.0.0.1:%d\"", sock, d.port);
+    snprintf(want, sizeof(want), "\"listen\":\"127.0.0.1:%d,unix:%s\"", d.port, sock);
     cr_expect(log_contains(&d, want), "the listening line names every address (%s); see %s", want,
               d.log_path);
 

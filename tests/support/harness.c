@@ -452,6 +452,23 @@ int lst_free_port(void)
     return -1;
 }
 
+/* The port of the first TCP address in a LISTEN list ("unix:/x,127.0.0.1:8081"), 0 when none. */
+static int first_tcp_port(const char *list)
+{
+    for (const char *item = list; item != NULL;
+         item = strchr(item, ',') != NULL ? strchr(item, ',') + 1 : NULL) {
+        while (*item == ' ')
+            item++;
+        size_t len = strcspn(item, ",");
+        if (strncmp(item, "unix:", 5) == 0)
+            continue;
+        const char *colon = memrchr(item, ':', len);
+        if (colon != NULL)
+            return atoi(colon + 1);
+    }
+    return 0;
+}
+
 static int env_has(const char *const *env, const char *name)
 {
     size_t n = strlen(name);
@@ -517,10 +534,8 @@ void lst_daemon_spawn(lst_daemon_t *d, const char *relpath, const char *const *e
     size_t n = 0;
     if (env_has(env, "LISTEN")) {
         for (size_t i = 0; env[i] != NULL; i++)
-            if (strncmp(env[i], "LISTEN=", 7) == 0) {
-                const char *colon = strrchr(env[i], ':');
-                d->port = colon != NULL ? atoi(colon + 1) : 0;
-            }
+            if (strncmp(env[i], "LISTEN=", 7) == 0)
+                d->port = first_tcp_port(env[i] + 7);
     } else {
         d->port = lst_free_port();
         snprintf(listen_var, sizeof(listen_var), "LISTEN=127.0.0.1:%d", d->port);

@@ -75,7 +75,8 @@ typedef struct {
 /*
  * Starts $LS_TEST_BUILD_DIR/<relpath> (e.g. "services/auth/auth-service") with the current
  * environment plus env ("NAME=value" strings, NULL-terminated; LISTEN is set by the harness to a
- * free port unless env sets it). Its stdout/stderr go to a log file. Waits up to 15 s for its log to
+ * free port unless env sets it, and then the first TCP address of its list is the one used). Its
+ * stdout/stderr go to a log file. Waits up to 15 s for its log to
  * say it is listening on that port (so LOG_LEVEL must be info or debug) and for GET /healthz to
  * answer 200; fails the test (printing the log's tail) if it does not.
  */
