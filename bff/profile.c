@@ -77,7 +77,7 @@ void bff_text_add(bff_text_t *t, const char *s, size_t len)
     if (t->failed)
         return;
     if (t->cap - t->len < len) {
-        size_t cap = t->cap > 0 ? t->cap : 4096;
+        size_t cap = t->cap > 0 ? t->cap : 16384; /* a profile with its lessons fits at once */
         while (cap - t->len < len)
             cap *= 2;
         char *buf = realloc(t->buf, cap);
@@ -272,33 +272,6 @@ static const char *raw_merge_groups(ls_req_t *r, const raw_groups_t *taught, con
  * must read (another person's user list, the groups) is parsed and serialised by json-c. Building
  * json-c objects for every lesson and serialising them again was most of the BFF's work per view.
  */
-#define MAX_PIECES 32
-
-typedef struct {
-    struct {
-        const char *text;
-        size_t len;
-    } piece[MAX_PIECES];
-    size_t n, len;
-} answer_t;
-
-static void add_text(answer_t *a, const char *text, size_t len)
-{
-    a->piece[a->n].text = text;
-    a->piece[a->n].len = len;
-    a->n++;
-    a->len += len;
-}
-
-#define add_lit(a, s) add_text((a), (s), sizeof(s) - 1)
-
-/* json-c's plain form of obj (owned by obj: keep obj until the answer is sent), or null. */
-static void add_json(answer_t *a, json_object *obj)
-{
-    size_t len;
-    const char *s = json_object_to_json_string_length(obj, JSON_C_TO_STRING_PLAIN, &len);
-    add_text(a, s, len);
-}
 
 /* The value of a part's 2xx answer as the view shows it: the whole answer, or with list_key the array
  * under that key (or the answer itself when it is an array). NULL when there is none. */
@@ -323,16 +296,16 @@ static const char *part_value(const bff_part_t *p, const char *list_key, size_t 
 }
 
 /* Adds the part's value, null for a 404 when absent_ok, or null with an errors entry. */
-static void add_part(answer_t *a, const bff_part_t *p, const char *list_key, int absent_ok,
+static void add_part(bff_text_t *t, const bff_part_t *p, const char *list_key, int absent_ok,
                      json_object *errors)
 {
     size_t len;
     const char *v = part_value(p, list_key, &len);
     if (v != NULL) {
-        add_text(a, v, len);
+        bff_text_add(t, v, len);
         return;
     }
-    add_lit(a, "null");
+    bff_text_lit(t, "null");
     if (!(absent_ok && p->status == 404))
         json_object_array_add(errors, bff_part_error(p));
 }
@@ -401,46 +374,39 @@ static void on_parts(ls_req_t *r, bff_fanout_t *f)
         return ls_reply_problem(r, 404, "user %lld not found", (long long)target);
     }
 
-    answer_t a = {.n = 0};
+    bff_text_t t = {.buf = NULL};
     json_object *errors = json_object_new_array(), *groups = NULL;
-    add_lit(&a, "{\"user\":");
-    add_text(&a, user_text, user_len);
-    add_lit(&a, ",\"teacher\":");
-    add_part(&a, &parts[P_TEACHER], NULL, 1, errors);
-    add_lit(&a, ",\"student\":");
-    add_part(&a, &parts[P_STUDENT], NULL, 1, errors);
+    bff_text_lit(&t, "{\"user\":");
+    bff_text_add(&t, user_text, user_len);
+    bff_text_lit(&t, ",\"teacher\":");
+    add_part(&t, &parts[P_TEACHER], NULL, 1, errors);
+    bff_text_lit(&t, ",\"student\":");
+    add_part(&t, &parts[P_STUDENT], NULL, 1, errors);
 
-    add_lit(&a, ",\"groups\":");
+    bff_text_lit(&t, ",\"groups\":");
     if (have_taught && have_joined) {
         if (raw) {
-            add_text(&a, groups_text, groups_len);
+            bff_text_add(&t, groups_text, groups_len);
         } else {
             groups = merge_groups(taught, joined);
-            add_json(&a, groups);
+            bff_text_json(&t, groups);
         }
     } else {
-        add_lit(&a, "null");
+        bff_text_lit(&t, "null");
         json_object_array_add(errors, bff_part_error(!have_taught ? &parts[P_TAUGHT] : &parts[P_JOINED]));
     }
-    add_lit(&a, ",\"lessons\":");
-    add_part(&a, &parts[P_LESSONS], "lessons", 0, errors);
+    bff_text_lit(&t, ",\"lessons\":");
+    add_part(&t, &parts[P_LESSONS], "lessons", 0, errors);
 
     int partial = json_object_array_length(errors) > 0;
     if (partial)
-        add_lit(&a, ",\"partial\":true,\"errors\":");
+        bff_text_lit(&t, ",\"partial\":true,\"errors\":");
     else
-        add_lit(&a, ",\"partial\":false,\"errors\":");
-    add_json(&a, errors);
-    add_lit(&a, "}");
+        bff_text_lit(&t, ",\"partial\":false,\"errors\":");
+    bff_text_json(&t, errors);
+    bff_text_lit(&t, "}");
 
-    char *body = ls_req_alloc(r, a.len), *at = body;
-    for (size_t i = 0; i < a.n; i++) {
-        memcpy(at, a.piece[i].text, a.piece[i].len);
-        at += a.piece[i].len;
-    }
-    if (partial)
-        bff_add_header(r, "x-partial", "true");
-    ls_reply_raw(r, 200, "application/json", body, a.len);
+    bff_text_reply(r, &t, partial);
     json_object_put(groups);
     json_object_put(errors);
     json_object_put(owned[0]);

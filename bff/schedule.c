@@ -251,19 +251,17 @@ static void on_lessons(ls_req_t *r, bff_fanout_t *f)
         const bff_json_span_t *v = lp->member.text != NULL ? &lp->member : &lp->whole;
         if (v->type != json_type_array)
             return bff_reply_upstream_failure(r, lp);
-        bff_json_item_t items[SCHEDULE_LIMIT];
-        long n = bff_json_items(v->text, v->len, lesson_fields, L_COUNT, items, SCHEDULE_LIMIT);
+        sv->raw_items = ls_req_alloc(r, sizeof(sv->raw_items[0]) * SCHEDULE_LIMIT);
+        long n = bff_json_items(v->text, v->len, lesson_fields, L_COUNT, sv->raw_items, SCHEDULE_LIMIT);
         sv->raw = n >= 0;
         if (sv->raw) {
             sv->nraw = (size_t)n;
-            sv->raw_items = ls_req_alloc(r, sizeof(items[0]) * (size_t)n + 1);
             sv->raw_gids = ls_req_alloc(r, sizeof(sv->raw_gids[0]) * (size_t)n + 1);
-            memcpy(sv->raw_items, items, sizeof(items[0]) * (size_t)n);
         }
         for (size_t i = 0; sv->raw && i < sv->nraw; i++) {
             const char *gid;
             size_t gid_len;
-            const bff_json_item_t *it = &items[i];
+            const bff_json_item_t *it = &sv->raw_items[i];
             sv->raw = bff_span_str(&it->field[L_GROUP_ID], &gid, &gid_len) == 0 &&
                       it->field[L_GROUP_TITLE].text == NULL && it->field[L_TEACHER_NAME].text == NULL;
             sv->raw_gids[i] = ls_req_strdup(r, gid, gid_len);
