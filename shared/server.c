@@ -871,12 +871,17 @@ static int open_tcp_listener(const ls_cfg_addr_t *a, char *err, size_t errlen)
     return fd;
 }
 
-static void unix_sockaddr(const char *path, struct sockaddr_un *sa)
+/* A non-blocking Unix stream socket and the address of path, or -1 with err. */
+static int unix_socket(const char *path, struct sockaddr_un *sa, char *err, size_t errlen)
 {
     memset(sa, 0, sizeof(*sa));
     sa->sun_family = AF_UNIX;
     /* config.c guarantees the path fits sun_path with its NUL */
     memcpy(sa->sun_path, path, strlen(path) + 1);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        snprintf(err, errlen, "LISTEN unix:%s: socket: %s", path, strerror(errno));
+    return fd;
 }
 
 /*
@@ -900,12 +905,9 @@ static int clear_stale_socket(const char *path, char *err, size_t errlen)
         return -1;
     }
     /* Non-blocking, so that a live listener with a full backlog (EAGAIN) cannot stall the start. */
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0) {
-        snprintf(err, errlen, "LISTEN unix:%s: socket: %s", path, strerror(errno));
+    int fd = unix_socket(path, &sa, err, errlen);
+    if (fd < 0)
         return -1;
-    }
-    unix_sockaddr(path, &sa);
     int rc = connect(fd, (struct sockaddr *)&sa, sizeof(sa)), connect_errno = errno;
     close(fd);
     if (rc == 0 || connect_errno == EAGAIN || connect_errno == EINPROGRESS) {
@@ -937,12 +939,9 @@ static int open_unix_listener(unix_listener_t *u, const char *path, char *err, s
     u->path = path;
     if (clear_stale_socket(path, err, errlen) != 0)
         return -1;
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0) {
-        snprintf(err, errlen, "LISTEN unix:%s: socket: %s", path, strerror(errno));
+    int fd = unix_socket(path, &sa, err, errlen);
+    if (fd < 0)
         return -1;
-    }
-    unix_sockaddr(path, &sa);
     if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
         snprintf(err, errlen, "LISTEN unix:%s: bind: %s", path, strerror(errno));
         close(fd);

@@ -450,29 +450,39 @@ Test(http, concurrent_requests_run_at_once)
     cr_assert_eq(ls_http_inflight(http), 0);
 }
 
-Test(http, keep_alive_reuses_connections)
+/* Rounds of `batch` (at most 16) concurrent GET /echo to base_url (NULL: the fake upstream), each
+ * round waited for; every request must be answered 200. */
+static void echo_batches(const char *base_url, int rounds, int batch)
 {
-    enum { ROUNDS = 20, BATCH = 10 };
-    for (int round = 0; round < ROUNDS; round++) {
-        result_t rs[BATCH] = {{0}};
-        for (int i = 0; i < BATCH; i++) {
+    cr_assert(batch <= 16);
+    for (int round = 0; round < rounds; round++) {
+        result_t rs[16] = {{0}};
+        for (int i = 0; i < batch; i++) {
             ls_http_request_t req = req_for("GET", "/echo", 5000);
+            if (base_url != NULL)
+                req.base_url = base_url;
             send_ok(http, &req, &rs[i]);
         }
         int done = 0;
         uint64_t limit = ls_now_ms() + 5000;
-        while (done < BATCH && ls_now_ms() < limit) {
+        while (done < batch && ls_now_ms() < limit) {
             ls_loop_run_once(loop, 50);
             done = 0;
-            for (int i = 0; i < BATCH; i++)
+            for (int i = 0; i < batch; i++)
                 done += rs[i].calls;
         }
-        cr_assert_eq(done, BATCH, "round %d", round);
-        for (int i = 0; i < BATCH; i++) {
+        cr_assert_eq(done, batch, "round %d", round);
+        for (int i = 0; i < batch; i++) {
             cr_assert_eq(rs[i].status, 200);
             result_free(&rs[i]);
         }
     }
+}
+
+Test(http, keep_alive_reuses_connections)
+{
+    enum { ROUNDS = 20, BATCH = 10 };
+    echo_batches(NULL, ROUNDS, BATCH);
     lst_upstream_stats_t st;
     lst_upstream_stats(up, &st);
     cr_assert_eq(st.requests, ROUNDS * BATCH);
@@ -1081,27 +1091,7 @@ Test(http, unix_socket_connections_are_reused)
 
     /* in concurrent batches: at most one connection per request of a batch */
     enum { ROUNDS = 10, BATCH = 8 };
-    for (int round = 0; round < ROUNDS; round++) {
-        result_t rs[BATCH] = {{0}};
-        for (int i = 0; i < BATCH; i++) {
-            ls_http_request_t req = req_for("GET", "/echo", 5000);
-            req.base_url = unix_url(&rl);
-            send_ok(http, &req, &rs[i]);
-        }
-        int done = 0;
-        uint64_t limit = ls_now_ms() + 5000;
-        while (done < BATCH && ls_now_ms() < limit) {
-            ls_loop_run_once(loop, 50);
-            done = 0;
-            for (int i = 0; i < BATCH; i++)
-                done += rs[i].calls;
-        }
-        cr_assert_eq(done, BATCH, "round %d", round);
-        for (int i = 0; i < BATCH; i++) {
-            cr_assert_eq(rs[i].status, 200);
-            result_free(&rs[i]);
-        }
-    }
+    echo_batches(unix_url(&rl), ROUNDS, BATCH);
     cr_assert(atomic_load(&rl.accepted) <= BATCH, "%ld connections for %d requests",
               atomic_load(&rl.accepted), 50 + ROUNDS * BATCH);
     relay_stop(&rl);
