@@ -66,8 +66,10 @@ void bff_text_add(bff_text_t *t, const char *s, size_t len);
 #define bff_text_lit(t, s) bff_text_add((t), (s), sizeof(s) - 1)
 /* json-c's plain form of obj (null for NULL), as json-c would write it inside a larger answer. */
 void bff_text_json(bff_text_t *t, json_object *obj);
-/* Answers 200 application/json with the text, with "x-partial: true" when partial. */
-void bff_text_reply(ls_req_t *r, bff_text_t *t, int partial);
+/* Ends a view's answer with its "partial" and "errors" members (errors: a json-c array, not taken)
+ * and the closing brace, and answers 200 application/json with it, with "x-partial: true" when
+ * errors is not empty. */
+void bff_text_reply(ls_req_t *r, bff_text_t *t, json_object *errors);
 void bff_text_free(bff_text_t *t);
 
 /* Handlers. */

@@ -135,14 +135,7 @@ static void on_names(ls_req_t *r, bff_fanout_t *f)
     bff_text_lit(&t, ",\"lessons\":");
     add_value(&t, gv->raw_lessons ? &gv->lessons_text : &none, gv->lessons);
 
-    int partial = json_object_array_length(errors) > 0;
-    if (partial)
-        bff_text_lit(&t, ",\"partial\":true,\"errors\":");
-    else
-        bff_text_lit(&t, ",\"partial\":false,\"errors\":");
-    bff_text_json(&t, errors);
-    bff_text_lit(&t, "}");
-    bff_text_reply(r, &t, partial);
+    bff_text_reply(r, &t, errors);
     json_object_put(members);
     release(gv);
 }

@@ -106,8 +106,15 @@ void bff_text_free(bff_text_t *t)
     t->len = t->cap = 0;
 }
 
-void bff_text_reply(ls_req_t *r, bff_text_t *t, int partial)
+void bff_text_reply(ls_req_t *r, bff_text_t *t, json_object *errors)
 {
+    int partial = json_object_array_length(errors) > 0;
+    if (partial)
+        bff_text_lit(t, ",\"partial\":true,\"errors\":");
+    else
+        bff_text_lit(t, ",\"partial\":false,\"errors\":");
+    bff_text_json(t, errors);
+    bff_text_lit(t, "}");
     if (t->failed) {
         ls_reply_problem(r, 503, "out of memory");
     } else {
@@ -398,15 +405,7 @@ static void on_parts(ls_req_t *r, bff_fanout_t *f)
     bff_text_lit(&t, ",\"lessons\":");
     add_part(&t, &parts[P_LESSONS], "lessons", 0, errors);
 
-    int partial = json_object_array_length(errors) > 0;
-    if (partial)
-        bff_text_lit(&t, ",\"partial\":true,\"errors\":");
-    else
-        bff_text_lit(&t, ",\"partial\":false,\"errors\":");
-    bff_text_json(&t, errors);
-    bff_text_lit(&t, "}");
-
-    bff_text_reply(r, &t, partial);
+    bff_text_reply(r, &t, errors);
     json_object_put(groups);
     json_object_put(errors);
     json_object_put(owned[0]);

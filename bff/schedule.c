@@ -156,14 +156,8 @@ static void reply_raw(ls_req_t *r, schedule_t *sv, json_object *groups, json_obj
         json_object_array_add(errors, bff_part_error(gp));
     if (tp != NULL && users == NULL)
         json_object_array_add(errors, bff_part_error(tp));
-    int partial = json_object_array_length(errors) > 0;
-    if (partial)
-        bff_text_lit(&t, "],\"partial\":true,\"errors\":");
-    else
-        bff_text_lit(&t, "],\"partial\":false,\"errors\":");
-    bff_text_json(&t, errors);
-    bff_text_lit(&t, "}");
-    bff_text_reply(r, &t, partial);
+    bff_text_lit(&t, "]");
+    bff_text_reply(r, &t, errors);
     json_object_put(errors);
 }
 
