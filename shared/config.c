@@ -76,21 +76,12 @@ static int parse_port(const char *s, int *out)
     return 0;
 }
 
-static int has_space_or_control(const char *s, size_t n)
+/* Whether s[0..n) has a control character, or also a space when spaces_too. */
+static int has_control(const char *s, size_t n, int spaces_too)
 {
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
-        if (c <= ' ' || c == 0x7f)
-            return 1;
-    }
-    return 0;
-}
-
-static int has_control(const char *s, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c < ' ' || c == 0x7f)
+        if (c < ' ' || c == 0x7f || (spaces_too && c == ' '))
             return 1;
     }
     return 0;
@@ -119,7 +110,7 @@ static int check_unix_path(const char *path, size_t plen, const char **why)
         *why = "a unix socket path must name a file, not end with /";
         return -1;
     }
-    if (has_control(path, plen)) {
+    if (has_control(path, plen, 0)) {
         *why = "a unix socket path must not contain control characters";
         return -1;
     }
@@ -140,14 +131,7 @@ static int parse_listen_addr(const char *s, size_t len, ls_cfg_addr_t *out, cons
         out->path[plen] = '\0';
         return 0;
     }
-    /* The port follows the last colon. */
-    const char *colon = NULL;
-    for (size_t i = len; i > 0; i--) {
-        if (s[i - 1] == ':') {
-            colon = s + i - 1;
-            break;
-        }
-    }
+    const char *colon = memrchr(s, ':', len); /* the port follows the last colon */
     if (colon == NULL) {
         *why = "each address must be host:port, :port or unix:/path";
         return -1;
@@ -178,7 +162,7 @@ static int parse_listen_addr(const char *s, size_t len, ls_cfg_addr_t *out, cons
         *why = "host must be at most 63 characters";
         return -1;
     }
-    if (has_space_or_control(host, hlen)) {
+    if (has_control(host, hlen, 1)) {
         *why = "host must not contain spaces or control characters";
         return -1;
     }
@@ -272,7 +256,7 @@ static char *parse_url(const char *s, const char **why)
         *why = "must be at most 2048 characters";
         return NULL;
     }
-    if (has_space_or_control(s, len)) {
+    if (has_control(s, len, 1)) {
         *why = "must not contain spaces or control characters";
         return NULL;
     }
