@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/un.h>
 
 /* A bad value is echoed in the error so the operator sees what was read; a huge one is cut. */
 #define ECHO_MAX 80
@@ -86,6 +87,9 @@ static int has_control(const char *s, size_t n, int spaces_too)
     }
     return 0;
 }
+
+_Static_assert(LS_CFG_UNIX_PATH_MAX + 1 == sizeof(((struct sockaddr_un *)0)->sun_path),
+               "LS_CFG_UNIX_PATH_MAX is sun_path less its NUL");
 
 static const char unix_prefix[] = "unix:";
 #define UNIX_PREFIX_LEN (sizeof(unix_prefix) - 1)

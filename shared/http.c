@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <curl/curl.h>
@@ -40,7 +41,7 @@
 #define MAX_HEADERS                10
 #define ACTOR_HDR_SIZE             48
 #define DEADLINE_HDR_SIZE          40
-#define UNIX_PATH_MAX              107 /* sun_path less its NUL */
+#define UNIX_PATH_MAX              (sizeof(((struct sockaddr_un *)0)->sun_path) - 1)
 
 /* A base URL "unix:/path" names a Unix socket. */
 static const char unix_scheme[] = "unix:";
