@@ -453,6 +453,21 @@ int bff_span_str(const bff_json_span_t *v, const char **s, size_t *len)
 
 /* ---- fan-out ---- */
 
+/* An upstream answer's JSON (bodies are at most the client's max_response_bytes), or NULL. */
+static json_object *parse_body(const char *body, size_t len)
+{
+    json_tokener *tok = json_tokener_new_ex(LS_JSON_MAX_DEPTH);
+    if (tok == NULL)
+        return NULL;
+    json_object *obj = json_tokener_parse_ex(tok, body, (int)len);
+    if (json_tokener_get_error(tok) != json_tokener_success) {
+        json_object_put(obj);
+        obj = NULL;
+    }
+    json_tokener_free(tok);
+    return obj;
+}
+
 static void part_fail(bff_part_t *p, int status, const char *detail)
 {
     p->finished = 1;
@@ -532,15 +547,7 @@ static void on_part(ls_req_t *r, const ls_http_response_t *resp, void *ud)
         bff_json_scan(p->raw, p->raw_len, p->pass_member, &p->whole, &p->member) == 0) {
         p->raw_json = 1;
     } else if (is_json) {
-        json_tokener *tok = json_tokener_new_ex(LS_JSON_MAX_DEPTH);
-        if (tok != NULL) {
-            p->json = json_tokener_parse_ex(tok, resp->body, (int)resp->body_len);
-            if (json_tokener_get_error(tok) != json_tokener_success) {
-                json_object_put(p->json);
-                p->json = NULL;
-            }
-            json_tokener_free(tok);
-        }
+        p->json = parse_body(resp->body, resp->body_len);
     }
     if (!p->ok)
         take_detail(p, resp);
@@ -607,16 +614,7 @@ json_object *bff_part_json(const bff_part_t *p, json_object **owned)
     *owned = NULL;
     if (!p->raw_json)
         return p->json;
-    json_tokener *tok = json_tokener_new_ex(LS_JSON_MAX_DEPTH);
-    if (tok == NULL)
-        return NULL;
-    *owned = json_tokener_parse_ex(tok, p->raw, (int)p->raw_len);
-    if (json_tokener_get_error(tok) != json_tokener_success) {
-        json_object_put(*owned);
-        *owned = NULL;
-    }
-    json_tokener_free(tok);
-    return *owned;
+    return *owned = parse_body(p->raw, p->raw_len);
 }
 
 json_object *bff_part_error(const bff_part_t *p)
