@@ -1,10 +1,10 @@
 #include "config.h"
 
+#include "errbuf.h"
 #include "log.h"
 
 #include <ctype.h>
 #include <errno.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,18 +24,6 @@ static int is_string_type(ls_cfg_type_t t)
 static void *field_ptr(void *out, const ls_cfg_field_t *f)
 {
     return (char *)out + f->offset;
-}
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (err == NULL || errlen == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
 }
 
 /*

@@ -11,6 +11,7 @@
  */
 #include "migrate.h"
 
+#include "errbuf.h"
 #include "log.h"
 
 #include <ctype.h>
@@ -18,7 +19,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,18 +33,6 @@
 /* "LSMIGRAT" as a big-endian 64-bit integer: one key for every database, since advisory locks are
  * per database and each service migrates only its own. */
 #define LOCK_KEY "5499824547074031956"
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (err == NULL || errlen == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 /* Copies a possibly multi-line libpq message as one line. */
 static void flatten(char *dst, size_t len, const char *src)

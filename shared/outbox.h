@@ -31,7 +31,7 @@
  * A handler adds rows with its own INSERT inside its transaction (or in the same statement as the
  * change), then calls ls_outbox_kick() after the commit so delivery starts at once.
  *
- * Delivery: every worker runs a poller (started from the daemon's on_worker_start). It claims due
+ * Delivery: every worker runs a poller (started by ls_daemon_main() from ls_daemon_t.outbox). It claims due
  * rows with FOR UPDATE SKIP LOCKED and leases them (next_attempt_at moves LS_OUTBOX_LEASE_S into the
  * future), so pollers of several workers or replicas never send a row at the same time. Rows with the
  * same ordering_key are delivered one after the other in id order (a row is not claimed while an
@@ -73,8 +73,9 @@ typedef struct ls_outbox ls_outbox_t;
  * uses_http). The config is copied. Returns NULL on allocation failure. */
 ls_outbox_t *ls_outbox_start(ls_worker_t *w, const ls_outbox_config_t *config);
 /* Stops polling (NULL is ignored); rows in flight are left leased and retried after the lease (they are
- * idempotent). Call it from on_worker_stop: calls and queries still pending are completed as the
- * worker destroys its client and pool, and the poller's memory is freed with the last of them. */
+ * idempotent). Call it before the worker destroys its client and pool (ls_daemon_main() does so for
+ * ls_daemon_t.outbox): calls and queries still pending are completed as they are destroyed, and the
+ * poller's memory is freed with the last of them. */
 void ls_outbox_stop(ls_outbox_t *outbox);
 /* Runs a round now (after a commit that added rows); NULL is ignored. Only from the poller's own worker
  * thread. */

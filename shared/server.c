@@ -23,6 +23,7 @@
 
 #include "log.h"
 #include "migrate.h"
+#include "outbox.h"
 #include "rows.h"
 
 #define LISTEN_BACKLOG    1024
@@ -45,8 +46,9 @@ struct ls_worker {
     int pg_conns;
     ls_pg_pool_t *pg;
     ls_http_t *http;
-    size_t inflight; /* live ls_req_t */
-    int disposed;    /* its h2o context and loop were torn down at exit */
+    ls_outbox_t *outbox; /* NULL unless the daemon has one */
+    size_t inflight;     /* live ls_req_t */
+    int disposed;        /* its h2o context and loop were torn down at exit */
     char rid_prefix[13];
     uint64_t rid_counter;
 };
@@ -985,6 +987,25 @@ static void begin_stop(ls_worker_t *w)
     h2o_context_request_shutdown(&w->ctx);
 }
 
+/* The daemon's outbox poller on this worker, its targets' URLs and interval taken from the settings. */
+static void start_outbox(ls_worker_t *w)
+{
+    const ls_daemon_outbox_t *o = &w->daemon->outbox;
+    ls_outbox_config_t oc = {
+        .ntargets = o->ntargets,
+        .poll_ms = o->poll_ms != NULL ? (int)*o->poll_ms : 0,
+    };
+    if (o->ntargets > LS_OUTBOX_MAX_TARGETS)
+        h2o_fatal("worker: too many outbox targets");
+    if (w->http == NULL)
+        h2o_fatal("worker: an outbox needs the HTTP client (uses_http)");
+    for (size_t i = 0; i < o->ntargets; i++)
+        oc.targets[i] = (ls_outbox_target_t){o->targets[i].name, *o->targets[i].base_url};
+    w->outbox = ls_outbox_start(w, &oc);
+    if (w->outbox == NULL)
+        h2o_fatal("worker: cannot start the outbox poller");
+}
+
 static void *worker_main(void *arg)
 {
     ls_worker_t *w = arg;
@@ -1019,6 +1040,8 @@ static void *worker_main(void *arg)
     }
     if ((!d->no_database && w->pg == NULL) || (d->uses_http && w->http == NULL))
         h2o_fatal("worker: out of memory");
+    if (d->outbox.targets != NULL)
+        start_outbox(w);
     if (d->on_worker_start != NULL)
         d->on_worker_start(w);
 
@@ -1036,6 +1059,9 @@ static void *worker_main(void *arg)
                 w->inflight);
     if (d->on_worker_stop != NULL)
         d->on_worker_stop(w);
+    /* Before the client and the pool: they complete what the poller still has pending. */
+    ls_outbox_stop(w->outbox);
+    w->outbox = NULL;
 
     if (w->http != NULL)
         ls_http_destroy(w->http);

@@ -114,6 +114,23 @@ typedef struct {
      "longest a request may take when the caller sends no X-Deadline-Ms"}
 // clang-format on
 
+/* One receiver of the daemon's outbox rows (outbox.h): the name the rows give as their target, and
+ * the setting that holds its base URL once the settings are read (e.g. &config.students_url of an
+ * LS_CFG_URL field). */
+typedef struct {
+    const char *name;
+    char *const *base_url;
+} ls_daemon_outbox_target_t;
+
+/* The daemon's outbox poller (outbox.h), which the runner starts on every worker once its pool and
+ * HTTP client exist (just before on_worker_start) and stops before it tears them down (just after
+ * on_worker_stop). The daemon must set uses_http. */
+typedef struct {
+    const ls_daemon_outbox_target_t *targets; /* NULL: no poller */
+    size_t ntargets;                          /* at most LS_OUTBOX_MAX_TARGETS */
+    const long long *poll_ms;                 /* e.g. &config.outbox_poll_ms (LS_CFG_INT); NULL: default */
+} ls_daemon_outbox_t;
+
 typedef struct {
     const char *name;    /* "auth-service": logs, application_name, --help */
     const char *summary; /* one line for --help */
@@ -132,9 +149,13 @@ typedef struct {
     /* Optional: runs once after migrations, before serving (blocking allowed). 0 or -1 + err. */
     int (*on_start)(void *config, char *err, size_t errlen);
     /* Optional: run on each worker's own thread once its pool and client exist, and before it
-     * tears them down at shutdown — for background work such as an outbox poller. */
+     * tears them down at shutdown — for background work such as a delivery poller (an outbox poller
+     * needs none: see outbox). */
     void (*on_worker_start)(ls_worker_t *w);
     void (*on_worker_stop)(ls_worker_t *w);
+    /* Optional: calls to other services recorded in the daemon's outbox table and delivered from
+     * every worker. */
+    ls_daemon_outbox_t outbox;
     /* Optional: replaces the internal-token check for routes without LS_ROUTE_PUBLIC (the BFF checks
      * Telegram's signature instead). Returns 0 to go on (it may set r->actor and r->role), or -1
      * after answering (401). Runs before the body limit, actor and deadline headers are read. */

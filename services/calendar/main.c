@@ -1,6 +1,5 @@
 /* calendar-service: lessons, attendance and teachers' availability. See calendar.h for the API. */
 #include "calendar.h"
-#include "outbox.h"
 
 static calendar_config_t config;
 
@@ -34,21 +33,7 @@ static const ls_route_t routes[] = {
 };
 
 /* Each worker delivers the notifications its own commits queue (and any others that are due). */
-static void on_worker_start(ls_worker_t *w)
-{
-    ls_outbox_config_t oc = {
-        .targets = {{CAL_NOTIFY_TARGET, config.notification_url}},
-        .ntargets = 1,
-        .poll_ms = (int)config.outbox_poll_ms,
-    };
-    if (ls_outbox_start(w, &oc) == NULL)
-        h2o_fatal("calendar-service: cannot start the outbox poller");
-}
-
-static void on_worker_stop(ls_worker_t *w)
-{
-    ls_outbox_stop(ls_outbox_of(w));
-}
+static const ls_daemon_outbox_target_t outbox_targets[] = {{CAL_NOTIFY_TARGET, &config.notification_url}};
 
 static const ls_daemon_t daemon_spec = {
     .name = "calendar-service",
@@ -63,8 +48,9 @@ static const ls_daemon_t daemon_spec = {
     .stmts = calendar_statements,
     .nstmts = STMT_COUNT,
     .uses_http = 1,
-    .on_worker_start = on_worker_start,
-    .on_worker_stop = on_worker_stop,
+    .outbox = {.targets = outbox_targets,
+               .ntargets = sizeof(outbox_targets) / sizeof(outbox_targets[0]),
+               .poll_ms = &config.outbox_poll_ms},
 };
 
 int main(int argc, char **argv)

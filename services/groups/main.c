@@ -1,6 +1,5 @@
 /* groups-service: study groups, members, invitations and progress. See groups.h for the API. */
 #include "groups.h"
-#include "outbox.h"
 
 static groups_config_t config;
 
@@ -28,21 +27,7 @@ static const ls_route_t routes[] = {
 };
 
 /* Each worker delivers the outbox rows its own commits add (and any others that are due). */
-static void on_worker_start(ls_worker_t *w)
-{
-    ls_outbox_config_t oc = {
-        .targets = {{"students", config.students_url}},
-        .ntargets = 1,
-        .poll_ms = (int)config.outbox_poll_ms,
-    };
-    if (ls_outbox_start(w, &oc) == NULL)
-        h2o_fatal("groups-service: cannot start the outbox poller");
-}
-
-static void on_worker_stop(ls_worker_t *w)
-{
-    ls_outbox_stop(ls_outbox_of(w));
-}
+static const ls_daemon_outbox_target_t outbox_targets[] = {{"students", &config.students_url}};
 
 static const ls_daemon_t daemon_spec = {
     .name = "groups-service",
@@ -56,8 +41,9 @@ static const ls_daemon_t daemon_spec = {
     .stmts = groups_statements,
     .nstmts = STMT_COUNT,
     .uses_http = 1,
-    .on_worker_start = on_worker_start,
-    .on_worker_stop = on_worker_stop,
+    .outbox = {.targets = outbox_targets,
+               .ntargets = sizeof(outbox_targets) / sizeof(outbox_targets[0]),
+               .poll_ms = &config.outbox_poll_ms},
 };
 
 int main(int argc, char **argv)
