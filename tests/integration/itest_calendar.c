@@ -38,7 +38,6 @@ static char *conninfos[D_COUNT];
 static char *dbnames[D_COUNT];
 static int ports[D_COUNT];
 static char *token;
-static char auth_header[600];
 
 /* ---- daemons ---- */
 
@@ -90,7 +89,6 @@ static void setup(void)
 {
     curl_global_init(CURL_GLOBAL_DEFAULT);
     token = lst_random_hex(24);
-    snprintf(auth_header, sizeof(auth_header), "Authorization: Bearer %s", token);
     memset(daemons, 0, sizeof(daemons));
     for (int i = 0; i < D_COUNT; i++) {
         conninfos[i] = lst_db_create(db_prefixes[i], &dbnames[i]);
@@ -126,22 +124,11 @@ TestSuite(calendar, .init = setup, .fini = teardown, .timeout = 180);
 
 /* ---- helpers ---- */
 
+/* A request to one of the daemons, with the internal token; actor and role may be NULL. */
 static int call_as(lst_resp_t *resp, int which, const char *method, const char *path, const char *body,
                    const char *actor, const char *role)
 {
-    char url[4096], actor_header[64], role_header[64];
-    const char *headers[4] = {auth_header, NULL, NULL, NULL};
-    size_t n = 1;
-    snprintf(url, sizeof(url), "%s%s", daemons[which].base_url, path);
-    if (actor != NULL) {
-        snprintf(actor_header, sizeof(actor_header), "X-Actor-Telegram-Id: %s", actor);
-        headers[n++] = actor_header;
-    }
-    if (role != NULL) {
-        snprintf(role_header, sizeof(role_header), "X-Actor-Role: %s", role);
-        headers[n++] = role_header;
-    }
-    return lst_http(resp, method, url, headers, body);
+    return lst_call_as(resp, daemons[which].base_url, token, method, path, body, actor, role);
 }
 
 /* A call to calendar-service. */

@@ -23,15 +23,11 @@
 #define TEACHER  "500"
 #define ADMIN    "900"
 
-static lst_daemon_t groups_;
-static lst_daemon_t students_;
+static lst_service_t groups_;
+static lst_service_t students_; /* suite groups_students: on groups_'s token */
 static lst_upstream_t *fake;
-static char *dbname;
-static char *conninfo;
-static char *students_conninfo;
-static char *token;
-static char auth_header[600];
-static int students_port;
+static int students_port;     /* where groups-service expects students-service */
+static char students_url[64]; /* and the URL of that */
 
 /* ---- the fake students-service ---- */
 
@@ -60,7 +56,7 @@ static int fake_handler(void *ud, lst_upstream_t *u, const lst_upstream_req_t *r
     const char *actor = lst_upstream_req_header(req, "x-actor-telegram-id");
     const char *authz = lst_upstream_req_header(req, "authorization");
     char want[600];
-    snprintf(want, sizeof(want), "Bearer %s", token);
+    snprintf(want, sizeof(want), "Bearer %s", groups_.token);
 
     pthread_mutex_lock(&fake_mu);
     int status = fake_status, delay = fake_delay_ms;
@@ -110,50 +106,32 @@ static call_t fake_call(int i)
 
 /* ---- daemons ---- */
 
-static void start_groups(const char *students_url)
+static void start_groups(const char *url)
 {
-    char *env_db, *env_token, *env_students;
-    asprintf(&env_db, "DATABASE_URL=%s", conninfo);
-    asprintf(&env_token, "INTERNAL_TOKEN=%s", token);
-    asprintf(&env_students, "STUDENTS_URL=%s", students_url);
-    const char *env[] = {
-        env_db, env_token, env_students, "THREADS=2", "LOG_LEVEL=debug", "MAX_BODY_BYTES=8192", NULL};
-    lst_daemon_start(&groups_, DAEMON, env);
-    free(env_db);
-    free(env_token);
-    free(env_students);
+    char env_students[128];
+    snprintf(env_students, sizeof(env_students), "STUDENTS_URL=%s", url);
+    const char *env[] = {env_students, "MAX_BODY_BYTES=8192", NULL};
+    lst_service_start(&groups_, DAEMON, "groups", env);
 }
 
 static void start_students(void)
 {
-    char *env_db, *env_token, *env_listen;
-    asprintf(&env_db, "DATABASE_URL=%s", students_conninfo);
-    asprintf(&env_token, "INTERNAL_TOKEN=%s", token);
-    asprintf(&env_listen, "LISTEN=127.0.0.1:%d", students_port);
-    const char *env[] = {env_db, env_token, env_listen, "THREADS=1", "LOG_LEVEL=debug", NULL};
-    lst_daemon_start(&students_, STUDENTS, env);
-    free(env_db);
-    free(env_token);
-    free(env_listen);
-}
-
-static void common_setup(void)
-{
-    curl_global_init(CURL_GLOBAL_DEFAULT);
-    token = lst_random_hex(24);
-    snprintf(auth_header, sizeof(auth_header), "Authorization: Bearer %s", token);
-    conninfo = lst_db_create("groups", &dbname);
+    char env_listen[64];
+    snprintf(env_listen, sizeof(env_listen), "LISTEN=127.0.0.1:%d", students_port);
+    const char *env[] = {env_listen, "THREADS=1", NULL};
+    lst_service_start(&students_, STUDENTS, "students", env);
 }
 
 static void setup(void)
 {
-    common_setup();
+    curl_global_init(CURL_GLOBAL_DEFAULT);
     pthread_mutex_lock(&fake_mu);
     ncalls = 0;
     fake_status = 0;
     fake_fail_left = 0;
     fake_delay_ms = 0;
     pthread_mutex_unlock(&fake_mu);
+    groups_.token = lst_random_hex(24); /* before the fake's thread, which checks it */
     fake = lst_upstream_start();
     cr_assert_not_null(fake);
     lst_upstream_set_handler(fake, fake_handler, NULL);
@@ -162,31 +140,21 @@ static void setup(void)
 
 static void setup_with_students(void)
 {
-    common_setup();
-    students_conninfo = lst_db_create("students", NULL);
+    curl_global_init(CURL_GLOBAL_DEFAULT);
     students_port = lst_free_port();
-    char url[64];
-    snprintf(url, sizeof(url), "http://127.0.0.1:%d", students_port);
+    snprintf(students_url, sizeof(students_url), "http://127.0.0.1:%d", students_port);
     /* students-service is not started yet: the tests decide when it comes up. */
-    start_groups(url);
+    start_groups(students_url);
+    students_.token = strdup(groups_.token);
+    cr_assert_not_null(students_.token);
 }
 
 static void teardown(void)
 {
-    /* A clean exit also means no leak was found when the daemon runs under ASan. */
-    if (groups_.pid > 0)
-        cr_expect_eq(lst_daemon_stop(&groups_), 0, "groups-service did not exit cleanly; see %s",
-                     groups_.log_path);
-    if (students_.pid > 0)
-        cr_expect_eq(lst_daemon_stop(&students_), 0, "students-service did not exit cleanly; see %s",
-                     students_.log_path);
+    lst_service_destroy(&groups_);
+    lst_service_destroy(&students_);
     lst_upstream_stop(fake);
     fake = NULL;
-    free(conninfo);
-    free(students_conninfo);
-    students_conninfo = NULL;
-    free(dbname);
-    free(token);
 }
 
 TestSuite(groups, .init = setup, .fini = teardown, .timeout = 120);
@@ -194,32 +162,22 @@ TestSuite(groups_students, .init = setup_with_students, .fini = teardown, .timeo
 
 /* ---- helpers ---- */
 
-static int call_url(lst_resp_t *resp, const char *base, const char *method, const char *path,
-                    const char *body, const char *actor, const char *role)
-{
-    char url[8192], actor_header[64], role_header[64];
-    const char *headers[4] = {auth_header, NULL, NULL, NULL};
-    size_t n = 1;
-    snprintf(url, sizeof(url), "%s%s", base, path);
-    if (actor != NULL) {
-        snprintf(actor_header, sizeof(actor_header), "X-Actor-Telegram-Id: %s", actor);
-        headers[n++] = actor_header;
-    }
-    if (role != NULL) {
-        snprintf(role_header, sizeof(role_header), "X-Actor-Role: %s", role);
-        headers[n++] = role_header;
-    }
-    return lst_http(resp, method, url, headers, body);
-}
-
 static int call(lst_resp_t *resp, const char *method, const char *path, const char *body, const char *actor)
 {
-    return call_url(resp, groups_.base_url, method, path, body, actor, NULL);
+    return lst_call_as(resp, groups_.daemon.base_url, groups_.token, method, path, body, actor, NULL);
 }
 
 static int call_admin(lst_resp_t *resp, const char *method, const char *path, const char *body)
 {
-    return call_url(resp, groups_.base_url, method, path, body, ADMIN, "admin");
+    return lst_call_as(resp, groups_.daemon.base_url, groups_.token, method, path, body, ADMIN, "admin");
+}
+
+/* One request that must be refused with status, its detail containing needle (any detail when NULL). */
+static void expect_refused(const char *method, const char *path, const char *body, const char *actor,
+                           int status, const char *needle)
+{
+    lst_call_expect_problem(groups_.daemon.base_url, groups_.token, method, path, body, actor, status,
+                            needle);
 }
 
 static long long sql_count(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -230,7 +188,7 @@ static long long sql_count(const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(sql, sizeof(sql), fmt, ap);
     va_end(ap);
-    char *v = lst_pg_admin_exec(dbname, sql);
+    char *v = lst_pg_admin_exec(groups_.dbname, sql);
     long long n = atoll(v);
     free(v);
     return n;
@@ -381,17 +339,11 @@ Test(groups, create_refuses_bad_input)
          "colour"},
         {"{\"title\":", "malformed"},
     };
-    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        lst_resp_t resp;
-        call(&resp, "POST", "/groups", cases[i].body, TEACHER);
-        lst_expect_problem(&resp, 400, cases[i].needle);
-        lst_resp_free(&resp);
-    }
-    lst_resp_t resp;
-    call(&resp, "POST", "/groups",
-         "{\"title\":\"T\",\"language_code\":\"en\",\"level\":\"B1\",\"capacity\":5}", NULL);
-    lst_expect_problem(&resp, 400, "X-Actor-Telegram-Id");
-    lst_resp_free(&resp);
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+        expect_refused("POST", "/groups", cases[i].body, TEACHER, 400, cases[i].needle);
+    expect_refused("POST", "/groups",
+                   "{\"title\":\"T\",\"language_code\":\"en\",\"level\":\"B1\",\"capacity\":5}", NULL, 400,
+                   "X-Actor-Telegram-Id");
     cr_expect_eq(sql_count("SELECT count(*) FROM groups"), 0, "a refused request must change nothing");
     cr_expect_eq(sql_count("SELECT count(*) FROM audit_log"), 0);
 }
@@ -401,9 +353,7 @@ Test(groups, only_an_admin_creates_a_group_for_another_teacher)
     const char *body = "{\"title\":\"T\",\"language_code\":\"en\",\"level\":\"C1\",\"capacity\":5,"
                        "\"teacher_telegram_id\":777}";
     lst_resp_t resp;
-    call(&resp, "POST", "/groups", body, TEACHER);
-    lst_expect_problem(&resp, 403, "admin");
-    lst_resp_free(&resp);
+    expect_refused("POST", "/groups", body, TEACHER, 403, "admin");
     call_admin(&resp, "POST", "/groups", body);
     cr_assert_eq(resp.status, 201, "%.300s", resp.body);
     cr_expect_eq(json_object_get_int64(lst_field(resp.json, "teacher_telegram_id")), 777);
@@ -412,16 +362,10 @@ Test(groups, only_an_admin_creates_a_group_for_another_teacher)
 
 Test(groups, get_refuses_bad_and_unknown_ids)
 {
-    lst_resp_t resp;
-    call(&resp, "GET", "/groups/not-a-uuid", NULL, NULL);
-    lst_expect_problem(&resp, 400, "group_id");
-    lst_resp_free(&resp);
-    call(&resp, "GET", "/groups/00000000-0000-0000-0000-000000000000", NULL, NULL);
-    lst_expect_problem(&resp, 404, "not found");
-    lst_resp_free(&resp);
-    call(&resp, "GET", "/groups/00000000-0000-0000-0000-000000000000/members", NULL, NULL);
-    lst_expect_problem(&resp, 404, "not found");
-    lst_resp_free(&resp);
+    expect_refused("GET", "/groups/not-a-uuid", NULL, NULL, 400, "group_id");
+    expect_refused("GET", "/groups/00000000-0000-0000-0000-000000000000", NULL, NULL, 404, "not found");
+    expect_refused("GET", "/groups/00000000-0000-0000-0000-000000000000/members", NULL, NULL, 404,
+                   "not found");
 }
 
 /* ---- lists ---- */
@@ -487,19 +431,14 @@ Test(groups, batch_and_lists_by_teacher_and_member)
         "/groups?teacher_id=500&limit=0",
         "/groups?teacher_id=500&limit=101",
     };
-    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        call(&resp, "GET", bad[i], NULL, NULL);
-        lst_expect_problem(&resp, 400, NULL);
-        lst_resp_free(&resp);
-    }
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        expect_refused("GET", bad[i], NULL, NULL, 400, NULL);
     /* At most 100 UUIDs. */
     char *many = malloc(101 * 37 + 16);
     size_t off = (size_t)sprintf(many, "/groups?ids=");
     for (int i = 0; i < 101; i++)
         off += (size_t)sprintf(many + off, "%s%s", i ? "," : "", a);
-    call(&resp, "GET", many, NULL, NULL);
-    lst_expect_problem(&resp, 400, "at most 100");
-    lst_resp_free(&resp);
+    expect_refused("GET", many, NULL, NULL, 400, "at most 100");
     free(many);
     free(a);
     free(b);
@@ -580,19 +519,14 @@ Test(groups, search_filters_and_paginates_stably)
 
     static const char *const bad[] = {"/groups/search?language=EN", "/groups/search?level=D1",
                                       "/groups/search?limit=-1", "/groups/search?offset=x"};
-    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        call(&resp, "GET", bad[i], NULL, NULL);
-        lst_expect_problem(&resp, 400, NULL);
-        lst_resp_free(&resp);
-    }
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        expect_refused("GET", bad[i], NULL, NULL, 400, NULL);
     char longq[160] = "/groups/search?q=";
     memset(longq + strlen(longq), 'a', 101);
-    call(&resp, "GET", longq, NULL, NULL);
-    lst_expect_problem(&resp, 400, "q");
-    lst_resp_free(&resp);
+    expect_refused("GET", longq, NULL, NULL, 400, "q");
 
-    char *plan =
-        lst_pg_admin_exec(dbname, "SELECT count(*) FROM pg_indexes WHERE indexdef LIKE '%gin_trgm_ops%'");
+    char *plan = lst_pg_admin_exec(groups_.dbname,
+                                   "SELECT count(*) FROM pg_indexes WHERE indexdef LIKE '%gin_trgm_ops%'");
     cr_expect_str_eq(plan, "1", "the trigram index exists");
     free(plan);
     for (int i = 0; i < 12; i++)
@@ -617,12 +551,8 @@ Test(groups, patch_by_teacher_or_admin_only)
     cr_expect_eq(json_object_get_int(lst_field(resp.json, "member_count")), 0);
     lst_resp_free(&resp);
 
-    call(&resp, "PATCH", path, "{\"title\":\"Mine now\"}", "501");
-    lst_expect_problem(&resp, 403, "teacher");
-    lst_resp_free(&resp);
-    call(&resp, "PATCH", path, "{\"title\":\"Mine now\"}", NULL);
-    lst_expect_problem(&resp, 400, "X-Actor-Telegram-Id");
-    lst_resp_free(&resp);
+    expect_refused("PATCH", path, "{\"title\":\"Mine now\"}", "501", 403, "teacher");
+    expect_refused("PATCH", path, "{\"title\":\"Mine now\"}", NULL, 400, "X-Actor-Telegram-Id");
     call_admin(&resp, "PATCH", path, "{\"is_free\":false,\"price\":99.99}");
     cr_assert_eq(resp.status, 200, "%.300s", resp.body);
     cr_expect_float_eq(json_object_get_double(lst_field(resp.json, "price")), 99.99, 1e-9);
@@ -632,34 +562,22 @@ Test(groups, patch_by_teacher_or_admin_only)
     cr_assert_eq(resp.status, 200, "%.300s", resp.body);
     cr_expect_null(lst_field(resp.json, "price"));
     lst_resp_free(&resp);
-    call(&resp, "PATCH", path, "{\"price\":10}", TEACHER);
-    lst_expect_problem(&resp, 400, "price");
-    lst_resp_free(&resp);
-    call(&resp, "PATCH", path, "{\"is_free\":false}", TEACHER);
-    lst_expect_problem(&resp, 400, "price");
-    lst_resp_free(&resp);
+    expect_refused("PATCH", path, "{\"price\":10}", TEACHER, 400, "price");
+    expect_refused("PATCH", path, "{\"is_free\":false}", TEACHER, 400, "price");
 
     static const char *const bad[] = {"{}", "{\"status\":\"deleted\"}", "{\"capacity\":0}",
                                       "{\"title\":\"\"}", "{\"teacher_telegram_id\":1}"};
-    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        call(&resp, "PATCH", path, bad[i], TEACHER);
-        lst_expect_problem(&resp, 400, NULL);
-        lst_resp_free(&resp);
-    }
-    call(&resp, "PATCH", "/groups/00000000-0000-0000-0000-000000000000", "{\"title\":\"X\"}", TEACHER);
-    lst_expect_problem(&resp, 404, "not found");
-    lst_resp_free(&resp);
-    call(&resp, "PATCH", "/groups/123", "{\"title\":\"X\"}", TEACHER);
-    lst_expect_problem(&resp, 400, "group_id");
-    lst_resp_free(&resp);
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        expect_refused("PATCH", path, bad[i], TEACHER, 400, NULL);
+    expect_refused("PATCH", "/groups/00000000-0000-0000-0000-000000000000", "{\"title\":\"X\"}", TEACHER, 404,
+                   "not found");
+    expect_refused("PATCH", "/groups/123", "{\"title\":\"X\"}", TEACHER, 400, "group_id");
 
     /* Capacity below the member count conflicts. */
     char *code = create_invite(id, NULL);
     cr_assert_eq(join(code, 1), 201);
     cr_assert_eq(join(code, 2), 201);
-    call(&resp, "PATCH", path, "{\"capacity\":1}", TEACHER);
-    lst_expect_problem(&resp, 409, "capacity");
-    lst_resp_free(&resp);
+    expect_refused("PATCH", path, "{\"capacity\":1}", TEACHER, 409, "capacity");
     call(&resp, "PATCH", path, "{\"capacity\":2}", TEACHER);
     cr_expect_eq(resp.status, 200, "%.300s", resp.body);
     lst_resp_free(&resp);
@@ -711,20 +629,12 @@ Test(groups, invitations_create_list_revoke)
     static const char *const bad[] = {"{\"expires_in_s\":59}", "{\"expires_in_s\":2592001}",
                                       "{\"max_uses\":0}",      "{\"max_uses\":10001}",
                                       "{\"max_uses\":\"3\"}",  "{\"code\":\"mine\"}"};
-    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        call(&resp, "POST", path, bad[i], TEACHER);
-        lst_expect_problem(&resp, 400, NULL);
-        lst_resp_free(&resp);
-    }
-    call(&resp, "POST", path, NULL, "501");
-    lst_expect_problem(&resp, 403, NULL);
-    lst_resp_free(&resp);
-    call(&resp, "POST", path, NULL, NULL);
-    lst_expect_problem(&resp, 400, "X-Actor-Telegram-Id");
-    lst_resp_free(&resp);
-    call(&resp, "POST", "/groups/00000000-0000-0000-0000-000000000000/invitations", NULL, TEACHER);
-    lst_expect_problem(&resp, 404, NULL);
-    lst_resp_free(&resp);
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        expect_refused("POST", path, bad[i], TEACHER, 400, NULL);
+    expect_refused("POST", path, NULL, "501", 403, NULL);
+    expect_refused("POST", path, NULL, NULL, 400, "X-Actor-Telegram-Id");
+    expect_refused("POST", "/groups/00000000-0000-0000-0000-000000000000/invitations", NULL, TEACHER, 404,
+                   NULL);
 
     call(&resp, "GET", path, NULL, TEACHER);
     cr_assert_eq(resp.status, 200, "%.300s", resp.body);
@@ -732,18 +642,14 @@ Test(groups, invitations_create_list_revoke)
     cr_assert_eq(json_object_array_length(list), 2);
     cr_expect_str_eq(lst_str_field(json_object_array_get_idx(list, 0), "code"), code2, "newest first");
     lst_resp_free(&resp);
-    call(&resp, "GET", path, NULL, "501");
-    lst_expect_problem(&resp, 403, NULL);
-    lst_resp_free(&resp);
+    expect_refused("GET", path, NULL, "501", 403, NULL);
     call_admin(&resp, "GET", path, NULL);
     cr_expect_eq(resp.status, 200);
     lst_resp_free(&resp);
 
     char rpath[256];
     snprintf(rpath, sizeof(rpath), "/groups/%s/invitations/%s", id, code1);
-    call(&resp, "DELETE", rpath, NULL, "501");
-    lst_expect_problem(&resp, 403, NULL);
-    lst_resp_free(&resp);
+    expect_refused("DELETE", rpath, NULL, "501", 403, NULL);
     call(&resp, "DELETE", rpath, NULL, TEACHER);
     cr_expect_eq(resp.status, 204, "%.300s", resp.body);
     lst_resp_free(&resp);
@@ -751,9 +657,7 @@ Test(groups, invitations_create_list_revoke)
     cr_expect_eq(resp.status, 204, "revoking twice is harmless");
     lst_resp_free(&resp);
     snprintf(rpath, sizeof(rpath), "/groups/%s/invitations/AAAAAAAAAAAAAAAAAAAAAA", id);
-    call(&resp, "DELETE", rpath, NULL, TEACHER);
-    lst_expect_problem(&resp, 404, NULL);
-    lst_resp_free(&resp);
+    expect_refused("DELETE", rpath, NULL, TEACHER, 404, NULL);
 
     cr_expect_eq(join(code1, 10), 410, "a revoked code");
     cr_expect_eq(join(code2, 10), 201);
@@ -786,39 +690,26 @@ Test(groups, join_answers_group_and_member_and_refuses_what_it_must)
     cr_expect_not_null(lst_str_field(m, "joined_at"));
     lst_resp_free(&resp);
 
-    call(&resp, "POST", path, NULL, "41");
-    lst_expect_problem(&resp, 409, "already a member");
-    lst_resp_free(&resp);
-    call(&resp, "POST", path, NULL, NULL);
-    lst_expect_problem(&resp, 400, "X-Actor-Telegram-Id");
-    lst_resp_free(&resp);
-    call(&resp, "POST", "/join/AAAAAAAAAAAAAAAAAAAAAA", NULL, "41");
-    lst_expect_problem(&resp, 404, "not found");
-    lst_resp_free(&resp);
-    call(&resp, "POST", "/join/short", NULL, "41");
-    lst_expect_problem(&resp, 404, "not found");
-    lst_resp_free(&resp);
+    expect_refused("POST", path, NULL, "41", 409, "already a member");
+    expect_refused("POST", path, NULL, NULL, 400, "X-Actor-Telegram-Id");
+    expect_refused("POST", "/join/AAAAAAAAAAAAAAAAAAAAAA", NULL, "41", 404, "not found");
+    expect_refused("POST", "/join/short", NULL, "41", 404, "not found");
 
     cr_expect_eq(join(code, 42), 201);
-    call(&resp, "POST", path, NULL, "43");
-    lst_expect_problem(&resp, 409, "full");
-    lst_resp_free(&resp);
+    expect_refused("POST", path, NULL, "43", 409, "full");
 
     /* Expired and used-up codes are gone (410). */
     char *id2 = create_group(10);
     char *used = create_invite(id2, "{\"max_uses\":1}");
     cr_expect_eq(join(used, 50), 201);
     snprintf(path, sizeof(path), "/join/%s", used);
-    call(&resp, "POST", path, NULL, "51");
-    lst_expect_problem(&resp, 410, "used up");
-    lst_resp_free(&resp);
+    expect_refused("POST", path, NULL, "51", 410, "used up");
     char *old = create_invite(id2, NULL);
-    free(lst_pg_admin_exec(dbname, "UPDATE group_invitations SET expires_at = now() - interval '1 second'"
-                                   " WHERE max_uses IS NULL"));
+    free(lst_pg_admin_exec(groups_.dbname,
+                           "UPDATE group_invitations SET expires_at = now() - interval '1 second'"
+                           " WHERE max_uses IS NULL"));
     snprintf(path, sizeof(path), "/join/%s", old);
-    call(&resp, "POST", path, NULL, "51");
-    lst_expect_problem(&resp, 410, "expired");
-    lst_resp_free(&resp);
+    expect_refused("POST", path, NULL, "51", 410, "expired");
 
     /* An archived group takes nobody. */
     char *code3 = create_invite(id2, NULL);
@@ -827,9 +718,7 @@ Test(groups, join_answers_group_and_member_and_refuses_what_it_must)
     cr_assert_eq(resp.status, 200);
     lst_resp_free(&resp);
     snprintf(path, sizeof(path), "/join/%s", code3);
-    call(&resp, "POST", path, NULL, "52");
-    lst_expect_problem(&resp, 409, "archived");
-    lst_resp_free(&resp);
+    expect_refused("POST", path, NULL, "52", 409, "archived");
 
     cr_expect_eq(sql_count("SELECT count(*) FROM group_members"), 3, "refused joins change nothing");
     cr_expect_eq(sql_count("SELECT count(*) FROM audit_log WHERE action = 'group.join'"), 3);
@@ -872,18 +761,12 @@ Test(groups, members_list_leave_and_remove)
     lst_resp_free(&resp);
 
     snprintf(path, sizeof(path), "/groups/%s/members/61", id);
-    call(&resp, "DELETE", path, NULL, "62");
-    lst_expect_problem(&resp, 403, NULL);
-    lst_resp_free(&resp);
-    call(&resp, "DELETE", path, NULL, NULL);
-    lst_expect_problem(&resp, 400, "X-Actor-Telegram-Id");
-    lst_resp_free(&resp);
+    expect_refused("DELETE", path, NULL, "62", 403, NULL);
+    expect_refused("DELETE", path, NULL, NULL, 400, "X-Actor-Telegram-Id");
     call(&resp, "DELETE", path, NULL, "61"); /* leave */
     cr_expect_eq(resp.status, 204, "%.300s", resp.body);
     lst_resp_free(&resp);
-    call(&resp, "DELETE", path, NULL, "61");
-    lst_expect_problem(&resp, 404, "not a member");
-    lst_resp_free(&resp);
+    expect_refused("DELETE", path, NULL, "61", 404, "not a member");
     snprintf(path, sizeof(path), "/groups/%s/members/62", id);
     call(&resp, "DELETE", path, NULL, TEACHER); /* removed by the teacher */
     cr_expect_eq(resp.status, 204);
@@ -893,12 +776,9 @@ Test(groups, members_list_leave_and_remove)
     cr_expect_eq(resp.status, 204);
     lst_resp_free(&resp);
     snprintf(path, sizeof(path), "/groups/%s/members/abc", id);
-    call(&resp, "DELETE", path, NULL, TEACHER);
-    lst_expect_problem(&resp, 400, "telegram_id");
-    lst_resp_free(&resp);
-    call(&resp, "DELETE", "/groups/00000000-0000-0000-0000-000000000000/members/64", NULL, "64");
-    lst_expect_problem(&resp, 404, NULL);
-    lst_resp_free(&resp);
+    expect_refused("DELETE", path, NULL, TEACHER, 400, "telegram_id");
+    expect_refused("DELETE", "/groups/00000000-0000-0000-0000-000000000000/members/64", NULL, "64", 404,
+                   NULL);
 
     snprintf(path, sizeof(path), "/groups/%s", id);
     call(&resp, "GET", path, NULL, NULL);
@@ -946,20 +826,13 @@ Test(groups, progress_by_teacher)
     lst_resp_free(&resp);
 
     snprintf(path, sizeof(path), "/groups/%s/progress", id);
-    call(&resp, "PUT", path, "{\"lessons_done\":5}", "501");
-    lst_expect_problem(&resp, 403, NULL);
-    lst_resp_free(&resp);
+    expect_refused("PUT", path, "{\"lessons_done\":5}", "501", 403, NULL);
     static const char *const bad[] = {"{}", "{\"lessons_done\":-1}", "{\"lessons_done\":\"3\"}",
                                       "{\"lessons_done\":1,\"topic\":\"x\"}"};
-    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        call(&resp, "PUT", path, bad[i], TEACHER);
-        lst_expect_problem(&resp, 400, NULL);
-        lst_resp_free(&resp);
-    }
-    call(&resp, "PUT", "/groups/00000000-0000-0000-0000-000000000000/progress", "{\"lessons_done\":1}",
-         TEACHER);
-    lst_expect_problem(&resp, 404, NULL);
-    lst_resp_free(&resp);
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        expect_refused("PUT", path, bad[i], TEACHER, 400, NULL);
+    expect_refused("PUT", "/groups/00000000-0000-0000-0000-000000000000/progress", "{\"lessons_done\":1}",
+                   TEACHER, 404, NULL);
     cr_expect_eq(sql_count("SELECT count(*) FROM audit_log WHERE action = 'group.progress'"), 2);
     free(id);
 }
@@ -968,7 +841,7 @@ Test(groups, internal_token_is_required)
 {
     char url[256];
     lst_resp_t resp;
-    snprintf(url, sizeof(url), "%s/groups/search", groups_.base_url);
+    snprintf(url, sizeof(url), "%s/groups/search", groups_.daemon.base_url);
     lst_http(&resp, "GET", url, NULL, NULL);
     lst_expect_problem(&resp, 401, NULL);
     lst_resp_free(&resp);
@@ -1077,8 +950,8 @@ Test(groups, outbox_delivers_enrollment_and_unenrollment_in_order)
         cr_expect(c.authorized, "the internal token is sent");
     }
     cr_expect_str_neq(fake_call(0).key, fake_call(2).key, "a new member id per join");
-    char *key =
-        lst_pg_admin_exec(dbname, "SELECT 'enroll:' || id FROM group_members WHERE student_telegram_id = 77");
+    char *key = lst_pg_admin_exec(groups_.dbname,
+                                  "SELECT 'enroll:' || id FROM group_members WHERE student_telegram_id = 77");
     cr_expect_str_eq(fake_call(2).key, key);
     free(key);
     cr_expect_eq(sql_count("SELECT count(*) FROM outbox WHERE delivered_at IS NOT NULL AND attempts = 1"), 3);
@@ -1138,7 +1011,7 @@ Test(groups, shutdown_with_a_delivery_in_flight_is_clean_and_keeps_the_row)
     int want = 1;
     cr_assert(wait_for(fake_has, &want, 10000), "the delivery never started");
     /* SIGTERM while the call waits for its answer: the daemon still exits 0 with nothing leaked. */
-    cr_expect_eq(lst_daemon_stop(&groups_), 0, "see %s", groups_.log_path);
+    cr_expect_eq(lst_daemon_stop(&groups_.daemon), 0, "see %s", groups_.daemon.log_path);
     cr_expect_eq(sql_count("SELECT count(*) FROM outbox WHERE delivered_at IS NULL AND failed_at IS NULL"
                            " AND attempts = 1 AND next_attempt_at > now()"),
                  1, "the row stays leased, to be sent again after the lease");
@@ -1154,12 +1027,11 @@ static long long enrollment_student;
 /* Returns 1 when students-service lists an enrollment of enrollment_student in enrollment_group. */
 static int has_enrollment(void)
 {
-    char base[64], path[128];
-    snprintf(base, sizeof(base), "http://127.0.0.1:%d", students_port);
+    char path[128];
     snprintf(path, sizeof(path), "/students/%lld/enrollments", enrollment_student);
     lst_resp_t resp;
     int found = 0;
-    if (call_url(&resp, base, "GET", path, NULL, NULL, NULL) == 200) {
+    if (lst_call_as(&resp, students_url, groups_.token, "GET", path, NULL, NULL, NULL) == 200) {
         json_object *list =
             json_object_is_type(resp.json, json_type_array) ? resp.json : lst_field(resp.json, "enrollments");
         for (size_t i = 0; list != NULL && i < json_object_array_length(list); i++) {
@@ -1230,7 +1102,7 @@ Test(groups_students, students_restart_in_the_middle_still_converges)
     enrollment_student = 201;
     cr_assert(wait_for(enrolled, NULL, 10000), "enrollment of 201 not delivered");
 
-    cr_assert_eq(lst_daemon_stop(&students_), 0, "students-service did not exit cleanly");
+    cr_assert_eq(lst_daemon_stop(&students_.daemon), 0, "students-service did not exit cleanly");
     cr_assert_eq(join(code, 202), 201);
     char path[256];
     snprintf(path, sizeof(path), "/groups/%s/members/201", id);
@@ -1248,10 +1120,9 @@ Test(groups_students, students_restart_in_the_middle_still_converges)
     cr_assert(wait_for(outbox_settled, NULL, 10000));
 
     /* Membership and enrollments agree: exactly the members are enrolled. */
-    char base[64], epath[160];
-    snprintf(base, sizeof(base), "http://127.0.0.1:%d", students_port);
+    char epath[160];
     snprintf(epath, sizeof(epath), "/enrollments?group_id=%s", id);
-    call_url(&resp, base, "GET", epath, NULL, NULL, NULL);
+    lst_call_as(&resp, students_url, groups_.token, "GET", epath, NULL, NULL, NULL);
     cr_assert_eq(resp.status, 200, "%.300s", resp.body);
     json_object *list = lst_field(resp.json, "enrollments");
     cr_assert_eq(json_object_array_length(list), 1, "%.300s", resp.body);

@@ -16,11 +16,7 @@
 #define DAEMON   "services/notification/notification-service"
 #define ADMIN_ID 999
 
-static lst_daemon_t daemon_;
-static char *dbname;
-static char *conninfo;
-static char *token;
-static char auth_header[600];
+static lst_service_t svc;
 static char *bot_token;
 static lst_upstream_t *fake;
 
@@ -75,12 +71,9 @@ static int bot_calls(void)
 
 static void setup(void)
 {
-    token = lst_random_hex(24);
     char *rnd = lst_random_hex(16);
     asprintf(&bot_token, "123456:AA%s", rnd);
     free(rnd);
-    snprintf(auth_header, sizeof(auth_header), "Authorization: Bearer %s", token);
-    conninfo = lst_db_create("notification", &dbname);
     fake = lst_upstream_start();
     cr_assert_not_null(fake);
     lst_upstream_set_handler(fake, bot_handler, NULL);
@@ -90,14 +83,8 @@ static void setup(void)
 
 static void teardown(void)
 {
-    /* A clean exit also means no leak was found when the daemon runs under ASan. */
-    if (daemon_.pid > 0)
-        cr_expect_eq(lst_daemon_stop(&daemon_), 0, "notification-service did not exit cleanly; see %s",
-                     daemon_.log_path);
+    lst_service_destroy(&svc);
     lst_upstream_stop(fake);
-    free(conninfo);
-    free(dbname);
-    free(token);
     free(bot_token);
 }
 
@@ -106,15 +93,9 @@ TestSuite(notification, .init = setup, .fini = teardown, .timeout = 120);
 /* Starts the daemon; with telegram, pointed at the fake Bot API. extra: one more "NAME=value" or NULL. */
 static void start(int telegram, const char *extra)
 {
-    char *db, *tok, *url = NULL, *bt = NULL;
-    const char *env[12];
+    char *url = NULL, *bt = NULL;
+    const char *env[6];
     size_t n = 0;
-    asprintf(&db, "DATABASE_URL=%s", conninfo);
-    asprintf(&tok, "INTERNAL_TOKEN=%s", token);
-    env[n++] = db;
-    env[n++] = tok;
-    env[n++] = "THREADS=2";
-    env[n++] = "LOG_LEVEL=debug";
     env[n++] = "NOTIFY_POLL_MS=100";
     if (telegram) {
         asprintf(&url, "TELEGRAM_API_URL=%s", lst_upstream_url(fake));
@@ -125,45 +106,41 @@ static void start(int telegram, const char *extra)
     if (extra != NULL)
         env[n++] = extra;
     env[n] = NULL;
-    lst_daemon_start(&daemon_, DAEMON, env);
-    free(db);
-    free(tok);
+    lst_service_start(&svc, DAEMON, "notification", env);
     free(url);
     free(bt);
 }
 
 /* ---- helpers ---- */
 
-static int call_full(lst_resp_t *resp, const char *method, const char *path, const char *body,
-                     const char *actor, const char *role, const char *idem_key)
-{
-    char url[512], actor_header[64], role_header[64], key_header[400];
-    const char *headers[5] = {auth_header, NULL, NULL, NULL, NULL};
-    size_t n = 1;
-    snprintf(url, sizeof(url), "%s%s", daemon_.base_url, path);
-    if (actor != NULL) {
-        snprintf(actor_header, sizeof(actor_header), "X-Actor-Telegram-Id: %s", actor);
-        headers[n++] = actor_header;
-    }
-    if (role != NULL) {
-        snprintf(role_header, sizeof(role_header), "X-Actor-Role: %s", role);
-        headers[n++] = role_header;
-    }
-    if (idem_key != NULL) {
-        snprintf(key_header, sizeof(key_header), "Idempotency-Key: %s", idem_key);
-        headers[n++] = key_header;
-    }
-    return lst_http(resp, method, url, headers, body);
-}
-
 static int call(lst_resp_t *resp, const char *method, const char *path, const char *body, const char *actor)
 {
-    return call_full(resp, method, path, body, actor, NULL, NULL);
+    return lst_call_as(resp, svc.daemon.base_url, svc.token, method, path, body, actor, NULL);
+}
+
+/* POST /notifications with the internal token and, when key is not NULL, an Idempotency-Key. */
+static int post_notification(lst_resp_t *resp, const char *body, const char *key)
+{
+    if (key == NULL)
+        return call(resp, "POST", "/notifications", body, NULL);
+    char url[256], auth[600], key_header[400];
+    snprintf(url, sizeof(url), "%s/notifications", svc.daemon.base_url);
+    snprintf(auth, sizeof(auth), "Authorization: Bearer %s", svc.token);
+    snprintf(key_header, sizeof(key_header), "Idempotency-Key: %s", key);
+    const char *headers[] = {auth, key_header, NULL};
+    return lst_http(resp, "POST", url, headers, body);
+}
+
+/* One request that must be refused with status, its detail containing needle (any detail when NULL). */
+static void expect_refused(const char *method, const char *path, const char *body, const char *actor,
+                           int status, const char *needle)
+{
+    lst_call_expect_problem(svc.daemon.base_url, svc.token, method, path, body, actor, status, needle);
 }
 
 static long long sql_int(const char *sql)
 {
-    char *v = lst_pg_admin_exec(dbname, sql);
+    char *v = lst_pg_admin_exec(svc.dbname, sql);
     long long n = atoll(v);
     free(v);
     return n;
@@ -173,7 +150,7 @@ static long long sql_int(const char *sql)
 static int wait_sql(const char *sql, const char *want, int ms)
 {
     for (int waited = 0;; waited += 20) {
-        char *v = lst_pg_admin_exec(dbname, sql);
+        char *v = lst_pg_admin_exec(svc.dbname, sql);
         int same = strcmp(v, want) == 0;
         free(v);
         if (same)
@@ -188,7 +165,7 @@ static int wait_sql(const char *sql, const char *want, int ms)
 static char *create(const char *body, const char *key, int want_status)
 {
     lst_resp_t resp;
-    call_full(&resp, "POST", "/notifications", body, NULL, NULL, key);
+    post_notification(&resp, body, key);
     cr_assert_eq(resp.status, want_status, "POST /notifications %s: %d %.400s", body, resp.status, resp.body);
     const char *id = lst_str_field(lst_field(resp.json, "notification"), "id");
     char *out = id != NULL ? strdup(id) : NULL;
@@ -209,8 +186,8 @@ static void put_settings(const char *id, const char *body)
 /* 1 when the daemon's log file contains s. */
 static int log_contains(const char *s)
 {
-    FILE *f = fopen(daemon_.log_path, "r");
-    cr_assert_not_null(f, "cannot open %s", daemon_.log_path);
+    FILE *f = fopen(svc.daemon.log_path, "r");
+    cr_assert_not_null(f, "cannot open %s", svc.daemon.log_path);
     char line[8192];
     int found = 0;
     while (!found && fgets(line, sizeof(line), f) != NULL)
@@ -220,6 +197,22 @@ static int log_contains(const char *s)
 }
 
 /* ---- creation: templates and languages ---- */
+
+/* POSTs body; it must be created (201) in this language, with this title and text (NULL: not checked). */
+static void expect_rendered(const char *body, const char *language, const char *title, const char *text)
+{
+    lst_resp_t resp;
+    call(&resp, "POST", "/notifications", body, NULL);
+    cr_assert_eq(resp.status, 201, "%.400s", resp.body);
+    json_object *n = lst_field(resp.json, "notification");
+    if (language != NULL)
+        cr_expect_str_eq(lst_str_field(n, "language_code"), language);
+    if (title != NULL)
+        cr_expect_str_eq(lst_str_field(n, "title"), title);
+    if (text != NULL)
+        cr_expect_str_eq(lst_str_field(n, "body"), text);
+    lst_resp_free(&resp);
+}
 
 Test(notification, renders_the_template_in_the_right_language)
 {
@@ -249,37 +242,18 @@ Test(notification, renders_the_template_in_the_right_language)
     lst_resp_free(&resp);
 
     /* The request's language wins over the setting; a number is a valid parameter. */
-    call(&resp, "POST", "/notifications",
-         "{\"recipient_telegram_id\":101,\"type\":\"payment\",\"language_code\":\"en\","
-         "\"params\":{\"amount\":1500,\"group_title\":\"English B1\"}}",
-         NULL);
-    cr_assert_eq(resp.status, 201, "%.400s", resp.body);
-    n = lst_field(resp.json, "notification");
-    cr_expect_str_eq(lst_str_field(n, "title"), "Payment received");
-    cr_expect_str_eq(lst_str_field(n, "body"), "We received your payment of 1500 for English B1.");
-    cr_expect_str_eq(lst_str_field(n, "language_code"), "en");
-    lst_resp_free(&resp);
-
+    expect_rendered("{\"recipient_telegram_id\":101,\"type\":\"payment\",\"language_code\":\"en\","
+                    "\"params\":{\"amount\":1500,\"group_title\":\"English B1\"}}",
+                    "en", "Payment received", "We received your payment of 1500 for English B1.");
     /* An unknown language falls back to English; a missing placeholder renders empty; a value that
      * looks like a placeholder is not expanded again. */
-    call(&resp, "POST", "/notifications",
-         "{\"recipient_telegram_id\":102,\"type\":\"group_joined\",\"language_code\":\"de-AT\","
-         "\"params\":{\"group_title\":\"{{first_name}}\"}}",
-         NULL);
-    cr_assert_eq(resp.status, 201, "%.400s", resp.body);
-    n = lst_field(resp.json, "notification");
-    cr_expect_str_eq(lst_str_field(n, "language_code"), "en");
-    cr_expect_str_eq(lst_str_field(n, "title"), "Welcome to {{first_name}}");
-    cr_expect_str_eq(lst_str_field(n, "body"), ", you joined the group {{first_name}}.");
-    lst_resp_free(&resp);
-
+    expect_rendered("{\"recipient_telegram_id\":102,\"type\":\"group_joined\",\"language_code\":\"de-AT\","
+                    "\"params\":{\"group_title\":\"{{first_name}}\"}}",
+                    "en", "Welcome to {{first_name}}", ", you joined the group {{first_name}}.");
     /* No settings and no language: English. */
-    call(&resp, "POST", "/notifications",
-         "{\"recipient_telegram_id\":103,\"type\":\"registration\",\"params\":{\"first_name\":\"Anna\"}}",
-         NULL);
-    cr_assert_eq(resp.status, 201, "%.400s", resp.body);
-    cr_expect_str_eq(lst_str_field(lst_field(resp.json, "notification"), "title"), "Welcome, Anna!");
-    lst_resp_free(&resp);
+    expect_rendered(
+        "{\"recipient_telegram_id\":103,\"type\":\"registration\",\"params\":{\"first_name\":\"Anna\"}}",
+        NULL, "Welcome, Anna!", NULL);
 
     cr_expect_eq(sql_int("SELECT count(*) FROM audit_log WHERE action = 'notification.create'"), 4);
 }
@@ -302,11 +276,8 @@ Test(notification, create_refuses_bad_input)
         {"{\"recipient_telegram_id\":5,\"type\":\"payment\",\"colour\":\"red\"}", "colour"},
         {"{\"recipient_telegram_id\":5,", NULL},
     };
-    for (size_t i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++) {
-        call(&resp, "POST", "/notifications", bodies[i][0], NULL);
-        lst_expect_problem(&resp, 400, bodies[i][1]);
-        lst_resp_free(&resp);
-    }
+    for (size_t i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++)
+        expect_refused("POST", "/notifications", bodies[i][0], NULL, 400, bodies[i][1]);
 
     /* 33 parameters */
     char big[2048];
@@ -315,21 +286,18 @@ Test(notification, create_refuses_bad_input)
     for (int i = 0; i < 33; i++)
         off += (size_t)snprintf(big + off, sizeof(big) - off, "%s\"k%d\":%d", i ? "," : "", i, i);
     snprintf(big + off, sizeof(big) - off, "}}");
-    call(&resp, "POST", "/notifications", big, NULL);
-    lst_expect_problem(&resp, 400, "at most 32");
-    lst_resp_free(&resp);
+    expect_refused("POST", "/notifications", big, NULL, 400, "at most 32");
 
     char key[260];
     memset(key, 'k', 201);
     key[201] = '\0';
-    call_full(&resp, "POST", "/notifications", "{\"recipient_telegram_id\":5,\"type\":\"payment\"}", NULL,
-              NULL, key);
+    post_notification(&resp, "{\"recipient_telegram_id\":5,\"type\":\"payment\"}", key);
     lst_expect_problem(&resp, 400, "Idempotency-Key");
     lst_resp_free(&resp);
 
     /* Without the internal token. */
     char url[256];
-    snprintf(url, sizeof(url), "%s/notifications", daemon_.base_url);
+    snprintf(url, sizeof(url), "%s/notifications", svc.daemon.base_url);
     lst_http(&resp, "POST", url, NULL, "{\"recipient_telegram_id\":5,\"type\":\"payment\"}");
     cr_expect_eq(resp.status, 401);
     lst_resp_free(&resp);
@@ -370,12 +338,9 @@ typedef struct {
 static void *race(void *arg)
 {
     racer_t *t = arg;
-    char url[256];
     lst_resp_t resp;
-    const char *headers[] = {auth_header, "Idempotency-Key: race-key", NULL};
-    snprintf(url, sizeof(url), "%s/notifications", daemon_.base_url);
     pthread_barrier_wait(t->barrier);
-    lst_http(&resp, "POST", url, headers, "{\"recipient_telegram_id\":202,\"type\":\"lesson_reminder\"}");
+    post_notification(&resp, "{\"recipient_telegram_id\":202,\"type\":\"lesson_reminder\"}", "race-key");
     t->status = resp.status;
     const char *id = lst_str_field(lst_field(resp.json, "notification"), "id");
     snprintf(t->id, sizeof(t->id), "%s", id != NULL ? id : "");
@@ -438,13 +403,13 @@ Test(notification, quiet_hours_hold_delivery_until_they_end)
     start(1, NULL);
     /* A window around now in Tokyo (no DST there), and one that does not contain now. */
     char *from = lst_pg_admin_exec(
-        dbname, "SELECT to_char(now() AT TIME ZONE 'Asia/Tokyo' - interval '1 hour', 'HH24:MI')");
+        svc.dbname, "SELECT to_char(now() AT TIME ZONE 'Asia/Tokyo' - interval '1 hour', 'HH24:MI')");
     char *to = lst_pg_admin_exec(
-        dbname, "SELECT to_char(now() AT TIME ZONE 'Asia/Tokyo' + interval '1 hour', 'HH24:MI')");
+        svc.dbname, "SELECT to_char(now() AT TIME ZONE 'Asia/Tokyo' + interval '1 hour', 'HH24:MI')");
     char *later_from = lst_pg_admin_exec(
-        dbname, "SELECT to_char(now() AT TIME ZONE 'Asia/Tokyo' + interval '1 hour', 'HH24:MI')");
+        svc.dbname, "SELECT to_char(now() AT TIME ZONE 'Asia/Tokyo' + interval '1 hour', 'HH24:MI')");
     char *later_to = lst_pg_admin_exec(
-        dbname, "SELECT to_char(now() AT TIME ZONE 'Asia/Tokyo' + interval '2 hours', 'HH24:MI')");
+        svc.dbname, "SELECT to_char(now() AT TIME ZONE 'Asia/Tokyo' + interval '2 hours', 'HH24:MI')");
     char body[256];
     snprintf(body, sizeof(body),
              "{\"quiet_hours\":{\"from\":\"%s\",\"to\":\"%s\"},\"timezone\":\"Asia/Tokyo\"}", from, to);
@@ -471,7 +436,7 @@ Test(notification, quiet_hours_hold_delivery_until_they_end)
              " AND deliver_after > now() AND deliver_after <= now() + interval '61 minutes'"
              " FROM notifications WHERE id = '%s'",
              to, quiet_id);
-    char *ok = lst_pg_admin_exec(dbname, sql);
+    char *ok = lst_pg_admin_exec(svc.dbname, sql);
     cr_expect_str_eq(ok, "t", "deliver_after is not the end of the quiet window %s-%s", from, to);
     free(ok);
 
@@ -481,7 +446,7 @@ Test(notification, quiet_hours_hold_delivery_until_they_end)
     cr_assert(wait_sql(sql, "sent", 10000), "a notification outside quiet hours was not sent");
     snprintf(sql, sizeof(sql), "SELECT delivery_status || ' ' || attempts FROM notifications WHERE id = '%s'",
              quiet_id);
-    char *held = lst_pg_admin_exec(dbname, sql);
+    char *held = lst_pg_admin_exec(svc.dbname, sql);
     cr_expect_str_eq(held, "pending 0");
     free(held);
     cr_expect_eq(bot_calls(), 1, "the Bot API was called for a notification in quiet hours");
@@ -492,7 +457,7 @@ Test(notification, quiet_hours_hold_delivery_until_they_end)
     /* When the window ends, it goes out: simulate the end by moving the clock of the row. */
     snprintf(sql, sizeof(sql), "UPDATE notifications SET deliver_after = now() WHERE id = '%s' RETURNING 1",
              quiet_id);
-    free(lst_pg_admin_exec(dbname, sql));
+    free(lst_pg_admin_exec(svc.dbname, sql));
     snprintf(sql, sizeof(sql), "SELECT delivery_status FROM notifications WHERE id = '%s'", quiet_id);
     cr_expect(wait_sql(sql, "sent", 10000), "the held notification was not sent after its window");
     free(from);
@@ -554,20 +519,11 @@ Test(notification, settings_round_trip_and_validation)
         {"{\"language_code\":\"RU\"}", "language_code"},
         {"{\"telegram_id\":502}", "telegram_id"},
     };
-    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        call(&resp, "PUT", "/users/501/notification_settings", bad[i][0], "501");
-        lst_expect_problem(&resp, 400, bad[i][1]);
-        lst_resp_free(&resp);
-    }
-    call(&resp, "PUT", "/users/501/notification_settings", "{\"timezone\":\"UTC\"}", "777");
-    lst_expect_problem(&resp, 403, NULL);
-    lst_resp_free(&resp);
-    call(&resp, "GET", "/users/501/notification_settings", NULL, "777");
-    lst_expect_problem(&resp, 403, NULL);
-    lst_resp_free(&resp);
-    call(&resp, "PUT", "/users/501/notification_settings", "{\"timezone\":\"UTC\"}", NULL);
-    lst_expect_problem(&resp, 400, NULL);
-    lst_resp_free(&resp);
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        expect_refused("PUT", "/users/501/notification_settings", bad[i][0], "501", 400, bad[i][1]);
+    expect_refused("PUT", "/users/501/notification_settings", "{\"timezone\":\"UTC\"}", "777", 403, NULL);
+    expect_refused("GET", "/users/501/notification_settings", NULL, "777", 403, NULL);
+    expect_refused("PUT", "/users/501/notification_settings", "{\"timezone\":\"UTC\"}", NULL, 400, NULL);
 
     /* Nothing above changed the settings. */
     call(&resp, "GET", "/users/501/notification_settings", NULL, "501");
@@ -579,8 +535,8 @@ Test(notification, settings_round_trip_and_validation)
                  2);
 
     /* An admin may change someone's settings. */
-    call_full(&resp, "PUT", "/users/501/notification_settings", "{\"timezone\":\"UTC\"}", "999", "admin",
-              NULL);
+    lst_call_as(&resp, svc.daemon.base_url, svc.token, "PUT", "/users/501/notification_settings",
+                "{\"timezone\":\"UTC\"}", "999", "admin");
     cr_expect_eq(resp.status, 200, "%.300s", resp.body);
     lst_resp_free(&resp);
 }
@@ -658,39 +614,22 @@ Test(notification, list_orders_counts_and_marks_read)
     lst_resp_free(&resp);
 
     /* someone else: 403; no actor: 400; an admin: allowed; bad query: 400 */
-    call(&resp, "GET", "/users/601/notifications", NULL, "602");
-    lst_expect_problem(&resp, 403, NULL);
-    lst_resp_free(&resp);
-    call(&resp, "GET", "/users/601/notifications/unread_count", NULL, "602");
-    lst_expect_problem(&resp, 403, NULL);
-    lst_resp_free(&resp);
-    call(&resp, "POST", "/users/601/notifications/read_all", NULL, "602");
-    lst_expect_problem(&resp, 403, NULL);
-    lst_resp_free(&resp);
-    call(&resp, "POST", path, NULL, "602");
-    lst_expect_problem(&resp, 403, NULL);
-    lst_resp_free(&resp);
-    call(&resp, "GET", "/users/601/notifications", NULL, NULL);
-    lst_expect_problem(&resp, 400, NULL);
-    lst_resp_free(&resp);
-    call_full(&resp, "GET", "/users/601/notifications", NULL, "999", "admin", NULL);
+    expect_refused("GET", "/users/601/notifications", NULL, "602", 403, NULL);
+    expect_refused("GET", "/users/601/notifications/unread_count", NULL, "602", 403, NULL);
+    expect_refused("POST", "/users/601/notifications/read_all", NULL, "602", 403, NULL);
+    expect_refused("POST", path, NULL, "602", 403, NULL);
+    expect_refused("GET", "/users/601/notifications", NULL, NULL, 400, NULL);
+    lst_call_as(&resp, svc.daemon.base_url, svc.token, "GET", "/users/601/notifications", NULL, "999",
+                "admin");
     cr_expect_eq(resp.status, 200, "%.300s", resp.body);
     lst_resp_free(&resp);
-    call(&resp, "GET", "/users/601/notifications?order=random", NULL, "601");
-    lst_expect_problem(&resp, 400, "order");
-    lst_resp_free(&resp);
-    call(&resp, "GET", "/users/601/notifications?limit=101", NULL, "601");
-    lst_expect_problem(&resp, 400, NULL);
-    lst_resp_free(&resp);
+    expect_refused("GET", "/users/601/notifications?order=random", NULL, "601", 400, "order");
+    expect_refused("GET", "/users/601/notifications?limit=101", NULL, "601", 400, NULL);
 
     /* someone else's notification through my path: 404; not a UUID: 400 */
     snprintf(path, sizeof(path), "/users/601/notifications/%s/read", other);
-    call(&resp, "POST", path, NULL, "601");
-    lst_expect_problem(&resp, 404, NULL);
-    lst_resp_free(&resp);
-    call(&resp, "POST", "/users/601/notifications/not-a-uuid/read", NULL, "601");
-    lst_expect_problem(&resp, 400, NULL);
-    lst_resp_free(&resp);
+    expect_refused("POST", path, NULL, "601", 404, NULL);
+    expect_refused("POST", "/users/601/notifications/not-a-uuid/read", NULL, "601", 400, NULL);
 
     call(&resp, "POST", "/users/601/notifications/read_all", NULL, "601");
     cr_assert_eq(resp.status, 200, "%.300s", resp.body);
@@ -717,20 +656,25 @@ Test(notification, list_orders_counts_and_marks_read)
 
 /* ---- delivery ---- */
 
+/* Waits for notification id to be marked sent; then its delivery log, a row per attempt shown as
+ * the SQL expression columns and joined by ',', must be want. */
+static void expect_sent(const char *id, const char *columns, const char *want)
+{
+    char sql[512];
+    snprintf(sql, sizeof(sql), "SELECT delivery_status FROM notifications WHERE id = '%s'", id);
+    cr_assert(wait_sql(sql, "sent", 10000), "%s was not marked sent", id);
+    snprintf(sql, sizeof(sql),
+             "SELECT string_agg(%s, ',') FROM notification_logs WHERE notification_id = '%s'", columns, id);
+    char *logs = lst_pg_admin_exec(svc.dbname, sql);
+    cr_expect_str_eq(logs, want);
+    free(logs);
+}
+
 Test(notification, without_telegram_a_notification_is_stored_and_logged)
 {
     start(0, NULL);
     char *id = create("{\"recipient_telegram_id\":701,\"type\":\"registration\"}", NULL, 201);
-    char sql[256];
-    snprintf(sql, sizeof(sql), "SELECT delivery_status FROM notifications WHERE id = '%s'", id);
-    cr_assert(wait_sql(sql, "sent", 10000), "not marked sent");
-    snprintf(sql, sizeof(sql),
-             "SELECT string_agg(channel || ' ' || status || ' ' || attempt, ',') FROM notification_logs"
-             " WHERE notification_id = '%s'",
-             id);
-    char *logs = lst_pg_admin_exec(dbname, sql);
-    cr_expect_str_eq(logs, "store sent 1");
-    free(logs);
+    expect_sent(id, "channel || ' ' || status || ' ' || attempt", "store sent 1");
     cr_expect(log_contains("notification delivered (stored)"), "no log line for the stored notification");
     cr_expect(log_contains(id), "the log line does not name the notification");
     cr_expect_eq(bot_calls(), 0);
@@ -743,16 +687,8 @@ Test(notification, telegram_delivery_success_is_logged)
     char *id = create("{\"recipient_telegram_id\":801,\"type\":\"registration\",\"language_code\":\"ru\","
                       "\"params\":{\"first_name\":\"Олег\"}}",
                       NULL, 201);
-    char sql[256];
-    snprintf(sql, sizeof(sql), "SELECT delivery_status FROM notifications WHERE id = '%s'", id);
-    cr_assert(wait_sql(sql, "sent", 10000), "not sent");
-    snprintf(sql, sizeof(sql),
-             "SELECT string_agg(channel || ' ' || status || ' ' || attempt || ' ' || http_status, ',')"
-             " FROM notification_logs WHERE notification_id = '%s'",
-             id);
-    char *logs = lst_pg_admin_exec(dbname, sql);
-    cr_expect_str_eq(logs, "telegram sent 1 200");
-    free(logs);
+    expect_sent(id, "channel || ' ' || status || ' ' || attempt || ' ' || http_status",
+                "telegram sent 1 200");
     cr_expect_eq(bot_calls(), 1);
 
     pthread_mutex_lock(&bot.lock);
@@ -768,7 +704,7 @@ Test(notification, telegram_delivery_success_is_logged)
     cr_expect_str_eq(auth, "", "an Authorization header was sent to the Bot API: %s", auth);
 
     cr_expect(log_contains("notification delivered (telegram)"));
-    cr_expect_not(log_contains(bot_token), "the bot token appears in the log %s", daemon_.log_path);
+    cr_expect_not(log_contains(bot_token), "the bot token appears in the log %s", svc.daemon.log_path);
     free(id);
 }
 
@@ -787,7 +723,7 @@ Test(notification, failing_bot_api_is_retried_then_marked_failed)
         "SELECT string_agg(channel || ' ' || status || ' ' || attempt || ' ' || http_status, ',' ORDER BY id)"
         " FROM notification_logs WHERE notification_id = '%s'",
         id);
-    char *logs = lst_pg_admin_exec(dbname, sql);
+    char *logs = lst_pg_admin_exec(svc.dbname, sql);
     cr_expect_str_eq(logs, "telegram retry 1 500,telegram retry 2 500,telegram failed 3 500");
     free(logs);
     snprintf(
@@ -802,7 +738,7 @@ Test(notification, failing_bot_api_is_retried_then_marked_failed)
              " make_interval(secs => 0.9 * 2 ^ (attempt - 2)) AS expected"
              " FROM notification_logs WHERE notification_id = '%s') AS g WHERE gap IS NOT NULL",
              id);
-    char *spaced = lst_pg_admin_exec(dbname, sql);
+    char *spaced = lst_pg_admin_exec(svc.dbname, sql);
     cr_expect_str_eq(spaced, "t", "retries came sooner than the backoff");
     free(spaced);
     cr_expect_eq(bot_calls(), 3);
@@ -816,21 +752,21 @@ Test(notification, failing_bot_api_is_retried_then_marked_failed)
                 " WHERE n.recipient_telegram_id = 901"),
         3);
     cr_expect(log_contains("giving up"));
-    cr_expect_not(log_contains(bot_token), "the bot token appears in the log %s", daemon_.log_path);
+    cr_expect_not(log_contains(bot_token), "the bot token appears in the log %s", svc.daemon.log_path);
     free(id);
     free(next);
 }
 
 Test(notification, bad_telegram_settings_stop_the_daemon)
 {
-    const char *env[] = {NULL, NULL, "TELEGRAM_API_URL=ftp://example.org", "BOT_TOKEN=1:abc", NULL};
-    char *db, *tok;
+    char *conninfo = lst_db_create("notification", NULL), *token = lst_random_hex(24), *db, *tok;
     asprintf(&db, "DATABASE_URL=%s", conninfo);
     asprintf(&tok, "INTERNAL_TOKEN=%s", token);
-    env[0] = db;
-    env[1] = tok;
+    const char *env[] = {db, tok, "TELEGRAM_API_URL=ftp://example.org", "BOT_TOKEN=1:abc", NULL};
     lst_daemon_t d;
     cr_expect_eq(lst_daemon_try_start(&d, DAEMON, env), -1, "started with TELEGRAM_API_URL=ftp://…");
     free(db);
     free(tok);
+    free(token);
+    free(conninfo);
 }

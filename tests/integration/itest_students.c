@@ -14,63 +14,26 @@
 #define GROUP_B "bbbbbbbb-0000-4000-8000-000000000002"
 #define GROUP_C "cccccccc-0000-4000-8000-000000000003"
 
-static lst_daemon_t daemon_;
-static char *dbname;
-static char *conninfo;
-static char *token;
-static char auth_header[600];
+static lst_service_t svc;
 
 static void setup(void)
 {
-    token = lst_random_hex(24);
-    snprintf(auth_header, sizeof(auth_header), "Authorization: Bearer %s", token);
-    conninfo = lst_db_create("students", &dbname);
-    char *db_env, *token_env;
-    asprintf(&db_env, "DATABASE_URL=%s", conninfo);
-    asprintf(&token_env, "INTERNAL_TOKEN=%s", token);
-    const char *env[] = {db_env, token_env, "THREADS=2", "LOG_LEVEL=debug", NULL};
-    lst_daemon_start(&daemon_, DAEMON, env);
-    free(db_env);
-    free(token_env);
+    lst_service_start(&svc, DAEMON, "students", NULL);
 }
 
 static void teardown(void)
 {
-    /* A clean exit also means no leak was found when the daemon runs under ASan. */
-    if (daemon_.pid > 0)
-        cr_expect_eq(lst_daemon_stop(&daemon_), 0, "students-service did not exit cleanly; see %s",
-                     daemon_.log_path);
-    free(conninfo);
-    free(dbname);
-    free(token);
+    lst_service_destroy(&svc);
 }
 
 TestSuite(students, .init = setup, .fini = teardown, .timeout = 120);
 
 /* ---- helpers ---- */
 
-/* actor may be NULL (no header); role may be NULL (no X-Actor-Role). */
-static int call_as(lst_resp_t *resp, const char *method, const char *path, const char *body,
-                   const char *actor, const char *role)
-{
-    char url[4096], actor_header[64], role_header[64];
-    const char *headers[4] = {auth_header, NULL, NULL, NULL};
-    size_t n = 1;
-    snprintf(url, sizeof(url), "%s%s", daemon_.base_url, path);
-    if (actor != NULL) {
-        snprintf(actor_header, sizeof(actor_header), "X-Actor-Telegram-Id: %s", actor);
-        headers[n++] = actor_header;
-    }
-    if (role != NULL) {
-        snprintf(role_header, sizeof(role_header), "X-Actor-Role: %s", role);
-        headers[n++] = role_header;
-    }
-    return lst_http(resp, method, url, headers, body);
-}
-
+/* A request with the internal token; actor may be NULL (no X-Actor-Telegram-Id). */
 static int call(lst_resp_t *resp, const char *method, const char *path, const char *body, const char *actor)
 {
-    return call_as(resp, method, path, body, actor, NULL);
+    return lst_call_as(resp, svc.daemon.base_url, svc.token, method, path, body, actor, NULL);
 }
 
 static long long int_field(json_object *obj, const char *key)
@@ -93,7 +56,7 @@ static long long count_where(const char *table, const char *where)
 {
     char sql[1024];
     snprintf(sql, sizeof(sql), "SELECT count(*) FROM %s WHERE %s", table, where);
-    char *v = lst_pg_admin_exec(dbname, sql);
+    char *v = lst_pg_admin_exec(svc.dbname, sql);
     long long n = atoll(v);
     free(v);
     return n;
@@ -106,7 +69,7 @@ static long long audit_count(const char *where)
 
 static char *db_value(const char *sql)
 {
-    return lst_pg_admin_exec(dbname, sql);
+    return lst_pg_admin_exec(svc.dbname, sql);
 }
 
 static void expect_enrollment_status(long long student, const char *group, const char *want)
@@ -218,12 +181,9 @@ typedef struct {
 static void *race_put(void *arg)
 {
     racer_t *t = arg;
-    char url[512], actor[] = "X-Actor-Telegram-Id: 77";
-    const char *headers[] = {auth_header, actor, NULL};
     lst_resp_t resp;
-    snprintf(url, sizeof(url), "%s%s", daemon_.base_url, t->path);
     pthread_barrier_wait(t->barrier);
-    t->status = lst_http(&resp, "PUT", url, headers, NULL);
+    t->status = call(&resp, "PUT", t->path, NULL, "77");
     lst_resp_free(&resp);
     return NULL;
 }
@@ -431,7 +391,8 @@ Test(students, put_creates_then_updates_and_get_reads)
     lst_resp_free(&resp);
 
     /* null clears one; an admin may edit someone else's profile. */
-    call_as(&resp, "PUT", "/students/600", "{\"timezone\":null}", "1", "admin");
+    lst_call_as(&resp, svc.daemon.base_url, svc.token, "PUT", "/students/600", "{\"timezone\":null}", "1",
+                "admin");
     cr_assert_eq(resp.status, 200, "%.300s", resp.body);
     cr_expect_str_eq(lst_str_field(resp.json, "goals"), "IELTS 7");
     cr_expect_null(lst_field(resp.json, "timezone"));
@@ -478,7 +439,8 @@ Test(students, put_refusals_change_nothing)
     lst_expect_problem(&resp, 403, "only the student");
     lst_resp_free(&resp);
     /* A role other than admin does not open someone else's profile. */
-    call_as(&resp, "PUT", "/students/601", "{\"goals\":\"x\"}", "602", "teacher");
+    lst_call_as(&resp, svc.daemon.base_url, svc.token, "PUT", "/students/601", "{\"goals\":\"x\"}", "602",
+                "teacher");
     lst_expect_problem(&resp, 403, NULL);
     lst_resp_free(&resp);
 
@@ -614,7 +576,8 @@ Test(students, languages_add_change_and_remove)
     cr_expect_eq(int_field(resp.json, "student_telegram_id"), 700);
     lst_resp_free(&resp);
 
-    call_as(&resp, "PUT", "/students/700/languages/en", "{\"level\":\"B1\"}", "5", "admin");
+    lst_call_as(&resp, svc.daemon.base_url, svc.token, "PUT", "/students/700/languages/en",
+                "{\"level\":\"B1\"}", "5", "admin");
     cr_assert_eq(resp.status, 200, "%.300s", resp.body);
     cr_expect_str_eq(lst_str_field(resp.json, "level"), "B1");
     lst_resp_free(&resp);
@@ -687,17 +650,17 @@ Test(students, internal_token_is_required_and_health_is_open)
 {
     char url[256];
     lst_resp_t resp;
-    snprintf(url, sizeof(url), "%s/students/1/enrollments/" GROUP_A, daemon_.base_url);
+    snprintf(url, sizeof(url), "%s/students/1/enrollments/" GROUP_A, svc.daemon.base_url);
     const char *no_token[] = {"X-Actor-Telegram-Id: 1", NULL};
     lst_http(&resp, "PUT", url, no_token, NULL);
     lst_expect_problem(&resp, 401, NULL);
     lst_resp_free(&resp);
     cr_expect_eq(count_where("group_enrollments", "true"), 0);
 
-    snprintf(url, sizeof(url), "%s/healthz", daemon_.base_url);
+    snprintf(url, sizeof(url), "%s/healthz", svc.daemon.base_url);
     cr_expect_eq(lst_http(&resp, "GET", url, NULL, NULL), 200);
     lst_resp_free(&resp);
-    snprintf(url, sizeof(url), "%s/readyz", daemon_.base_url);
+    snprintf(url, sizeof(url), "%s/readyz", svc.daemon.base_url);
     cr_expect_eq(lst_http(&resp, "GET", url, NULL, NULL), 200);
     lst_resp_free(&resp);
 

@@ -11,35 +11,17 @@
 #define DAEMON   "services/teachers/teachers-service"
 #define ADMIN_ID 1000
 
-static lst_daemon_t daemon_;
-static char *dbname;
-static char *conninfo;
-static char *token;
-static char auth_header[600];
+static lst_service_t svc;
 
 static void setup(void)
 {
-    token = lst_random_hex(24);
-    snprintf(auth_header, sizeof(auth_header), "Authorization: Bearer %s", token);
-    conninfo = lst_db_create("teachers", &dbname);
-    char *db_url, *tok;
-    asprintf(&db_url, "DATABASE_URL=%s", conninfo);
-    asprintf(&tok, "INTERNAL_TOKEN=%s", token);
-    const char *env[] = {db_url, tok, "THREADS=2", "LOG_LEVEL=debug", "MAX_BODY_BYTES=65536", NULL};
-    lst_daemon_start(&daemon_, DAEMON, env);
-    free(db_url);
-    free(tok);
+    const char *env[] = {"MAX_BODY_BYTES=65536", NULL};
+    lst_service_start(&svc, DAEMON, "teachers", env);
 }
 
 static void teardown(void)
 {
-    /* A clean exit also means no leak was found when the daemon runs under ASan. */
-    if (daemon_.pid > 0)
-        cr_expect_eq(lst_daemon_stop(&daemon_), 0, "teachers-service did not exit cleanly; see %s",
-                     daemon_.log_path);
-    free(conninfo);
-    free(dbname);
-    free(token);
+    lst_service_destroy(&svc);
 }
 
 TestSuite(teachers, .init = setup, .fini = teardown, .timeout = 120);
@@ -50,19 +32,7 @@ TestSuite(teachers, .init = setup, .fini = teardown, .timeout = 120);
 static int call_as(lst_resp_t *resp, const char *method, const char *path, const char *body,
                    const char *actor, const char *role)
 {
-    char url[1024], actor_header[64], role_header[64];
-    const char *headers[5] = {auth_header, "Content-Type: application/json", NULL, NULL, NULL};
-    size_t n = 2;
-    snprintf(url, sizeof(url), "%s%s", daemon_.base_url, path);
-    if (actor != NULL) {
-        snprintf(actor_header, sizeof(actor_header), "X-Actor-Telegram-Id: %s", actor);
-        headers[n++] = actor_header;
-    }
-    if (role != NULL) {
-        snprintf(role_header, sizeof(role_header), "X-Actor-Role: %s", role);
-        headers[n++] = role_header;
-    }
-    return lst_http(resp, method, url, headers, body);
+    return lst_call_as(resp, svc.daemon.base_url, svc.token, method, path, body, actor, role);
 }
 
 static int call(lst_resp_t *resp, const char *method, const char *path, const char *body, const char *actor)
@@ -89,7 +59,7 @@ static void expect_refused(const char *method, const char *path, const char *bod
 
 static long long count_rows(const char *sql)
 {
-    char *v = lst_pg_admin_exec(dbname, sql);
+    char *v = lst_pg_admin_exec(svc.dbname, sql);
     long long n = atoll(v);
     free(v);
     return n;
@@ -597,7 +567,7 @@ Test(teachers, internal_token_and_methods)
 {
     char url[256];
     lst_resp_t resp;
-    snprintf(url, sizeof(url), "%s/teachers/1", daemon_.base_url);
+    snprintf(url, sizeof(url), "%s/teachers/1", svc.daemon.base_url);
     lst_http(&resp, "GET", url, NULL, NULL);
     lst_expect_problem(&resp, 401, NULL);
     lst_resp_free(&resp);
@@ -614,7 +584,7 @@ Test(teachers, internal_token_and_methods)
     free(allow);
     lst_resp_free(&resp);
 
-    snprintf(url, sizeof(url), "%s/readyz", daemon_.base_url);
+    snprintf(url, sizeof(url), "%s/readyz", svc.daemon.base_url);
     lst_http(&resp, "GET", url, NULL, NULL);
     cr_expect_eq(resp.status, 200);
     lst_resp_free(&resp);

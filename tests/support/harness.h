@@ -94,6 +94,32 @@ int lst_daemon_wait_healthy(lst_daemon_t *d);
 /* SIGTERM, waits up to 10 s (then SIGKILL). Returns the exit status (as from waitpid's
  * WEXITSTATUS), or -1 if it had to be killed or died of a signal. */
 int lst_daemon_stop(lst_daemon_t *d);
+/* Stops d when it runs (d->pid > 0) and expects (cr_expect) exit status 0: under ASan a clean exit
+ * also means no leak was found. */
+void lst_daemon_expect_clean_stop(lst_daemon_t *d);
+
+/*
+ * A service daemon on its own fresh database of the test cluster, as most integration tests run one.
+ * All fields start zeroed (a static one is); the strings are malloc'ed and lst_service_destroy frees
+ * them.
+ */
+typedef struct {
+    lst_daemon_t daemon;
+    char *token;    /* its INTERNAL_TOKEN */
+    char *conninfo; /* its database, for the database's own role */
+    char *dbname;
+} lst_service_t;
+
+/*
+ * Starts relpath (as lst_daemon_start) with DATABASE_URL=s->conninfo and INTERNAL_TOKEN=s->token, then
+ * env (NULL-terminated "NAME=value" strings, may be NULL), and THREADS=2 and LOG_LEVEL=debug unless env
+ * sets them. What s lacks is made first: a random token (to share another service's, set s->token to a
+ * malloc'ed copy of it beforehand) and a database from lst_db_create(db_prefix). So a second start,
+ * after lst_daemon_stop of s->daemon, is a restart on the same database.
+ */
+void lst_service_start(lst_service_t *s, const char *relpath, const char *db_prefix, const char *const *env);
+/* lst_daemon_expect_clean_stop of its daemon, then frees the strings and zeroes s. */
+void lst_service_destroy(lst_service_t *s);
 
 typedef struct {
     int status; /* 0 when the request failed at transport level */
@@ -110,6 +136,18 @@ typedef struct {
  */
 int lst_http(lst_resp_t *out, const char *method, const char *url, const char *const *headers,
              const char *body);
+/*
+ * A request to a service as another service makes it: to base_url followed by path, with
+ * "Authorization: Bearer <token>", X-Actor-Telegram-Id: actor and X-Actor-Role: role (each left out
+ * when NULL) and, with a body, "Content-Type: application/json". Returns the status, as lst_http; the
+ * caller frees resp with lst_resp_free.
+ */
+int lst_call_as(lst_resp_t *resp, const char *base_url, const char *token, const char *method,
+                const char *path, const char *body, const char *actor, const char *role);
+/* lst_call_as (no role) of a request that must be refused: lst_expect_problem(status, needle) on the
+ * answer, which is then freed. */
+void lst_call_expect_problem(const char *base_url, const char *token, const char *method, const char *path,
+                             const char *body, const char *actor, int status, const char *needle);
 /* Value of a response header (case-insensitive name), malloc'ed, or NULL. */
 char *lst_resp_header(const lst_resp_t *resp, const char *name);
 void lst_resp_free(lst_resp_t *resp);

@@ -568,77 +568,59 @@ Test(http, past_deadline_fails_later_without_sending)
 
 /* ---- retries ---- */
 
-Test(http, get_is_retried_after_503)
+/*
+ * Sends method to /fail?key=<key>&<answers> (the fake answers the status named there as many times as
+ * named, then 200), with a body "{}" unless it is a GET. Expects an HTTP answer of status after
+ * attempts tries, every one of which reached the fake.
+ */
+static void expect_retries(const char *method, const char *key, const char *answers,
+                           const char *idempotency_key, int status, int attempts)
 {
+    char path[128];
+    snprintf(path, sizeof(path), "/fail?key=%s&%s", key, answers);
     result_t r = {0};
-    ls_http_request_t req = req_for("GET", "/fail?key=g&times=2&status=503", 5000);
+    ls_http_request_t req = req_for(method, path, 5000);
+    if (strcmp(method, "GET") != 0) {
+        req.body = "{}";
+        req.body_len = 2;
+    }
+    req.idempotency_key = idempotency_key;
     send_ok(http, &req, &r);
     run_until_done(&r, 5000);
-    cr_assert_eq(r.outcome, LS_HTTP_OK);
-    cr_assert_eq(r.status, 200);
-    cr_assert_eq(r.attempts, 3);
-    cr_assert_eq(lst_upstream_fail_count(up, "g"), 3);
+    cr_assert_eq(r.outcome, LS_HTTP_OK, "outcome %d (%s)", r.outcome, r.error ? r.error : "");
+    cr_assert_eq(r.status, status, "%s %s", method, path);
+    cr_assert_eq(r.attempts, attempts);
+    cr_assert_eq(lst_upstream_fail_count(up, key), attempts);
     result_free(&r);
+}
+
+Test(http, get_is_retried_after_503)
+{
+    expect_retries("GET", "g", "times=2&status=503", NULL, 200, 3);
 }
 
 Test(http, retries_stop_at_max_attempts)
 {
-    result_t r = {0};
-    ls_http_request_t req = req_for("PUT", "/fail?key=m&times=10&status=502", 5000);
-    req.body = "{}";
-    req.body_len = 2;
-    send_ok(http, &req, &r);
-    run_until_done(&r, 5000);
-    cr_assert_eq(r.outcome, LS_HTTP_OK);
-    cr_assert_eq(r.status, 502, "the last answer is reported");
-    cr_assert_eq(r.attempts, 3);
-    cr_assert_eq(lst_upstream_fail_count(up, "m"), 3);
-    result_free(&r);
+    /* The last answer is reported. */
+    expect_retries("PUT", "m", "times=10&status=502", NULL, 502, 3);
 }
 
 Test(http, post_without_key_is_not_retried)
 {
-    result_t r = {0};
-    ls_http_request_t req = req_for("POST", "/fail?key=p&times=2&status=503", 5000);
-    req.body = "{}";
-    req.body_len = 2;
-    send_ok(http, &req, &r);
-    run_until_done(&r, 5000);
-    cr_assert_eq(r.outcome, LS_HTTP_OK);
-    cr_assert_eq(r.status, 503);
-    cr_assert_eq(r.attempts, 1);
-    cr_assert_eq(lst_upstream_fail_count(up, "p"), 1);
-    result_free(&r);
+    expect_retries("POST", "p", "times=2&status=503", NULL, 503, 1);
 }
 
 Test(http, post_with_key_is_retried)
 {
-    result_t r = {0};
-    ls_http_request_t req = req_for("POST", "/fail?key=pk&times=2&status=504", 5000);
-    req.body = "{}";
-    req.body_len = 2;
-    req.idempotency_key = "op-1";
-    send_ok(http, &req, &r);
-    run_until_done(&r, 5000);
-    cr_assert_eq(r.outcome, LS_HTTP_OK);
-    cr_assert_eq(r.status, 200);
-    cr_assert_eq(r.attempts, 3);
-    cr_assert_eq(lst_upstream_fail_count(up, "pk"), 3);
+    expect_retries("POST", "pk", "times=2&status=504", "op-1", 200, 3);
     char key[32];
     cr_assert_eq(lst_upstream_last_header(up, "idempotency-key", key, sizeof(key)), 0);
     cr_assert_str_eq(key, "op-1", "the key is sent again on the retry");
-    result_free(&r);
 }
 
 Test(http, other_statuses_are_not_retried)
 {
-    result_t r = {0};
-    ls_http_request_t req = req_for("GET", "/fail?key=s&times=2&status=500", 5000);
-    send_ok(http, &req, &r);
-    run_until_done(&r, 5000);
-    cr_assert_eq(r.status, 500);
-    cr_assert_eq(r.attempts, 1);
-    result_free(&r);
+    expect_retries("GET", "s", "times=2&status=500", NULL, 500, 1);
 }
 
 Test(http, no_retry_whose_backoff_ends_past_the_deadline)

@@ -205,12 +205,14 @@ typedef struct {
     char *conninfo;
     char *dbname;
     char *dir;
+    char err[512]; /* the last run's message */
 } fixture_t;
 
 static void fixture_open(fixture_t *f)
 {
     f->conninfo = lst_db_create("migrate", &f->dbname);
     f->dir = make_dir();
+    f->err[0] = '\0';
 }
 
 static void fixture_close(fixture_t *f)
@@ -218,6 +220,27 @@ static void fixture_close(fixture_t *f)
     free(f->conninfo);
     free(f->dbname);
     remove_dir(f->dir);
+}
+
+/* Every test of the suite starts with a fresh database and an empty folder. */
+static fixture_t fx;
+
+static void suite_open(void)
+{
+    fixture_open(&fx);
+}
+
+static void suite_close(void)
+{
+    fixture_close(&fx);
+}
+
+TestSuite(migrate_db, .init = suite_open, .fini = suite_close);
+
+/* Runs the migrations of f's folder: ls_migrate_run must return want (the files applied, or -1). */
+static void migrate(fixture_t *f, int want)
+{
+    cr_assert_eq(ls_migrate_run(f->conninfo, f->dir, f->err, sizeof(f->err)), want, "%s", f->err);
 }
 
 /* First column of the first row of sql on the fixture's database (malloc'ed). */
@@ -235,8 +258,6 @@ static void expect_query(const fixture_t *f, const char *sql, const char *want)
 
 Test(migrate_db, applies_in_order_records_checksums_and_is_idempotent)
 {
-    fixture_t f;
-    fixture_open(&f);
     /* 10 needs 2, which needs 1: a lexical order (10 before 2) would fail. */
     static const char *const names[] = {"1_people.sql", "2_pets.sql", "10_seed.sql"};
     static const char *const texts[] = {
@@ -246,15 +267,15 @@ Test(migrate_db, applies_in_order_records_checksums_and_is_idempotent)
         "INSERT INTO pets VALUES (7, 1);\nINSERT INTO pets VALUES (8, 1);\n",
     };
     for (size_t i = 0; i < 3; i++)
-        write_file(f.dir, names[i], texts[i]);
+        write_file(fx.dir, names[i], texts[i]);
 
-    char err[512] = "";
-    cr_assert_eq(ls_migrate_run(f.conninfo, f.dir, err, sizeof(err)), 3, "%s", err);
-    expect_query(&f, "SELECT count(*) FROM pets", "2");
-    expect_query(&f, "SELECT string_agg(version || ':' || name, ',' ORDER BY version) FROM schema_migrations",
+    migrate(&fx, 3);
+    expect_query(&fx, "SELECT count(*) FROM pets", "2");
+    expect_query(&fx,
+                 "SELECT string_agg(version || ':' || name, ',' ORDER BY version) FROM schema_migrations",
                  "1:1_people.sql,2:2_pets.sql,10:10_seed.sql");
     /* Applied in version order: applied_at never decreases along the versions. */
-    expect_query(&f,
+    expect_query(&fx,
                  "SELECT bool_and(ok) FROM (SELECT applied_at >= lag(applied_at, 1, '-infinity') "
                  "OVER (ORDER BY version) AS ok FROM schema_migrations) s",
                  "t");
@@ -262,76 +283,67 @@ Test(migrate_db, applies_in_order_records_checksums_and_is_idempotent)
         char hex[65], sql[256];
         checksum_of(texts[i], hex);
         snprintf(sql, sizeof(sql), "SELECT checksum FROM schema_migrations WHERE name = '%s'", names[i]);
-        expect_query(&f, sql, hex);
+        expect_query(&fx, sql, hex);
     }
 
     /* Again: nothing pending, nothing re-run (re-running 10 would violate the pets primary key). */
-    cr_assert_eq(ls_migrate_run(f.conninfo, f.dir, err, sizeof(err)), 0, "%s", err);
-    expect_query(&f, "SELECT count(*) FROM schema_migrations", "3");
+    migrate(&fx, 0);
+    expect_query(&fx, "SELECT count(*) FROM schema_migrations", "3");
 
     /* A new file is picked up on the next run. */
-    write_file(f.dir, "11_more.sql", "INSERT INTO pets VALUES (9, 1);");
-    cr_assert_eq(ls_migrate_run(f.conninfo, f.dir, err, sizeof(err)), 1, "%s", err);
-    expect_query(&f, "SELECT count(*) FROM pets", "3");
-    fixture_close(&f);
+    write_file(fx.dir, "11_more.sql", "INSERT INTO pets VALUES (9, 1);");
+    migrate(&fx, 1);
+    expect_query(&fx, "SELECT count(*) FROM pets", "3");
 }
 
 Test(migrate_db, changed_applied_file_is_an_error_naming_it)
 {
-    fixture_t f;
-    fixture_open(&f);
-    write_file(f.dir, "001_users.sql", "CREATE TABLE users (id INT);");
-    write_file(f.dir, "002_more.sql", "CREATE TABLE more (id INT);");
-    char err[512] = "";
-    cr_assert_eq(ls_migrate_run(f.conninfo, f.dir, err, sizeof(err)), 2, "%s", err);
+    write_file(fx.dir, "001_users.sql", "CREATE TABLE users (id INT);");
+    write_file(fx.dir, "002_more.sql", "CREATE TABLE more (id INT);");
+    migrate(&fx, 2);
 
     char old_hex[65], new_hex[65];
     checksum_of("CREATE TABLE users (id INT);", old_hex);
     checksum_of("CREATE TABLE users (id BIGINT);", new_hex);
-    write_file(f.dir, "001_users.sql", "CREATE TABLE users (id BIGINT);");
-    write_file(f.dir, "003_later.sql", "CREATE TABLE later (id INT);");
-    cr_assert_eq(ls_migrate_run(f.conninfo, f.dir, err, sizeof(err)), -1);
+    write_file(fx.dir, "001_users.sql", "CREATE TABLE users (id BIGINT);");
+    write_file(fx.dir, "003_later.sql", "CREATE TABLE later (id INT);");
+    migrate(&fx, -1);
     char want[512];
     snprintf(want, sizeof(want),
              "migration 001_users.sql was changed after it was applied (checksum %s, recorded %s)", new_hex,
              old_hex);
-    cr_expect_str_eq(err, want);
+    cr_expect_str_eq(fx.err, want);
     /* The row is untouched and nothing after it ran. */
     char sql[128];
     snprintf(sql, sizeof(sql), "SELECT checksum FROM schema_migrations WHERE version = 1");
-    expect_query(&f, sql, old_hex);
-    expect_query(&f, "SELECT count(*) FROM schema_migrations", "2");
-    expect_query(&f, "SELECT count(*) FROM pg_tables WHERE tablename = 'later'", "0");
-    fixture_close(&f);
+    expect_query(&fx, sql, old_hex);
+    expect_query(&fx, "SELECT count(*) FROM schema_migrations", "2");
+    expect_query(&fx, "SELECT count(*) FROM pg_tables WHERE tablename = 'later'", "0");
 }
 
 Test(migrate_db, failing_file_is_named_and_rolled_back)
 {
-    fixture_t f;
-    fixture_open(&f);
-    write_file(f.dir, "1_ok.sql", "CREATE TABLE ok (id INT);");
-    write_file(f.dir, "2_bad.sql",
+    write_file(fx.dir, "1_ok.sql", "CREATE TABLE ok (id INT);");
+    write_file(fx.dir, "2_bad.sql",
                "CREATE TABLE half (id INT);\n"
                "INSERT INTO ok VALUES (1);\n"
                "INSERT INTO nosuchtable VALUES (1);\n");
-    write_file(f.dir, "3_after.sql", "CREATE TABLE after_bad (id INT);");
-    char err[512] = "";
-    cr_assert_eq(ls_migrate_run(f.conninfo, f.dir, err, sizeof(err)), -1);
-    cr_expect(strncmp(err, "migration 2_bad.sql failed: line 3: ", 36) == 0, "%s", err);
-    cr_expect(strstr(err, "relation \"nosuchtable\" does not exist") != NULL, "PostgreSQL's message: %s",
-              err);
+    write_file(fx.dir, "3_after.sql", "CREATE TABLE after_bad (id INT);");
+    migrate(&fx, -1);
+    cr_expect(strncmp(fx.err, "migration 2_bad.sql failed: line 3: ", 36) == 0, "%s", fx.err);
+    cr_expect(strstr(fx.err, "relation \"nosuchtable\" does not exist") != NULL, "PostgreSQL's message: %s",
+              fx.err);
 
     /* The earlier file stays; nothing of the failing one, nothing after it. */
-    expect_query(&f, "SELECT string_agg(name, ',') FROM schema_migrations", "1_ok.sql");
-    expect_query(&f, "SELECT count(*) FROM pg_tables WHERE tablename IN ('half', 'after_bad')", "0");
-    expect_query(&f, "SELECT count(*) FROM ok", "0");
+    expect_query(&fx, "SELECT string_agg(name, ',') FROM schema_migrations", "1_ok.sql");
+    expect_query(&fx, "SELECT count(*) FROM pg_tables WHERE tablename IN ('half', 'after_bad')", "0");
+    expect_query(&fx, "SELECT count(*) FROM ok", "0");
 
     /* Fixed, it applies on the next start, and so does the file after it. */
-    write_file(f.dir, "2_bad.sql", "CREATE TABLE half (id INT);");
-    cr_assert_eq(ls_migrate_run(f.conninfo, f.dir, err, sizeof(err)), 2, "%s", err);
-    expect_query(&f, "SELECT string_agg(name, ',' ORDER BY version) FROM schema_migrations",
+    write_file(fx.dir, "2_bad.sql", "CREATE TABLE half (id INT);");
+    migrate(&fx, 2);
+    expect_query(&fx, "SELECT string_agg(name, ',' ORDER BY version) FROM schema_migrations",
                  "1_ok.sql,2_bad.sql,3_after.sql");
-    fixture_close(&f);
 }
 
 Test(migrate_db, transaction_control_in_a_file_is_rejected)
@@ -367,9 +379,7 @@ Test(migrate_db, transaction_control_in_a_file_is_rejected)
 
 Test(migrate_db, begin_and_end_inside_bodies_strings_and_comments_are_fine)
 {
-    fixture_t f;
-    fixture_open(&f);
-    write_file(f.dir, "1_bodies.sql",
+    write_file(fx.dir, "1_bodies.sql",
                "-- COMMIT; in a comment\n"
                "/* ROLLBACK; /* nested */ BEGIN; */\n"
                "CREATE TABLE notes (body TEXT);\n"
@@ -380,49 +390,37 @@ Test(migrate_db, begin_and_end_inside_bodies_strings_and_comments_are_fine)
                "CREATE FUNCTION thrice(x INT) RETURNS INT LANGUAGE sql\n"
                "BEGIN ATOMIC\n  SELECT CASE WHEN x > 0 THEN x * 3 ELSE 0 END;\nEND;\n"
                "CREATE TABLE \"commit\" (id INT);\n");
-    char err[512] = "";
-    cr_assert_eq(ls_migrate_run(f.conninfo, f.dir, err, sizeof(err)), 1, "%s", err);
-    expect_query(&f, "SELECT count(*) FROM notes", "4");
-    expect_query(&f, "SELECT twice(2) + thrice(2)", "10");
-    fixture_close(&f);
+    migrate(&fx, 1);
+    expect_query(&fx, "SELECT count(*) FROM notes", "4");
+    expect_query(&fx, "SELECT twice(2) + thrice(2)", "10");
 }
 
 Test(migrate_db, applied_migration_without_file_is_only_a_warning)
 {
-    fixture_t f;
-    fixture_open(&f);
-    write_file(f.dir, "1_a.sql", "CREATE TABLE a (id INT);");
-    write_file(f.dir, "2_b.sql", "CREATE TABLE b (id INT);");
-    char err[512] = "";
-    cr_assert_eq(ls_migrate_run(f.conninfo, f.dir, err, sizeof(err)), 2, "%s", err);
-    remove_file(f.dir, "1_a.sql");
-    write_file(f.dir, "3_c.sql", "CREATE TABLE c (id INT);");
-    cr_assert_eq(ls_migrate_run(f.conninfo, f.dir, err, sizeof(err)), 1, "%s", err);
-    expect_query(&f, "SELECT count(*) FROM schema_migrations", "3");
-    fixture_close(&f);
+    write_file(fx.dir, "1_a.sql", "CREATE TABLE a (id INT);");
+    write_file(fx.dir, "2_b.sql", "CREATE TABLE b (id INT);");
+    migrate(&fx, 2);
+    remove_file(fx.dir, "1_a.sql");
+    write_file(fx.dir, "3_c.sql", "CREATE TABLE c (id INT);");
+    migrate(&fx, 1);
+    expect_query(&fx, "SELECT count(*) FROM schema_migrations", "3");
 }
 
 Test(migrate_db, empty_folder_creates_only_the_table)
 {
-    fixture_t f;
-    fixture_open(&f);
-    char err[512] = "";
-    cr_assert_eq(ls_migrate_run(f.conninfo, f.dir, err, sizeof(err)), 0, "%s", err);
-    expect_query(&f, "SELECT count(*) FROM schema_migrations", "0");
-    fixture_close(&f);
+    migrate(&fx, 0);
+    expect_query(&fx, "SELECT count(*) FROM schema_migrations", "0");
 }
 
 Test(migrate_db, unreachable_database_is_a_clear_error)
 {
-    char *dir = make_dir();
     char err[512] = "";
     cr_assert_eq(ls_migrate_run("host=127.0.0.1 port=1 user=nobody password=hunter2secret connect_timeout=2",
-                                dir, err, sizeof(err)),
+                                fx.dir, err, sizeof(err)),
                  -1);
     cr_expect(strncmp(err, "migrations: cannot connect to PostgreSQL: ", 42) == 0, "%s", err);
     cr_expect_null(strstr(err, "hunter2secret"), "password leaked: %s", err);
     cr_expect_null(strchr(err, '\n'), "one line: %s", err);
-    remove_dir(dir);
 }
 
 struct racer {
@@ -442,13 +440,11 @@ static void *race(void *arg)
 
 Test(migrate_db, replicas_starting_together_apply_each_file_once)
 {
-    fixture_t f;
-    fixture_open(&f);
     /* Not idempotent on purpose: a second application would fail. The sleep widens the window in
      * which the other replica must wait for the lock. */
-    write_file(f.dir, "1_slow.sql", "CREATE TABLE once_a (id INT);\nSELECT pg_sleep(0.3);\n");
-    write_file(f.dir, "2_b.sql", "CREATE TABLE once_b (id INT);\nINSERT INTO once_b VALUES (1);\n");
-    write_file(f.dir, "3_c.sql", "CREATE TYPE mood AS ENUM ('ok', 'sad');\n");
+    write_file(fx.dir, "1_slow.sql", "CREATE TABLE once_a (id INT);\nSELECT pg_sleep(0.3);\n");
+    write_file(fx.dir, "2_b.sql", "CREATE TABLE once_b (id INT);\nINSERT INTO once_b VALUES (1);\n");
+    write_file(fx.dir, "3_c.sql", "CREATE TYPE mood AS ENUM ('ok', 'sad');\n");
 
     enum { N = 3 };
     pthread_barrier_t start;
@@ -456,7 +452,7 @@ Test(migrate_db, replicas_starting_together_apply_each_file_once)
     struct racer r[N];
     pthread_t t[N];
     for (int i = 0; i < N; i++) {
-        r[i] = (struct racer){.conninfo = f.conninfo, .dir = f.dir, .start = &start, .rc = -2};
+        r[i] = (struct racer){.conninfo = fx.conninfo, .dir = fx.dir, .start = &start, .rc = -2};
         cr_assert_eq(pthread_create(&t[i], NULL, race, &r[i]), 0);
     }
     int total = 0;
@@ -467,8 +463,7 @@ Test(migrate_db, replicas_starting_together_apply_each_file_once)
     }
     pthread_barrier_destroy(&start);
     cr_expect_eq(total, 3, "each file applied exactly once in all");
-    expect_query(&f, "SELECT string_agg(version::text, ',' ORDER BY version) FROM schema_migrations",
+    expect_query(&fx, "SELECT string_agg(version::text, ',' ORDER BY version) FROM schema_migrations",
                  "1,2,3");
-    expect_query(&f, "SELECT count(*) FROM once_b", "1");
-    fixture_close(&f);
+    expect_query(&fx, "SELECT count(*) FROM once_b", "1");
 }
