@@ -202,8 +202,8 @@ bench_cpu_split() {
         other = d[n + 3] - d[n + 4]
         for (i = 1; i <= n + 2; i++) other -= d[i]
         if (other < 0) other = 0
-        for (i = 1; i <= n + 2; i++) printf "%.0f ", d[i] / t
-        printf "%.0f %.0f %.0f\n", d[n + 4] / t, other / t, d[n + 5] / t
+        for (i = 1; i <= n + 2; i++) printf "%.1f ", d[i] / t
+        printf "%.1f %.1f %.1f\n", d[n + 4] / t, other / t, d[n + 5] / t
     }'
 }
 
