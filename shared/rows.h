@@ -24,6 +24,13 @@ json_object *ls_row_object(const PGresult *res, int row);
 json_object *ls_row_object_skip(const PGresult *res, int row, const char *skip);
 /* A new array of every row's object. */
 json_object *ls_rows_array(const PGresult *res);
+/*
+ * The text of prefix + ls_rows_array(res) + suffix, byte for byte as json-c writes that array
+ * (JSON_C_TO_STRING_PLAIN), written straight from the result instead of through a json-c object per
+ * value: for lists, where building and freeing those objects costs more than the query. Returns a
+ * malloc'ed, NUL-terminated text and its length in *len, or NULL when out of memory.
+ */
+char *ls_rows_json(const PGresult *res, const char *prefix, const char *suffix, size_t *len);
 /* Adds column `col` of `row` to obj under its column name, converted as above. */
 void ls_row_add_column(json_object *obj, const PGresult *res, int row, int col);
 
