@@ -51,26 +51,12 @@ const char *bff_str_of(json_object *obj, const char *key);
 json_object *bff_list_of(json_object *answer, const char *key);
 ls_role_t bff_role_of(json_object *user);
 
-/*
- * An answer written as text, for views that splice parts passed on unread (upstream.h, pass_through)
- * between pieces they write themselves. The buffer is the process heap's: bff_text_reply() sends it
- * (h2o copies it) and frees it, bff_text_free() only frees it.
- */
-typedef struct {
-    char *buf;
-    size_t len, cap;
-    int failed; /* out of memory: the answer is a 503 */
-} bff_text_t;
-
-void bff_text_add(bff_text_t *t, const char *s, size_t len);
-#define bff_text_lit(t, s) bff_text_add((t), (s), sizeof(s) - 1)
-/* json-c's plain form of obj (null for NULL), as json-c would write it inside a larger answer. */
-void bff_text_json(bff_text_t *t, json_object *obj);
-/* Ends a view's answer with its "partial" and "errors" members (errors: a json-c array, not taken)
+/* Views are written as text (ls_text_t, json.h) when they splice parts passed on unread (upstream.h,
+ * pass_through) between pieces they write themselves.
+ * Ends a view's answer with its "partial" and "errors" members (errors: a json-c array, not taken)
  * and the closing brace, and answers 200 application/json with it, with "x-partial: true" when
- * errors is not empty. */
-void bff_text_reply(ls_req_t *r, bff_text_t *t, json_object *errors);
-void bff_text_free(bff_text_t *t);
+ * errors is not empty; frees t's buffer either way. */
+void bff_text_reply(ls_req_t *r, ls_text_t *t, json_object *errors);
 
 /* Handlers. */
 void bff_signin(ls_req_t *r);

@@ -81,14 +81,14 @@ static json_object *member_summary(json_object *member, json_object *users, json
 }
 
 /* A value passed on unread: its text, or json-c's plain form of obj (null when both are absent). */
-static void add_value(bff_text_t *t, const bff_json_span_t *text, json_object *obj)
+static void add_value(ls_text_t *t, const bff_json_span_t *text, json_object *obj)
 {
     if (text->text != NULL)
-        bff_text_add(t, text->text, text->len);
+        ls_text_add(t, text->text, text->len);
     else if (obj != NULL)
-        bff_text_json(t, obj);
+        ls_text_json(t, obj);
     else
-        bff_text_lit(t, "null");
+        ls_text_lit(t, "null");
 }
 
 static void on_names(ls_req_t *r, bff_fanout_t *f)
@@ -98,7 +98,7 @@ static void on_names(ls_req_t *r, bff_fanout_t *f)
     json_object *users = users_part->ok ? bff_list_of(users_part->json, "users") : NULL;
     json_object *errors = gv->errors, *members = NULL;
     const bff_json_span_t none = {.text = NULL};
-    bff_text_t t = {.buf = NULL};
+    ls_text_t t = {.buf = NULL};
     char num[32];
 
     if (users == NULL)
@@ -107,18 +107,18 @@ static void on_names(ls_req_t *r, bff_fanout_t *f)
         json_object_array_add(errors, bff_part_error(teacher_part));
 
     /* Written as text in the order json-c wrote the object this view used to build. */
-    bff_text_lit(&t, "{\"group\":");
+    ls_text_lit(&t, "{\"group\":");
     add_value(&t, gv->raw_group ? &gv->group_text : &none, gv->group);
-    bff_text_lit(&t, ",\"teacher\":{\"telegram_id\":");
-    bff_text_add(&t, num, (size_t)snprintf(num, sizeof(num), "%lld", (long long)gv->teacher_id));
-    bff_text_lit(&t, ",\"user\":");
+    ls_text_lit(&t, ",\"teacher\":{\"telegram_id\":");
+    ls_text_add(&t, num, (size_t)snprintf(num, sizeof(num), "%lld", (long long)gv->teacher_id));
+    ls_text_lit(&t, ",\"user\":");
     add_value(&t, &none, find_by_id(users, "telegram_id", gv->teacher_id));
-    bff_text_lit(&t, ",\"profile\":");
+    ls_text_lit(&t, ",\"profile\":");
     if (teacher_part->ok && teacher_part->raw_json)
         add_value(&t, &teacher_part->whole, NULL);
     else
         add_value(&t, &none, teacher_part->ok ? teacher_part->json : NULL);
-    bff_text_lit(&t, "},\"members\":");
+    ls_text_lit(&t, "},\"members\":");
     if (gv->members != NULL && users != NULL) {
         size_t n = json_object_array_length(gv->members);
         members = json_object_new_array_ext((int)n);
@@ -127,12 +127,12 @@ static void on_names(ls_req_t *r, bff_fanout_t *f)
                 members, member_summary(json_object_array_get_idx(gv->members, i), users, gv->enrollments));
     }
     add_value(&t, &none, members);
-    bff_text_lit(&t, ",\"progress\":");
+    ls_text_lit(&t, ",\"progress\":");
     if (gv->raw_group)
         add_value(&t, &gv->progress_text, NULL);
     else
         add_value(&t, &none, bff_member(gv->group, "progress"));
-    bff_text_lit(&t, ",\"lessons\":");
+    ls_text_lit(&t, ",\"lessons\":");
     add_value(&t, gv->raw_lessons ? &gv->lessons_text : &none, gv->lessons);
 
     bff_text_reply(r, &t, errors);

@@ -72,49 +72,15 @@ json_object *bff_list_of(json_object *answer, const char *key)
     return v != NULL && json_object_is_type(v, json_type_array) ? v : NULL;
 }
 
-void bff_text_add(bff_text_t *t, const char *s, size_t len)
-{
-    if (t->failed)
-        return;
-    if (t->cap - t->len < len) {
-        size_t cap = t->cap > 0 ? t->cap : 16384; /* a profile with its lessons fits at once */
-        while (cap - t->len < len)
-            cap *= 2;
-        char *buf = realloc(t->buf, cap);
-        if (buf == NULL) {
-            t->failed = 1;
-            return;
-        }
-        t->buf = buf;
-        t->cap = cap;
-    }
-    memcpy(t->buf + t->len, s, len);
-    t->len += len;
-}
-
-void bff_text_json(bff_text_t *t, json_object *obj)
-{
-    size_t len;
-    const char *s = json_object_to_json_string_length(obj, JSON_C_TO_STRING_PLAIN, &len);
-    bff_text_add(t, s, len);
-}
-
-void bff_text_free(bff_text_t *t)
-{
-    free(t->buf);
-    t->buf = NULL;
-    t->len = t->cap = 0;
-}
-
-void bff_text_reply(ls_req_t *r, bff_text_t *t, json_object *errors)
+void bff_text_reply(ls_req_t *r, ls_text_t *t, json_object *errors)
 {
     int partial = json_object_array_length(errors) > 0;
     if (partial)
-        bff_text_lit(t, ",\"partial\":true,\"errors\":");
+        ls_text_lit(t, ",\"partial\":true,\"errors\":");
     else
-        bff_text_lit(t, ",\"partial\":false,\"errors\":");
-    bff_text_json(t, errors);
-    bff_text_lit(t, "}");
+        ls_text_lit(t, ",\"partial\":false,\"errors\":");
+    ls_text_json(t, errors);
+    ls_text_lit(t, "}");
     if (t->failed) {
         ls_reply_problem(r, 503, "out of memory");
     } else {
@@ -122,7 +88,7 @@ void bff_text_reply(ls_req_t *r, bff_text_t *t, json_object *errors)
             bff_add_header(r, "x-partial", "true");
         ls_reply_raw(r, 200, "application/json", t->buf, t->len);
     }
-    bff_text_free(t);
+    ls_text_free(t);
 }
 
 /* Newest first: created_at descending (same RFC 3339 UTC format from one service), then id. */
@@ -303,16 +269,16 @@ static const char *part_value(const bff_part_t *p, const char *list_key, size_t 
 }
 
 /* Adds the part's value, null for a 404 when absent_ok, or null with an errors entry. */
-static void add_part(bff_text_t *t, const bff_part_t *p, const char *list_key, int absent_ok,
+static void add_part(ls_text_t *t, const bff_part_t *p, const char *list_key, int absent_ok,
                      json_object *errors)
 {
     size_t len;
     const char *v = part_value(p, list_key, &len);
     if (v != NULL) {
-        bff_text_add(t, v, len);
+        ls_text_add(t, v, len);
         return;
     }
-    bff_text_lit(t, "null");
+    ls_text_lit(t, "null");
     if (!(absent_ok && p->status == 404))
         json_object_array_add(errors, bff_part_error(p));
 }
@@ -381,28 +347,28 @@ static void on_parts(ls_req_t *r, bff_fanout_t *f)
         return ls_reply_problem(r, 404, "user %lld not found", (long long)target);
     }
 
-    bff_text_t t = {.buf = NULL};
+    ls_text_t t = {.buf = NULL};
     json_object *errors = json_object_new_array(), *groups = NULL;
-    bff_text_lit(&t, "{\"user\":");
-    bff_text_add(&t, user_text, user_len);
-    bff_text_lit(&t, ",\"teacher\":");
+    ls_text_lit(&t, "{\"user\":");
+    ls_text_add(&t, user_text, user_len);
+    ls_text_lit(&t, ",\"teacher\":");
     add_part(&t, &parts[P_TEACHER], NULL, 1, errors);
-    bff_text_lit(&t, ",\"student\":");
+    ls_text_lit(&t, ",\"student\":");
     add_part(&t, &parts[P_STUDENT], NULL, 1, errors);
 
-    bff_text_lit(&t, ",\"groups\":");
+    ls_text_lit(&t, ",\"groups\":");
     if (have_taught && have_joined) {
         if (raw) {
-            bff_text_add(&t, groups_text, groups_len);
+            ls_text_add(&t, groups_text, groups_len);
         } else {
             groups = merge_groups(taught, joined);
-            bff_text_json(&t, groups);
+            ls_text_json(&t, groups);
         }
     } else {
-        bff_text_lit(&t, "null");
+        ls_text_lit(&t, "null");
         json_object_array_add(errors, bff_part_error(!have_taught ? &parts[P_TAUGHT] : &parts[P_JOINED]));
     }
-    bff_text_lit(&t, ",\"lessons\":");
+    ls_text_lit(&t, ",\"lessons\":");
     add_part(&t, &parts[P_LESSONS], "lessons", 0, errors);
 
     bff_text_reply(r, &t, errors);

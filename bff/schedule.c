@@ -86,14 +86,14 @@ static int add_unique(const char **seen, size_t *n, const char *id)
 }
 
 /* json-c's form of the string s, or null: what json_object_object_add() of it would write. */
-static void add_string_or_null(bff_text_t *t, const char *s)
+static void add_string_or_null(ls_text_t *t, const char *s)
 {
     if (s == NULL) {
-        bff_text_lit(t, "null");
+        ls_text_lit(t, "null");
         return;
     }
     json_object *v = json_object_new_string(s);
-    bff_text_json(t, v);
+    ls_text_json(t, v);
     json_object_put(v);
 }
 
@@ -121,17 +121,17 @@ static void reply_raw(ls_req_t *r, schedule_t *sv, json_object *groups, json_obj
                       const bff_part_t *gp, const bff_part_t *tp)
 {
     json_object *errors = json_object_new_array();
-    bff_text_t t = {.buf = NULL};
+    ls_text_t t = {.buf = NULL};
     char num[32], full[600];
     int any_group = 0;
 
-    bff_text_lit(&t, "{\"telegram_id\":");
-    bff_text_add(&t, num, (size_t)snprintf(num, sizeof(num), "%lld", (long long)sv->target));
-    bff_text_lit(&t, ",\"from\":\"");
-    bff_text_add(&t, sv->from, strlen(sv->from));
-    bff_text_lit(&t, "\",\"to\":\"");
-    bff_text_add(&t, sv->to, strlen(sv->to));
-    bff_text_lit(&t, "\",\"lessons\":[");
+    ls_text_lit(&t, "{\"telegram_id\":");
+    ls_text_add(&t, num, (size_t)snprintf(num, sizeof(num), "%lld", (long long)sv->target));
+    ls_text_lit(&t, ",\"from\":\"");
+    ls_text_add(&t, sv->from, strlen(sv->from));
+    ls_text_lit(&t, "\",\"to\":\"");
+    ls_text_add(&t, sv->to, strlen(sv->to));
+    ls_text_lit(&t, "\",\"lessons\":[");
     for (size_t i = 0; i < sv->nraw; i++) {
         const bff_json_item_t *it = &sv->raw_items[i];
         const char *gid = sv->raw_gids[i], *title = NULL;
@@ -142,21 +142,21 @@ static void reply_raw(ls_req_t *r, schedule_t *sv, json_object *groups, json_obj
                 title = bff_str_of(grp, "title");
         }
         if (i > 0)
-            bff_text_lit(&t, ",");
-        bff_text_add(&t, it->whole.text, it->whole.len - 1); /* without its '}' */
+            ls_text_lit(&t, ",");
+        ls_text_add(&t, it->whole.text, it->whole.len - 1); /* without its '}' */
         if (it->whole.len > 2)
-            bff_text_lit(&t, ",");
-        bff_text_lit(&t, "\"group_title\":");
+            ls_text_lit(&t, ",");
+        ls_text_lit(&t, "\"group_title\":");
         add_string_or_null(&t, title);
-        bff_text_lit(&t, ",\"teacher_name\":");
+        ls_text_lit(&t, ",\"teacher_name\":");
         add_string_or_null(&t, teacher_name(users, bff_span_id(&it->field[L_TEACHER]), full, sizeof(full)));
-        bff_text_lit(&t, "}");
+        ls_text_lit(&t, "}");
     }
     if (gp != NULL && groups == NULL && any_group)
         json_object_array_add(errors, bff_part_error(gp));
     if (tp != NULL && users == NULL)
         json_object_array_add(errors, bff_part_error(tp));
-    bff_text_lit(&t, "]");
+    ls_text_lit(&t, "]");
     bff_text_reply(r, &t, errors);
     json_object_put(errors);
 }

@@ -3,6 +3,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 json_object *ls_json_parse_object(const char *buf, size_t len, char *err, size_t errlen)
@@ -408,4 +409,90 @@ int ls_is_language_code(const char *s)
         if (s[n] < 'a' || s[n] > 'z' || n == 3)
             return 0;
     return n >= 2;
+}
+
+/* ---- JSON as text ---- */
+
+void ls_text_add(ls_text_t *t, const char *s, size_t len)
+{
+    if (t->failed)
+        return;
+    if (t->cap - t->len <= len) {                 /* keeps a byte free, for a terminating NUL */
+        size_t cap = t->cap > 0 ? t->cap : 16384; /* a view or a page of rows fits at once */
+        while (cap - t->len <= len)
+            cap *= 2;
+        char *buf = realloc(t->buf, cap);
+        if (buf == NULL) {
+            t->failed = 1;
+            return;
+        }
+        t->buf = buf;
+        t->cap = cap;
+    }
+    memcpy(t->buf + t->len, s, len);
+    t->len += len;
+}
+
+/* The two-character escape of c, or NULL. */
+static const char *short_escape(unsigned char c)
+{
+    switch (c) {
+    case '\b':
+        return "\\b";
+    case '\f':
+        return "\\f";
+    case '\n':
+        return "\\n";
+    case '\r':
+        return "\\r";
+    case '\t':
+        return "\\t";
+    case '"':
+        return "\\\"";
+    case '\\':
+        return "\\\\";
+    case '/':
+        return "\\/";
+    }
+    return NULL;
+}
+
+void ls_text_str(ls_text_t *t, const char *s, size_t len)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t start = 0;
+    ls_text_lit(t, "\"");
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        const char *esc = short_escape(c);
+        char u[7];
+        if (esc == NULL && c < ' ') {
+            memcpy(u, "\\u00", 4);
+            u[4] = hex[c >> 4];
+            u[5] = hex[c & 0xf];
+            u[6] = '\0';
+            esc = u;
+        }
+        if (esc == NULL)
+            continue;
+        ls_text_add(t, s + start, i - start);
+        ls_text_add(t, esc, strlen(esc));
+        start = i + 1;
+    }
+    ls_text_add(t, s + start, len - start);
+    ls_text_lit(t, "\"");
+}
+
+void ls_text_json(ls_text_t *t, json_object *obj)
+{
+    size_t len;
+    const char *s = json_object_to_json_string_length(obj, JSON_C_TO_STRING_PLAIN, &len);
+    ls_text_add(t, s, len);
+}
+
+void ls_text_free(ls_text_t *t)
+{
+    free(t->buf);
+    t->buf = NULL;
+    t->len = t->cap = 0;
 }

@@ -76,4 +76,25 @@ json_object *ls_problem_new(int status, const char *detail);
 /* Standard reason phrase for a status ("Not Found"); "Error" for unknown codes. */
 const char *ls_status_title(int status);
 
+/*
+ * JSON written as text into a growing buffer of the process heap, for answers built from pieces
+ * (result rows, parts passed on unread) rather than from one json-c object. Start from {0}; on
+ * running out of memory `failed` is set and further writes are dropped, so a caller checks once at
+ * the end. ls_text_free() frees the buffer (ls_reply_raw copies what it sends).
+ */
+typedef struct {
+    char *buf;
+    size_t len, cap;
+    int failed;
+} ls_text_t;
+
+void ls_text_add(ls_text_t *t, const char *s, size_t len);
+#define ls_text_lit(t, s) ls_text_add((t), (s), sizeof(s) - 1)
+/* s as a JSON string, escaped as json-c escapes it: \b \f \n \r \t \" \\ \/, other control
+ * characters as \u00xx, every other byte as it is. */
+void ls_text_str(ls_text_t *t, const char *s, size_t len);
+/* json-c's plain form of obj (null for NULL), as json-c would write it inside a larger answer. */
+void ls_text_json(ls_text_t *t, json_object *obj);
+void ls_text_free(ls_text_t *t);
+
 #endif

@@ -18,6 +18,20 @@
 #include <json-c/json.h>
 #include <libpq-fe.h>
 
+/* The built-in types above by OID (pg_type.h; stable across PostgreSQL versions). */
+enum {
+    LS_OID_BOOL = 16,
+    LS_OID_BYTEA = 17,
+    LS_OID_INT8 = 20,
+    LS_OID_INT2 = 21,
+    LS_OID_INT4 = 23,
+    LS_OID_TEXT = 25,
+    LS_OID_JSON = 114,
+    LS_OID_TIMESTAMPTZ = 1184,
+    LS_OID_NUMERIC = 1700,
+    LS_OID_JSONB = 3802,
+};
+
 /* A new object for row `row` of res (caller owns the reference). */
 json_object *ls_row_object(const PGresult *res, int row);
 /* The same without the column named skip (e.g. an upsert's "created" flag); skip may be NULL. */

@@ -7,19 +7,6 @@
 
 #include "rows.h"
 
-enum {
-    T_BOOL = 16,
-    T_BYTEA = 17,
-    T_INT8 = 20,
-    T_INT2 = 21,
-    T_INT4 = 23,
-    T_TEXT = 25,
-    T_JSON = 114,
-    T_TIMESTAMPTZ = 1184,
-    T_NUMERIC = 1700,
-    T_JSONB = 3802
-};
-
 /* A result as libpq would hand it over: columns (name, type) and rows of text values (NULL: SQL
  * NULL), built on the client side. */
 static PGresult *make_result(int ncols, const char *const *names, const Oid *types, int nrows,
@@ -56,7 +43,8 @@ static char *via_json_c(const PGresult *res, const char *prefix, const char *suf
 Test(rows_json, writes_each_type_as_the_contract_says)
 {
     const char *names[] = {"id", "ok", "at", "price", "tags", "secret", "note", "gone"};
-    const Oid types[] = {T_INT8, T_BOOL, T_TIMESTAMPTZ, T_NUMERIC, T_JSON, T_BYTEA, T_TEXT, T_TEXT};
+    const Oid types[] = {LS_OID_INT8, LS_OID_BOOL,  LS_OID_TIMESTAMPTZ, LS_OID_NUMERIC,
+                         LS_OID_JSON, LS_OID_BYTEA, LS_OID_TEXT,        LS_OID_TEXT};
     const char *values[] = {"42",        "t", "2026-11-29 10:00:00.5+00", "12.50", "[1, 2, 3]", "\\x00",
                             "a/\"b\"\n", NULL};
     PGresult *res = make_result(8, names, types, 1, values);
@@ -74,7 +62,7 @@ Test(rows_json, writes_each_type_as_the_contract_says)
 Test(rows_json, no_rows_is_an_empty_array)
 {
     const char *names[] = {"id"};
-    const Oid types[] = {T_INT8};
+    const Oid types[] = {LS_OID_INT8};
     PGresult *res = make_result(1, names, types, 0, NULL);
     size_t len;
     char *text = ls_rows_json(res, "", "", &len);
@@ -107,8 +95,8 @@ static unsigned next(uint64_t *rng, unsigned n)
 
 Test(rows_json, matches_json_c_on_random_results)
 {
-    static const Oid kinds[] = {T_BOOL, T_BYTEA, T_INT8,        T_INT2,    T_INT4,
-                                T_TEXT, T_JSON,  T_TIMESTAMPTZ, T_NUMERIC, T_JSONB};
+    static const Oid kinds[] = {LS_OID_BOOL, LS_OID_BYTEA, LS_OID_INT8,        LS_OID_INT2,    LS_OID_INT4,
+                                LS_OID_TEXT, LS_OID_JSON,  LS_OID_TIMESTAMPTZ, LS_OID_NUMERIC, LS_OID_JSONB};
     static const char *const samples[][4] = {
         [0] = {"t", "f", "t", "f"},
         [2] = {"-9223372036854775808", "0", "9223372036854775808", "12a"},
