@@ -506,7 +506,7 @@ static void on_lessons_list(ls_req_t *r, ls_pg_status_t status, PGresult *res)
     size_t len;
     char *body = ls_rows_json(res, "{\"lessons\":", tail, &len);
     if (body == NULL) {
-        ls_reply_problem(r, 500, "out of memory");
+        ls_reply_problem(r, 503, "out of memory"); /* a passing condition, as the BFF answers it */
         return;
     }
     ls_reply_raw(r, 200, "application/json", body, len);
