@@ -12,6 +12,7 @@
 #include <stdio.h>
 
 #include <server.h>
+#include <text.h>
 
 #include "tma.h"
 #include "upstream.h"
@@ -51,7 +52,7 @@ const char *bff_str_of(json_object *obj, const char *key);
 json_object *bff_list_of(json_object *answer, const char *key);
 ls_role_t bff_role_of(json_object *user);
 
-/* Views are written as text (ls_text_t, json.h) when they splice parts passed on unread (upstream.h,
+/* Views are written as text (ls_text_t, text.h) when they splice parts passed on unread (upstream.h,
  * pass_through) between pieces they write themselves.
  * Ends a view's answer with its "partial" and "errors" members (errors: a json-c array, not taken)
  * and the closing brace, and answers 200 application/json with it, with "x-partial: true" when

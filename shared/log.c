@@ -7,6 +7,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "text.h"
+
 static const char *log_daemon = "daemon";
 static ls_log_level_t log_min = LS_LOG_INFO;
 static const char *const level_names[] = {"debug", "info", "warn", "error"};
@@ -45,38 +47,15 @@ static void put_raw(ls_log_line_t *l, const char *s, size_t n)
     l->len += n;
 }
 
-/* Appends a JSON string literal; truncates the value (not the quotes) when the line is full. */
+/* Appends a JSON string literal; truncates the value (not the quotes, nor an escape) when the line is
+ * full. '/' is left as it is, so that paths read as they are. */
 static void put_json_string(ls_log_line_t *l, const char *s, size_t n)
 {
-    static const char hex[] = "0123456789abcdef";
     size_t limit = sizeof(l->buf) - RESERVE - 1; /* keep room for the closing quote */
     if (l->len >= limit)
         return;
     l->buf[l->len++] = '"';
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        char esc[6];
-        size_t elen = 0;
-        if (c == '"' || c == '\\') {
-            esc[0] = '\\';
-            esc[1] = (char)c;
-            elen = 2;
-        } else if (c == '\n') {
-            memcpy(esc, "\\n", 2), elen = 2;
-        } else if (c < 0x20) {
-            memcpy(esc, "\\u00", 4);
-            esc[4] = hex[c >> 4];
-            esc[5] = hex[c & 15];
-            elen = 6;
-        } else {
-            esc[0] = (char)c;
-            elen = 1;
-        }
-        if (l->len + elen > limit)
-            break;
-        memcpy(l->buf + l->len, esc, elen);
-        l->len += elen;
-    }
+    l->len += ls_json_escape(l->buf + l->len, limit - l->len, s, n, 0, NULL);
     l->buf[l->len++] = '"';
 }
 

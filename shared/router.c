@@ -3,7 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "json.h"
+#include "scalar.h"
 
 /* Splits off the next '/'-separated segment of [*p, end); returns 0 at the end of the input. */
 static int next_segment(const char **p, const char *end, const char **seg, size_t *len)

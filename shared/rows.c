@@ -5,7 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "json.h"
+#include "scalar.h"
+#include "text.h"
 
 int ls_pg_time_to_rfc3339(const char *pg, char out[40])
 {

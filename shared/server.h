@@ -37,7 +37,9 @@
 
 #include "config.h"
 #include "http.h"
-#include "json.h"
+#include "body.h"
+#include "problem.h" /* the body of every error answer */
+#include "scalar.h"  /* ids in paths, headers and queries */
 #include "loop.h"
 #include "pg.h"
 #include "router.h"

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "rows.h"
+#include "vocab.h"
 
 static const char *const status_values[] = {"active", "archived", NULL};
 

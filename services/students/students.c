@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "rows.h"
+#include "vocab.h"
 
 /* A row as an object, without the "created" flag that upserts add. */
 static json_object *row_json(const PGresult *res, int row)

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "rows.h"
+#include "vocab.h"
 
 /* The checks both writes share: a valid code in the path, an actor who is the teacher or an admin.
  * Answers and returns -1 on the first failure. */

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "rows.h"
+#include "vocab.h"
 
 json_object *teachers_row_json(const PGresult *res, int row)
 {

@@ -109,3 +109,19 @@ Test(log, parses_levels)
     cr_expect_eq(ls_log_level_parse("verbose", &lv), -1);
     cr_expect_eq(ls_log_level_parse("", &lv), -1);
 }
+
+static void write_path(void)
+{
+    ls_log_init("test-daemon", LS_LOG_INFO);
+    ls_log_line_t l;
+    if (ls_log_begin(&l, LS_LOG_INFO, NULL, "request")) {
+        ls_log_str(&l, "path", "/v1/groups\t\x01");
+        ls_log_end(&l);
+    }
+}
+
+Test(log, paths_keep_their_slashes)
+{
+    const char *out = capture(write_path);
+    cr_expect_not_null(strstr(out, "\"path\":\"/v1/groups\\t\\u0001\""), "%s", out);
+}

@@ -1,9 +1,9 @@
-/* Input validation, strict parsers and problem+json. */
+/* Request bodies: parsing within bounds and declarative validation. */
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <string.h>
 
-#include "json.h"
+#include "body.h"
 
 static const char *const roles[] = {"student", "teacher", "admin", NULL};
 
@@ -29,7 +29,7 @@ static const char *check(const char *text)
     return rc == 0 ? "" : err;
 }
 
-Test(json, accepts_valid_objects)
+Test(body, accepts_valid_objects)
 {
     static const char *const ok[] = {
         "{\"first_name\":\"Anna\"}",
@@ -44,7 +44,7 @@ Test(json, accepts_valid_objects)
         cr_expect_str_eq(check(ok[i]), "", "%s", ok[i]);
 }
 
-Test(json, rejects_bad_input_naming_the_field)
+Test(body, rejects_bad_input_naming_the_field)
 {
     static const struct {
         const char *body, *want;
@@ -91,7 +91,7 @@ Test(json, rejects_bad_input_naming_the_field)
     }
 }
 
-Test(json, nesting_depth_is_bounded)
+Test(body, nesting_depth_is_bounded)
 {
     char deep[200];
     size_t n = 0;
@@ -103,65 +103,4 @@ Test(json, nesting_depth_is_bounded)
     deep[n++] = '}';
     deep[n] = '\0';
     cr_assert(strstr(check(deep), "malformed JSON") != NULL);
-}
-
-Test(json, strict_number_parsers)
-{
-    static const struct {
-        const char *s;
-        int ok;
-        int64_t v;
-    } ids[] = {
-        {"1", 1, 1},   {"9007199254740991", 1, 9007199254740991LL},
-        {"0", 0, 0},   {"-1", 0, 0},
-        {"", 0, 0},    {"01a", 0, 0},
-        {" 1", 0, 0},  {"9007199254740992", 0, 0},
-        {"1e3", 0, 0}, {"18446744073709551617", 0, 0},
-    };
-    for (size_t i = 0; i < sizeof(ids) / sizeof(ids[0]); i++) {
-        int64_t v = 0;
-        int rc = ls_parse_id(ids[i].s, strlen(ids[i].s), &v);
-        cr_expect_eq(rc == 0, ids[i].ok, "ls_parse_id(%s)", ids[i].s);
-        if (ids[i].ok)
-            cr_expect_eq(v, ids[i].v);
-    }
-    int64_t v;
-    cr_expect_eq(ls_parse_i64("-9223372036854775808", 20, &v), 0);
-    cr_expect_eq(v, INT64_MIN);
-    cr_expect_eq(ls_parse_i64("9223372036854775807", 19, &v), 0);
-    cr_expect_eq(v, INT64_MAX);
-    cr_expect_eq(ls_parse_i64("9223372036854775808", 19, &v), -1);
-    cr_expect_eq(ls_parse_i64("-9223372036854775809", 20, &v), -1);
-    cr_expect_eq(ls_parse_i64("-", 1, &v), -1);
-}
-
-Test(json, problem_documents)
-{
-    json_object *p = ls_problem_new(404, "user 7 not found");
-    cr_assert_str_eq(
-        json_object_to_json_string_ext(p, JSON_C_TO_STRING_PLAIN),
-        "{\"type\":\"about:blank\",\"title\":\"Not Found\",\"status\":404,\"detail\":\"user 7 not found\"}");
-    json_object_put(p);
-    cr_expect_str_eq(ls_status_title(413), "Content Too Large");
-    cr_expect_str_eq(ls_status_title(503), "Service Unavailable");
-    cr_expect_str_eq(ls_status_title(299), "Error");
-}
-
-Test(json, language_codes_and_cefr_levels)
-{
-    static const char *const codes_ok[] = {"en", "ru", "deu", "zh"};
-    static const char *const codes_bad[] = {"", "e", "engl", "EN", "en-US", "e1", "ru ", NULL};
-    for (size_t i = 0; i < sizeof(codes_ok) / sizeof(codes_ok[0]); i++)
-        cr_expect(ls_is_language_code(codes_ok[i]), "%s rejected", codes_ok[i]);
-    for (size_t i = 0; codes_bad[i] != NULL; i++)
-        cr_expect(!ls_is_language_code(codes_bad[i]), "%s accepted", codes_bad[i]);
-    cr_expect(!ls_is_language_code(NULL));
-    for (size_t i = 0; ls_cefr_levels[i] != NULL; i++)
-        cr_expect(ls_is_cefr_level(ls_cefr_levels[i]));
-    cr_expect_str_eq(ls_cefr_levels[0], "A1");
-    cr_expect_str_eq(ls_cefr_levels[5], "C2");
-    cr_expect(!ls_is_cefr_level("D1"));
-    cr_expect(!ls_is_cefr_level("b2"));
-    cr_expect(!ls_is_cefr_level("B"));
-    cr_expect(!ls_is_cefr_level(NULL));
 }
