@@ -91,6 +91,11 @@ void ls_txn_fail(ls_txn_t *t, int status, const char *fmt, ...)
     ls_reply_problem(t->r, status, "%s", detail);
 }
 
+void ls_txn_abort(ls_txn_t *t)
+{
+    txn_end(t);
+}
+
 void ls_txn_reply(ls_txn_t *t, int status, json_object *reply)
 {
     if (t->reply != NULL)

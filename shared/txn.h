@@ -18,8 +18,9 @@
  * belongs to the transaction until it is answered, and is dropped on a rollback; t->release runs
  * once at the very end, committed or not, for what the handler holds outside request memory.
  *
- * A step calls exactly one of ls_txn_exec, ls_txn_audit, ls_txn_fail, ls_txn_commit (or hands on
- * to a function that does). The ls_txn_t lives in request memory.
+ * A step calls exactly one of ls_txn_exec, ls_txn_audit, ls_txn_fail, ls_txn_abort (after it
+ * answered), ls_txn_commit — or hands on to a function that does. res is freed once the step
+ * returns: copy what a later step needs. The ls_txn_t lives in request memory.
  */
 #ifndef LS_TXN_H
 #define LS_TXN_H
@@ -70,6 +71,8 @@ void ls_txn_audit(ls_txn_t *t, size_t stmt, const char *action, const char *enti
                   const char *changes, ls_txn_step_t next);
 /* Answers a problem and rolls back. */
 void ls_txn_fail(ls_txn_t *t, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* Rolls back without answering: for a step whose check has answered already. */
+void ls_txn_abort(ls_txn_t *t);
 /* What ls_txn_commit answers: reply with status (takes the reference; replaces one set before), or
  * with reply NULL an empty answer with status. Without it, commit answers an empty 204. */
 void ls_txn_reply(ls_txn_t *t, int status, json_object *reply);
