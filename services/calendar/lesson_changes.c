@@ -11,7 +11,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "outbox.h"
 #include "rows.h"
 #include "txn.h"
 
@@ -26,12 +25,6 @@ typedef struct {
     const char *attendance; /* attendance status */
     char teacher[24];
 } change_t;
-
-static void kick_outbox(ls_req_t *r, ls_txn_t *t)
-{
-    (void)t;
-    ls_outbox_kick(ls_outbox_of(r->worker));
-}
 
 /* Unlikely after the check under the teacher lock, but the constraint has the last word. */
 static int on_change_error(ls_req_t *r, ls_txn_t *t, const char *sqlstate)
@@ -53,7 +46,7 @@ static void on_changed(ls_req_t *r, ls_txn_t *t, const PGresult *res)
         return ls_txn_fail(t, 409, "lesson %s is no longer scheduled", c->lesson_id);
     }
     if (c->kind != CHANGE_ATTENDANCE)
-        t->on_commit = kick_outbox;
+        t->on_commit = calendar_kick_outbox;
     ls_txn_reply(t, 200, ls_row_object(res, 0));
     ls_txn_commit(t);
 }
@@ -66,6 +59,7 @@ static void on_reschedule_checked(ls_req_t *r, ls_txn_t *t, const PGresult *res)
     const char *params[4] = {c->lesson_id, c->starts_at, c->duration, ls_req_actor_text(r)};
     ls_txn_exec(t, STMT_LESSON_RESCHEDULE, 4, params, on_changed);
 }
+
 static void on_teacher_locked(ls_req_t *r, ls_txn_t *t, const PGresult *res)
 {
     change_t *c = t->ctx;

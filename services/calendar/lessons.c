@@ -262,7 +262,7 @@ static void on_students(ls_req_t *r, const ls_http_response_t *resp)
 
 /* ---- the transaction: teacher lock; availability check; insert; commit ---- */
 
-static void kick_outbox(ls_req_t *r, ls_txn_t *t)
+void calendar_kick_outbox(ls_req_t *r, ls_txn_t *t)
 {
     (void)t;
     ls_outbox_kick(ls_outbox_of(r->worker));
@@ -299,7 +299,7 @@ static void on_inserted(ls_req_t *r, ls_txn_t *t, const PGresult *res)
 {
     if (PQntuples(res) != 1)
         return ls_txn_fail(t, 500, "lesson was not written");
-    t->on_commit = kick_outbox;
+    t->on_commit = calendar_kick_outbox;
     ls_txn_reply(t, 201, ls_row_object(res, 0));
     ls_txn_commit(t);
 }
