@@ -198,3 +198,34 @@ char *ls_rows_json(const PGresult *res, const char *prefix, const char *suffix, 
     *len = out.len;
     return out.buf;
 }
+
+/* ---- column readers by name ---- */
+
+int ls_row_is_null(const PGresult *res, int row, const char *name)
+{
+    int col = PQfnumber(res, name);
+    return col < 0 || row >= PQntuples(res) || PQgetisnull(res, row, col);
+}
+
+const char *ls_row_text(const PGresult *res, int row, const char *name)
+{
+    int col = PQfnumber(res, name);
+    if (col < 0 || row >= PQntuples(res) || PQgetisnull(res, row, col))
+        return NULL;
+    return PQgetvalue(res, row, col);
+}
+
+int ls_row_bool(const PGresult *res, int row, const char *name)
+{
+    const char *v = ls_row_text(res, row, name);
+    return v != NULL && v[0] == 't';
+}
+
+int64_t ls_row_id(const PGresult *res, int row, const char *name)
+{
+    const char *v = ls_row_text(res, row, name);
+    int64_t out = 0;
+    if (v == NULL || ls_parse_i64(v, strlen(v), &out) != 0)
+        return 0;
+    return out;
+}

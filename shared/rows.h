@@ -11,9 +11,15 @@
  *   bytea               -> omitted (never exposed by accident)
  *   anything else (text, varchar, uuid, enum, date, …) -> string
  *   SQL NULL            -> null
+ *
+ * A handler that checks a value (a flag, a state, an id) reads it by column name with the readers
+ * at the end, never by position. Each looks its column up by name; a loop over many rows looks each
+ * column up once with PQfnumber before the loop and reads PQgetvalue(res, row, col) in it.
  */
 #ifndef LS_ROWS_H
 #define LS_ROWS_H
+
+#include <stdint.h>
 
 #include <json-c/json.h>
 #include <libpq-fe.h>
@@ -51,5 +57,12 @@ void ls_row_add_column(json_object *obj, const PGresult *res, int row, int col);
 /* Converts PostgreSQL's "2026-11-22 01:54:00.123456+00" to "2026-11-22T01:54:00.123456Z". Returns 0, or
  * -1 (out untouched) when the text is not a UTC timestamp. out must hold 40 bytes. */
 int ls_pg_time_to_rfc3339(const char *pg, char out[40]);
+
+/* Column `name` of `row` as a C value. A column that is absent, or SQL NULL, reads as false / NULL
+ * / 0. */
+int ls_row_bool(const PGresult *res, int row, const char *name);         /* 1 when true */
+const char *ls_row_text(const PGresult *res, int row, const char *name); /* the result's own text */
+int64_t ls_row_id(const PGresult *res, int row, const char *name);       /* an id or a count (integers) */
+int ls_row_is_null(const PGresult *res, int row, const char *name);      /* 1 when NULL or absent */
 
 #endif

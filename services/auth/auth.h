@@ -24,7 +24,7 @@ typedef struct {
     char admin_array[AUTH_MAX_ADMINS * 21 + 3]; /* "{1,2,3}" for SQL */
 } auth_config_t;
 
-/* Statement indices into auth_statements. */
+/* Statement indices into auth_statements (statements.c). */
 enum {
     STMT_USER_GET,
     STMT_USER_BATCH,

@@ -8,50 +8,7 @@
 
 #include "log.h"
 #include "rows.h"
-
-#define USER_COLUMNS(p)                                                                                      \
-    p "id, " p "telegram_id, " p "username, " p "first_name, " p "last_name, " p "language_code, " p         \
-      "photo_url, " p "phone_encrypted, " p "role, " p "is_verified, " p "created_at, " p "updated_at"
-
-const ls_pg_stmt_t auth_statements[STMT_COUNT] = {
-    [STMT_USER_GET] = {"user_get", "SELECT " USER_COLUMNS("") " FROM users WHERE telegram_id = $1::bigint",
-                       1},
-    [STMT_USER_BATCH] = {"user_batch",
-                         "SELECT " USER_COLUMNS(
-                             "u.") " FROM unnest($1::bigint[]) WITH ORDINALITY AS q(tid, ord)"
-                                   " JOIN users u ON u.telegram_id = q.tid ORDER BY q.ord",
-                         1},
-    /* $1 id, $2..$6 names, $7 sealed phone, $8 phone given, $9 admin ids, $10 actor, $11 changes */
-    [STMT_USER_PUT] =
-        {"user_put",
-         "WITH u AS ("
-         " INSERT INTO users AS t (telegram_id, username, first_name, last_name, language_code,"
-         "  photo_url, phone_encrypted, role)"
-         " VALUES ($1::bigint, $2, $3, $4, $5, $6, $7::bytea,"
-         "  CASE WHEN $1::bigint = ANY($9::bigint[]) THEN 'admin' ELSE 'student' END::user_role)"
-         " ON CONFLICT (telegram_id) DO UPDATE SET username = EXCLUDED.username,"
-         "  first_name = EXCLUDED.first_name, last_name = EXCLUDED.last_name,"
-         "  language_code = EXCLUDED.language_code, photo_url = EXCLUDED.photo_url,"
-         "  phone_encrypted = CASE WHEN $8::boolean THEN EXCLUDED.phone_encrypted"
-         "   ELSE t.phone_encrypted END,"
-         "  updated_at = now()"
-         " RETURNING t.*, (t.xmax = 0) AS created),"
-         " a AS (INSERT INTO audit_log (actor_telegram_id, action, entity, entity_id, changes)"
-         "  SELECT $10::bigint, CASE WHEN created THEN 'user.create' ELSE 'user.update' END,"
-         "   'user', telegram_id::text, $11::jsonb FROM u)"
-         " SELECT " USER_COLUMNS("") ", created FROM u",
-         11},
-    [STMT_USER_ROLE] = {"user_role", "SELECT role FROM users WHERE telegram_id = $1::bigint", 1},
-    [STMT_USER_PATCH] = {"user_patch",
-                         "UPDATE users SET role = COALESCE($2::user_role, role),"
-                         " is_verified = COALESCE($3::boolean, is_verified), updated_at = now()"
-                         " WHERE telegram_id = $1::bigint RETURNING " USER_COLUMNS(""),
-                         3},
-    [STMT_AUDIT] = {"audit",
-                    "INSERT INTO audit_log (actor_telegram_id, action, entity, entity_id, changes)"
-                    " VALUES ($1::bigint, $2, $3, $4, $5::jsonb)",
-                    5},
-};
+#include "txn.h"
 
 /* ---- configuration ---- */
 
@@ -122,7 +79,7 @@ static void add_phone(json_object *user, const auth_config_t *cfg, const PGresul
         unsigned char *sealed = PQunescapeBytea((const unsigned char *)PQgetvalue(res, row, col), &len);
         char plain[PHONE_MAX + 1];
         unsigned long long plen;
-        const char *id_text = PQgetvalue(res, row, PQfnumber(res, "telegram_id"));
+        const char *id_text = ls_row_text(res, row, "telegram_id");
         if (sealed != NULL && len > NONCE_LEN + TAG_LEN && len <= NONCE_LEN + PHONE_MAX + TAG_LEN &&
             crypto_aead_xchacha20poly1305_ietf_decrypt(
                 (unsigned char *)plain, &plen, NULL, sealed + NONCE_LEN, len - NONCE_LEN,
@@ -183,7 +140,7 @@ static void on_user_put(ls_req_t *r, ls_pg_status_t status, PGresult *res)
 {
     if (ls_pg_ok_or_reply(r, status, res) != 0)
         return;
-    int created = PQgetvalue(res, 0, PQfnumber(res, "created"))[0] == 't';
+    int created = ls_row_bool(res, 0, "created");
     json_object *out = json_object_new_object();
     json_object_object_add(out, "user", user_json(r, res, 0));
     json_object_object_add(out, "created", json_object_new_boolean(created));
@@ -244,73 +201,25 @@ static const ls_json_field_t patch_fields[] = {
     {"is_verified", LS_JSON_BOOL, 0, 0, 0, 0, NULL},
 };
 
-typedef struct {
-    ls_pg_txn_t *txn;
-    json_object *user; /* the updated user, answered after COMMIT */
-} patch_t;
-
-/* Rolls back and answers; for every failure after BEGIN succeeded. */
-static void patch_abort(ls_req_t *r, int status, const char *detail)
+static void on_patch_audited(ls_req_t *r, ls_txn_t *t, const PGresult *res)
 {
-    patch_t *p = r->state;
-    ls_req_txn_finish(r, p->txn, 0, NULL);
-    p->txn = NULL;
-    if (p->user != NULL) {
-        json_object_put(p->user);
-        p->user = NULL;
-    }
-    if (detail != NULL)
-        ls_reply_problem(r, status, "%s", detail);
+    ls_txn_commit(t);
 }
 
-static void on_patch_committed(ls_req_t *r, ls_pg_status_t status, PGresult *res)
+static void on_patch_updated(ls_req_t *r, ls_txn_t *t, const PGresult *res)
 {
-    patch_t *p = r->state;
-    json_object *user = p->user;
-    p->user = NULL;
-    if (ls_pg_ok_or_reply(r, status, res) != 0) {
-        json_object_put(user);
-        return;
-    }
-    ls_reply_json(r, 200, user);
+    if (PQntuples(res) == 0)
+        return ls_txn_fail(t, 404, "user %lld not found", (long long)ls_req_param_id(r, "telegram_id"));
+    ls_txn_reply(t, 200, user_json(r, res, 0));
+    ls_txn_audit(t, STMT_AUDIT, "user.patch", "user", ls_req_param_str(r, "telegram_id"),
+                 json_object_to_json_string_ext(r->body, JSON_C_TO_STRING_PLAIN), on_patch_audited);
 }
 
-static void on_patch_audited(ls_req_t *r, ls_pg_status_t status, PGresult *res)
+static void on_patch_actor(ls_req_t *r, ls_txn_t *t, const PGresult *res)
 {
-    patch_t *p = r->state;
-    if (ls_pg_ok_or_reply(r, status, res) != 0)
-        return patch_abort(r, 0, NULL);
-    ls_pg_txn_t *txn = p->txn;
-    p->txn = NULL;
-    ls_req_txn_finish(r, txn, 1, on_patch_committed);
-}
-
-static void on_patch_updated(ls_req_t *r, ls_pg_status_t status, PGresult *res)
-{
-    patch_t *p = r->state;
-    if (ls_pg_ok_or_reply(r, status, res) != 0)
-        return patch_abort(r, 0, NULL);
-    if (PQntuples(res) == 0) {
-        char detail[64];
-        snprintf(detail, sizeof(detail), "user %lld not found", (long long)ls_req_param_id(r, "telegram_id"));
-        return patch_abort(r, 404, detail);
-    }
-    p->user = user_json(r, res, 0);
-
-    char actor[24];
-    snprintf(actor, sizeof(actor), "%lld", (long long)r->actor);
-    const char *params[5] = {actor, "user.patch", "user", ls_req_param_str(r, "telegram_id"),
-                             json_object_to_json_string_ext(r->body, JSON_C_TO_STRING_PLAIN)};
-    ls_req_txn_exec(r, p->txn, STMT_AUDIT, 5, params, on_patch_audited);
-}
-
-static void on_patch_actor(ls_req_t *r, ls_pg_status_t status, PGresult *res)
-{
-    patch_t *p = r->state;
-    if (ls_pg_ok_or_reply(r, status, res) != 0)
-        return patch_abort(r, 0, NULL);
-    if (PQntuples(res) == 0 || strcmp(PQgetvalue(res, 0, 0), "admin") != 0)
-        return patch_abort(r, 403, "only an admin may change a user's role or verification");
+    const char *role = ls_row_text(res, 0, "role");
+    if (role == NULL || strcmp(role, "admin") != 0)
+        return ls_txn_fail(t, 403, "only an admin may change a user's role or verification");
 
     json_object *body = r->body;
     json_object *is_verified;
@@ -321,19 +230,13 @@ static void on_patch_actor(ls_req_t *r, ls_pg_status_t status, PGresult *res)
             ? (json_object_get_boolean(is_verified) ? "true" : "false")
             : NULL,
     };
-    ls_req_txn_exec(r, p->txn, STMT_USER_PATCH, 3, params, on_patch_updated);
+    ls_txn_exec(t, STMT_USER_PATCH, 3, params, on_patch_updated);
 }
 
-static void on_patch_begun(ls_req_t *r, ls_pg_status_t status, ls_pg_txn_t *txn)
+static void patch_begun(ls_req_t *r, ls_txn_t *t, const PGresult *res)
 {
-    patch_t *p = r->state;
-    if (ls_pg_ok_or_reply(r, status, NULL) != 0)
-        return;
-    p->txn = txn;
-    char actor[24];
-    snprintf(actor, sizeof(actor), "%lld", (long long)r->actor);
-    const char *params[1] = {actor};
-    ls_req_txn_exec(r, txn, STMT_USER_ROLE, 1, params, on_patch_actor);
+    const char *params[1] = {ls_req_actor_text(r)};
+    ls_txn_exec(t, STMT_USER_ROLE, 1, params, on_patch_actor);
 }
 
 void users_patch(ls_req_t *r)
@@ -343,9 +246,5 @@ void users_patch(ls_req_t *r)
         return;
     if (json_object_object_length(body) == 0)
         return ls_reply_problem(r, 400, "nothing to change: give 'role' and/or 'is_verified'");
-    patch_t *p = ls_req_alloc(r, sizeof(*p));
-    p->txn = NULL;
-    p->user = NULL;
-    r->state = p;
-    ls_req_begin(r, on_patch_begun);
+    ls_txn_begin(ls_txn_new(r), patch_begun);
 }

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "rows.h"
+#include "txn.h"
 
 /* Writes on a teacher's calendar need an actor who is that teacher or an admin: 0, or answers, -1. */
 static int owner_or_reply(ls_req_t *r)
@@ -30,106 +31,73 @@ static int owner_or_reply(ls_req_t *r)
 /* ---- a transaction under the teacher's lock: lock; write; [read]; commit; answer ---- */
 
 typedef struct {
-    ls_pg_txn_t *txn;
     size_t write_stmt, read_stmt; /* read_stmt STMT_COUNT: answer the write's row */
     int nparams;
     const char *params[5];
     int status; /* answered on success */
-    json_object *result;
-} teacher_txn_t;
+} teacher_write_t;
 
-static void teacher_txn_abort(ls_req_t *r)
+/* 22023: AT TIME ZONE met a zone PostgreSQL does not know. 23514: a CHECK — the only one a validated
+ * request can break is ends_at > starts_at. */
+static int on_write_error(ls_req_t *r, ls_txn_t *t, const char *sqlstate)
 {
-    teacher_txn_t *t = r->state;
-    ls_req_txn_finish(r, t->txn, 0, NULL);
-    t->txn = NULL;
-    if (t->result != NULL)
-        json_object_put(t->result);
-    t->result = NULL;
-}
-
-static void on_teacher_txn_committed(ls_req_t *r, ls_pg_status_t status, PGresult *res)
-{
-    teacher_txn_t *t = r->state;
-    json_object *result = t->result;
-    t->result = NULL;
-    if (ls_pg_ok_or_reply(r, status, res) != 0) {
-        json_object_put(result);
-        return;
-    }
-    ls_reply_json(r, t->status, result);
-}
-
-static void commit_with(ls_req_t *r, const PGresult *res)
-{
-    teacher_txn_t *t = r->state;
-    t->result = ls_row_object(res, 0);
-    ls_pg_txn_t *txn = t->txn;
-    t->txn = NULL;
-    ls_req_txn_finish(r, txn, 1, on_teacher_txn_committed);
-}
-
-static void on_teacher_txn_read(ls_req_t *r, ls_pg_status_t status, PGresult *res)
-{
-    if (ls_pg_ok_or_reply(r, status, res) != 0)
-        return teacher_txn_abort(r);
-    commit_with(r, res);
-}
-
-static void on_teacher_txn_written(ls_req_t *r, ls_pg_status_t status, PGresult *res)
-{
-    teacher_txn_t *t = r->state;
-    const char *state = status == LS_PG_SQL_ERROR ? ls_pg_sqlstate(res) : "";
-    /* 22023: AT TIME ZONE met a zone PostgreSQL does not know. 23514: a CHECK — the only one a
-     * validated request can break is ends_at > starts_at. */
-    if (strcmp(state, "22023") == 0) {
-        ls_reply_problem(r, 400, "field 'timezone': unknown time zone '%s'", t->params[1]);
-        return teacher_txn_abort(r);
-    }
-    if (strcmp(state, "23514") == 0) {
+    teacher_write_t *w = t->ctx;
+    if (strcmp(sqlstate, "22023") == 0)
+        ls_reply_problem(r, 400, "field 'timezone': unknown time zone '%s'", w->params[1]);
+    else if (strcmp(sqlstate, "23514") == 0)
         ls_reply_problem(r, 400, "field 'ends_at': must be after 'starts_at'");
-        return teacher_txn_abort(r);
-    }
-    if (ls_pg_ok_or_reply(r, status, res) != 0)
-        return teacher_txn_abort(r);
-    if (t->read_stmt == STMT_COUNT) {
-        if (PQntuples(res) != 1) {
-            ls_reply_problem(r, 500, "nothing was written");
-            return teacher_txn_abort(r);
-        }
-        return commit_with(r, res);
-    }
-    ls_req_txn_exec(r, t->txn, t->read_stmt, 1, t->params, on_teacher_txn_read);
+    else
+        return -1;
+    return 0;
 }
 
-static void on_teacher_txn_locked(ls_req_t *r, ls_pg_status_t status, PGresult *res)
+static void on_write_read(ls_req_t *r, ls_txn_t *t, const PGresult *res)
 {
-    teacher_txn_t *t = r->state;
-    if (ls_pg_ok_or_reply(r, status, res) != 0)
-        return teacher_txn_abort(r);
-    ls_req_txn_exec(r, t->txn, t->write_stmt, t->nparams, t->params, on_teacher_txn_written);
+    teacher_write_t *w = t->ctx;
+    ls_txn_reply(t, w->status, ls_row_object(res, 0));
+    ls_txn_commit(t);
 }
 
-static void on_teacher_txn_begun(ls_req_t *r, ls_pg_status_t status, ls_pg_txn_t *txn)
+static void on_written(ls_req_t *r, ls_txn_t *t, const PGresult *res)
 {
-    teacher_txn_t *t = r->state;
-    if (ls_pg_ok_or_reply(r, status, NULL) != 0)
-        return;
-    t->txn = txn;
-    ls_req_txn_exec(r, txn, STMT_TEACHER_LOCK, 1, t->params, on_teacher_txn_locked);
+    teacher_write_t *w = t->ctx;
+    if (w->read_stmt != STMT_COUNT)
+        return ls_txn_exec(t, w->read_stmt, 1, w->params, on_write_read);
+    if (PQntuples(res) != 1)
+        return ls_txn_fail(t, 500, "nothing was written");
+    on_write_read(r, t, res);
+}
+
+static void on_teacher_locked(ls_req_t *r, ls_txn_t *t, const PGresult *res)
+{
+    teacher_write_t *w = t->ctx;
+    ls_txn_exec(t, w->write_stmt, w->nparams, w->params, on_written);
+}
+
+static void lock_teacher(ls_req_t *r, ls_txn_t *t, const PGresult *res)
+{
+    teacher_write_t *w = t->ctx;
+    ls_txn_exec(t, STMT_TEACHER_LOCK, 1, w->params, on_teacher_locked);
 }
 
 /* params[0] must be the teacher's id: the lock and the read take it. */
-static teacher_txn_t *teacher_txn_new(ls_req_t *r, size_t write_stmt, size_t read_stmt, int status)
+static teacher_write_t *teacher_write_new(ls_req_t *r, size_t write_stmt, size_t read_stmt, int status)
 {
-    teacher_txn_t *t = ls_req_alloc(r, sizeof(*t));
-    memset(t, 0, sizeof(*t));
-    t->write_stmt = write_stmt;
-    t->read_stmt = read_stmt;
-    t->status = status;
-    t->params[0] = ls_req_param_str(r, "telegram_id");
-    r->state = t;
-    return t;
+    teacher_write_t *w = ls_req_alloc(r, sizeof(*w));
+    memset(w, 0, sizeof(*w));
+    w->write_stmt = write_stmt;
+    w->read_stmt = read_stmt;
+    w->status = status;
+    w->params[0] = ls_req_param_str(r, "telegram_id");
+    r->state = w;
+    return w;
+}
+
+static void teacher_write_begin(ls_req_t *r)
+{
+    ls_txn_t *t = ls_txn_new(r);
+    t->on_error = on_write_error;
+    ls_txn_begin(t, lock_teacher);
 }
 
 /* ---- GET /teachers/{telegram_id}/schedule ---- */
@@ -239,13 +207,13 @@ void schedule_put(ls_req_t *r)
     if (slots_ok_or_reply(r, slots) != 0)
         return;
 
-    teacher_txn_t *t = teacher_txn_new(r, STMT_SCHEDULE_PUT, STMT_SCHEDULE_GET, 200);
-    t->nparams = 5;
-    t->params[1] = timezone;
-    t->params[2] = json_object_to_json_string_ext(slots, JSON_C_TO_STRING_PLAIN);
-    t->params[3] = ls_req_actor_text(r);
-    t->params[4] = json_object_to_json_string_ext(body, JSON_C_TO_STRING_PLAIN);
-    ls_req_begin(r, on_teacher_txn_begun);
+    teacher_write_t *w = teacher_write_new(r, STMT_SCHEDULE_PUT, STMT_SCHEDULE_GET, 200);
+    w->nparams = 5;
+    w->params[1] = timezone;
+    w->params[2] = json_object_to_json_string_ext(slots, JSON_C_TO_STRING_PLAIN);
+    w->params[3] = ls_req_actor_text(r);
+    w->params[4] = json_object_to_json_string_ext(body, JSON_C_TO_STRING_PLAIN);
+    teacher_write_begin(r);
 }
 
 /* ---- POST /teachers/{telegram_id}/unavailable ---- */
@@ -265,13 +233,13 @@ void unavailable_add(ls_req_t *r)
     const char *reason = ls_json_get_str(body, "reason");
     if (reason != NULL && calendar_utf8_chars(reason) > CAL_REASON_MAX)
         return ls_reply_problem(r, 400, "field 'reason': at most %d characters", CAL_REASON_MAX);
-    teacher_txn_t *t = teacher_txn_new(r, STMT_UNAVAILABLE_ADD, STMT_COUNT, 201);
-    t->nparams = 5;
-    t->params[1] = ls_json_get_str(body, "starts_at");
-    t->params[2] = ls_json_get_str(body, "ends_at");
-    t->params[3] = reason;
-    t->params[4] = ls_req_actor_text(r);
-    ls_req_begin(r, on_teacher_txn_begun);
+    teacher_write_t *w = teacher_write_new(r, STMT_UNAVAILABLE_ADD, STMT_COUNT, 201);
+    w->nparams = 5;
+    w->params[1] = ls_json_get_str(body, "starts_at");
+    w->params[2] = ls_json_get_str(body, "ends_at");
+    w->params[3] = reason;
+    w->params[4] = ls_req_actor_text(r);
+    teacher_write_begin(r);
 }
 
 /* ---- GET /teachers/{telegram_id}/unavailable ---- */

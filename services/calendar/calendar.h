@@ -43,6 +43,7 @@
 #define CALENDAR_H
 
 #include "server.h"
+#include "txn.h"
 
 #define CAL_PAGE_DEF      20
 #define CAL_PAGE_MAX      100
@@ -120,5 +121,8 @@ size_t calendar_utf8_chars(const char *s);
  * schedule — and returns -1; returns 0 when the time is free.
  */
 int calendar_check_or_reply(ls_req_t *r, const PGresult *res, const char *teacher);
+
+/* t->on_commit of a change that added outbox rows: wakes this worker's poller (lessons.c). */
+void calendar_kick_outbox(ls_req_t *r, ls_txn_t *t);
 
 #endif

@@ -11,151 +11,114 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "outbox.h"
 #include "rows.h"
+#include "txn.h"
 
 typedef enum { CHANGE_CANCEL, CHANGE_RESCHEDULE, CHANGE_ATTENDANCE } change_kind_t;
 
 typedef struct {
     change_kind_t kind;
-    ls_pg_txn_t *txn;
     const char *lesson_id;
     const char *starts_at;  /* reschedule */
     const char *duration;   /* reschedule: given, or the lesson's own once locked */
     const char *reason;     /* cancel */
     const char *attendance; /* attendance status */
     char teacher[24];
-    json_object *result; /* answered after COMMIT */
 } change_t;
 
-/* Rolls back (after the caller answered). */
-static void change_abort(ls_req_t *r)
+/* Unlikely after the check under the teacher lock, but the constraint has the last word. */
+static int on_change_error(ls_req_t *r, ls_txn_t *t, const char *sqlstate)
 {
-    change_t *c = r->state;
-    ls_req_txn_finish(r, c->txn, 0, NULL);
-    c->txn = NULL;
-    if (c->result != NULL)
-        json_object_put(c->result);
-    c->result = NULL;
+    change_t *c = t->ctx;
+    if (strcmp(sqlstate, "23P01") != 0)
+        return -1;
+    ls_reply_problem(r, 409, "the new time overlaps another lesson of teacher %s", c->teacher);
+    return 0;
 }
 
-static void on_change_committed(ls_req_t *r, ls_pg_status_t status, PGresult *res)
+static void on_changed(ls_req_t *r, ls_txn_t *t, const PGresult *res)
 {
-    change_t *c = r->state;
-    json_object *result = c->result;
-    c->result = NULL;
-    if (ls_pg_ok_or_reply(r, status, res) != 0) {
-        json_object_put(result);
-        return;
-    }
-    if (c->kind != CHANGE_ATTENDANCE)
-        ls_outbox_kick(ls_outbox_of(r->worker));
-    ls_reply_json(r, 200, result);
-}
-
-static void on_changed(ls_req_t *r, ls_pg_status_t status, PGresult *res)
-{
-    change_t *c = r->state;
-    if (status == LS_PG_SQL_ERROR && strcmp(ls_pg_sqlstate(res), "23P01") == 0) {
-        /* Unlikely after the check under the teacher lock, but the constraint has the last word. */
-        ls_reply_problem(r, 409, "the new time overlaps another lesson of teacher %s", c->teacher);
-        return change_abort(r);
-    }
-    if (ls_pg_ok_or_reply(r, status, res) != 0)
-        return change_abort(r);
+    change_t *c = t->ctx;
     if (PQntuples(res) != 1) {
         if (c->kind == CHANGE_ATTENDANCE)
-            ls_reply_problem(r, 404, "%s is not a participant of lesson %s",
-                             ls_req_param_str(r, "telegram_id"), c->lesson_id);
-        else
-            ls_reply_problem(r, 409, "lesson %s is no longer scheduled", c->lesson_id);
-        return change_abort(r);
+            return ls_txn_fail(t, 404, "%s is not a participant of lesson %s",
+                               ls_req_param_str(r, "telegram_id"), c->lesson_id);
+        return ls_txn_fail(t, 409, "lesson %s is no longer scheduled", c->lesson_id);
     }
-    c->result = ls_row_object(res, 0);
-    ls_pg_txn_t *txn = c->txn;
-    c->txn = NULL;
-    ls_req_txn_finish(r, txn, 1, on_change_committed);
+    if (c->kind != CHANGE_ATTENDANCE)
+        t->on_commit = calendar_kick_outbox;
+    ls_txn_reply(t, 200, ls_row_object(res, 0));
+    ls_txn_commit(t);
 }
 
-static void on_reschedule_checked(ls_req_t *r, ls_pg_status_t status, PGresult *res)
+static void on_reschedule_checked(ls_req_t *r, ls_txn_t *t, const PGresult *res)
 {
-    change_t *c = r->state;
-    if (ls_pg_ok_or_reply(r, status, res) != 0 || calendar_check_or_reply(r, res, c->teacher) != 0)
-        return change_abort(r);
+    change_t *c = t->ctx;
+    if (calendar_check_or_reply(r, res, c->teacher) != 0)
+        return ls_txn_abort(t);
     const char *params[4] = {c->lesson_id, c->starts_at, c->duration, ls_req_actor_text(r)};
-    ls_req_txn_exec(r, c->txn, STMT_LESSON_RESCHEDULE, 4, params, on_changed);
+    ls_txn_exec(t, STMT_LESSON_RESCHEDULE, 4, params, on_changed);
 }
 
-static void on_teacher_locked(ls_req_t *r, ls_pg_status_t status, PGresult *res)
+static void on_teacher_locked(ls_req_t *r, ls_txn_t *t, const PGresult *res)
 {
-    change_t *c = r->state;
-    if (ls_pg_ok_or_reply(r, status, res) != 0)
-        return change_abort(r);
+    change_t *c = t->ctx;
     const char *params[4] = {c->teacher, c->starts_at, c->duration, c->lesson_id};
-    ls_req_txn_exec(r, c->txn, STMT_LESSON_CHECK, 4, params, on_reschedule_checked);
+    ls_txn_exec(t, STMT_LESSON_CHECK, 4, params, on_reschedule_checked);
 }
 
-static void on_lesson_locked(ls_req_t *r, ls_pg_status_t status, PGresult *res)
+static void on_lesson_locked(ls_req_t *r, ls_txn_t *t, const PGresult *res)
 {
-    change_t *c = r->state;
-    if (ls_pg_ok_or_reply(r, status, res) != 0)
-        return change_abort(r);
-    if (PQntuples(res) == 0) {
-        ls_reply_problem(r, 404, "lesson %s not found", c->lesson_id);
-        return change_abort(r);
-    }
-    snprintf(c->teacher, sizeof(c->teacher), "%s", PQgetvalue(res, 0, PQfnumber(res, "teacher_telegram_id")));
-    int64_t teacher = 0;
-    ls_parse_i64(c->teacher, strlen(c->teacher), &teacher);
-    if (!ls_req_actor_is_self_or_admin(r, teacher)) {
-        ls_reply_problem(r, 403, "only the lesson's teacher (%s) or an admin may change lesson %s",
-                         c->teacher, c->lesson_id);
-        return change_abort(r);
-    }
-    const char *state = PQgetvalue(res, 0, PQfnumber(res, "status"));
+    change_t *c = t->ctx;
+    if (PQntuples(res) == 0)
+        return ls_txn_fail(t, 404, "lesson %s not found", c->lesson_id);
+    snprintf(c->teacher, sizeof(c->teacher), "%s", ls_row_text(res, 0, "teacher_telegram_id"));
+    if (!ls_req_actor_is_self_or_admin(r, ls_row_id(res, 0, "teacher_telegram_id")))
+        return ls_txn_fail(t, 403, "only the lesson's teacher (%s) or an admin may change lesson %s",
+                           c->teacher, c->lesson_id);
+    const char *state = ls_row_text(res, 0, "status");
 
     switch (c->kind) {
     case CHANGE_CANCEL: {
-        if (strcmp(state, "scheduled") != 0) {
-            ls_reply_problem(r, 409, "lesson %s is already %s", c->lesson_id, state);
-            return change_abort(r);
-        }
+        if (strcmp(state, "scheduled") != 0)
+            return ls_txn_fail(t, 409, "lesson %s is already %s", c->lesson_id, state);
         const char *params[3] = {c->lesson_id, ls_req_actor_text(r), c->reason};
-        return ls_req_txn_exec(r, c->txn, STMT_LESSON_CANCEL, 3, params, on_changed);
+        return ls_txn_exec(t, STMT_LESSON_CANCEL, 3, params, on_changed);
     }
     case CHANGE_RESCHEDULE: {
-        if (strcmp(state, "scheduled") != 0) {
-            ls_reply_problem(r, 409, "lesson %s is %s: only a scheduled lesson can be rescheduled",
-                             c->lesson_id, state);
-            return change_abort(r);
-        }
+        if (strcmp(state, "scheduled") != 0)
+            return ls_txn_fail(t, 409, "lesson %s is %s: only a scheduled lesson can be rescheduled",
+                               c->lesson_id, state);
         if (c->duration == NULL) {
-            const char *d = PQgetvalue(res, 0, PQfnumber(res, "duration_minutes"));
+            const char *d = ls_row_text(res, 0, "duration_minutes");
             c->duration = ls_req_strdup(r, d, strlen(d));
         }
         const char *params[1] = {c->teacher};
-        return ls_req_txn_exec(r, c->txn, STMT_TEACHER_LOCK, 1, params, on_teacher_locked);
+        return ls_txn_exec(t, STMT_TEACHER_LOCK, 1, params, on_teacher_locked);
     }
     case CHANGE_ATTENDANCE: {
-        if (strcmp(state, "cancelled") == 0) {
-            ls_reply_problem(r, 409, "lesson %s is cancelled: attendance cannot be marked", c->lesson_id);
-            return change_abort(r);
-        }
+        if (strcmp(state, "cancelled") == 0)
+            return ls_txn_fail(t, 409, "lesson %s is cancelled: attendance cannot be marked", c->lesson_id);
         const char *params[4] = {c->lesson_id, ls_req_param_str(r, "telegram_id"), c->attendance,
                                  ls_req_actor_text(r)};
-        return ls_req_txn_exec(r, c->txn, STMT_ATTENDANCE_PUT, 4, params, on_changed);
+        return ls_txn_exec(t, STMT_ATTENDANCE_PUT, 4, params, on_changed);
     }
     }
 }
 
-static void on_change_begun(ls_req_t *r, ls_pg_status_t status, ls_pg_txn_t *txn)
+static void lock_lesson(ls_req_t *r, ls_txn_t *t, const PGresult *res)
 {
-    change_t *c = r->state;
-    if (ls_pg_ok_or_reply(r, status, NULL) != 0)
-        return;
-    c->txn = txn;
+    change_t *c = t->ctx;
     const char *params[1] = {c->lesson_id};
-    ls_req_txn_exec(r, txn, STMT_LESSON_LOCK, 1, params, on_lesson_locked);
+    ls_txn_exec(t, STMT_LESSON_LOCK, 1, params, on_lesson_locked);
+}
+
+/* Every change: BEGIN; lock the lesson; the change's own steps. */
+static void change_begin(ls_req_t *r)
+{
+    ls_txn_t *t = ls_txn_new(r);
+    t->on_error = on_change_error;
+    ls_txn_begin(t, lock_lesson);
 }
 
 /* The part every change shares once its body is validated: an actor, then the transaction. */
@@ -194,7 +157,7 @@ void lessons_cancel(ls_req_t *r)
     if (c == NULL)
         return;
     c->reason = reason;
-    ls_req_begin(r, on_change_begun);
+    change_begin(r);
 }
 
 /* ---- POST /lessons/{lesson_id}/reschedule ---- */
@@ -219,7 +182,7 @@ void lessons_reschedule(ls_req_t *r)
         snprintf(d, 16, "%lld", (long long)ls_json_get_i64(body, "duration_minutes", 0));
         c->duration = d;
     }
-    ls_req_begin(r, on_change_begun);
+    change_begin(r);
 }
 
 /* ---- PUT /lessons/{lesson_id}/attendance/{telegram_id} ---- */
@@ -238,5 +201,5 @@ void lessons_attendance_put(ls_req_t *r)
     if (c == NULL)
         return;
     c->attendance = ls_json_get_str(body, "status");
-    ls_req_begin(r, on_change_begun);
+    change_begin(r);
 }

@@ -14,6 +14,7 @@
 
 #include "outbox.h"
 #include "rows.h"
+#include "txn.h"
 
 const char *const calendar_lesson_statuses[] = {"scheduled", "cancelled", "completed", NULL};
 const char *const calendar_attendance_statuses[] = {"present", "absent", "late", "excused", NULL};
@@ -45,29 +46,30 @@ int calendar_check_or_reply(ls_req_t *r, const PGresult *res, const char *teache
         ls_reply_problem(r, 500, "availability check returned no row");
         return -1;
     }
-    int col = PQfnumber(res, "conflict_id");
-    if (!PQgetisnull(res, 0, col)) {
+    const char *conflict = ls_row_text(res, 0, "conflict_id");
+    if (conflict != NULL) {
         ls_reply_problem(r, 409, "teacher %s already has lesson %s from %s to %s at that time", teacher,
-                         PQgetvalue(res, 0, col),
-                         rfc3339_or_raw(PQgetvalue(res, 0, PQfnumber(res, "conflict_starts_at")), a),
-                         rfc3339_or_raw(PQgetvalue(res, 0, PQfnumber(res, "conflict_ends_at")), b));
+                         conflict, rfc3339_or_raw(ls_row_text(res, 0, "conflict_starts_at"), a),
+                         rfc3339_or_raw(ls_row_text(res, 0, "conflict_ends_at"), b));
         return -1;
     }
-    col = PQfnumber(res, "unavailable_starts_at");
-    if (!PQgetisnull(res, 0, col)) {
-        const char *reason = PQgetvalue(res, 0, PQfnumber(res, "unavailable_reason"));
+    const char *unavailable = ls_row_text(res, 0, "unavailable_starts_at");
+    if (unavailable != NULL) {
+        const char *reason = ls_row_text(res, 0, "unavailable_reason");
+        if (reason == NULL)
+            reason = "";
         ls_reply_problem(r, 409, "teacher %s is unavailable from %s to %s%s%.200s%s", teacher,
-                         rfc3339_or_raw(PQgetvalue(res, 0, col), a),
-                         rfc3339_or_raw(PQgetvalue(res, 0, PQfnumber(res, "unavailable_ends_at")), b),
+                         rfc3339_or_raw(unavailable, a),
+                         rfc3339_or_raw(ls_row_text(res, 0, "unavailable_ends_at"), b),
                          reason[0] != '\0' ? " (" : "", reason, reason[0] != '\0' ? ")" : "");
         return -1;
     }
-    col = PQfnumber(res, "schedule_timezone");
-    if (!PQgetisnull(res, 0, col) && PQgetvalue(res, 0, PQfnumber(res, "fits_schedule"))[0] != 't') {
+    const char *zone = ls_row_text(res, 0, "schedule_timezone");
+    if (zone != NULL && !ls_row_bool(res, 0, "fits_schedule")) {
         ls_reply_problem(r, 409,
                          "the lesson is outside teacher %s's weekly availability (time zone %s):"
                          " it must lie inside one window of its weekday",
-                         teacher, PQgetvalue(res, 0, col));
+                         teacher, zone);
         return -1;
     }
     return 0;
@@ -99,19 +101,13 @@ typedef struct {
     char problems[PROBLEMS_MAX]; /* what is missing: answered 422 */
     char down[DOWN_MAX];         /* services that did not answer: 503 */
     char bad[DOWN_MAX];          /* services that answered something unexpected: 502 */
-    /* the transaction */
-    ls_pg_txn_t *txn;
-    const char *params[9];
-    json_object *lesson; /* answered after COMMIT */
+    const char *params[9];       /* of STMT_LESSON_INSERT */
 } create_t;
 
 static void create_release(create_t *c)
 {
     free(c->group_title);
     c->group_title = NULL;
-    if (c->lesson != NULL)
-        json_object_put(c->lesson);
-    c->lesson = NULL;
 }
 
 static void append(char *buf, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -264,86 +260,70 @@ static void on_students(ls_req_t *r, const ls_http_response_t *resp)
     fanout_done(r);
 }
 
-/* ---- the transaction ---- */
+/* ---- the transaction: teacher lock; availability check; insert; commit ---- */
 
-static void create_abort(ls_req_t *r)
+void calendar_kick_outbox(ls_req_t *r, ls_txn_t *t)
 {
-    create_t *c = r->state;
-    ls_req_txn_finish(r, c->txn, 0, NULL);
-    c->txn = NULL;
-    create_release(c);
+    (void)t;
+    ls_outbox_kick(ls_outbox_of(r->worker));
 }
 
-static void on_committed(ls_req_t *r, ls_pg_status_t status, PGresult *res)
+static void create_txn_release(ls_txn_t *t)
 {
-    create_t *c = r->state;
-    json_object *lesson = c->lesson;
-    c->lesson = NULL;
-    create_release(c);
-    if (ls_pg_ok_or_reply(r, status, res) != 0) {
-        json_object_put(lesson);
-        return;
-    }
-    ls_outbox_kick(ls_outbox_of(r->worker));
-    ls_reply_json(r, 201, lesson);
+    create_release(t->ctx);
 }
 
 static void on_overlap_named(ls_req_t *r, ls_pg_status_t status, PGresult *res)
 {
-    create_t *c = r->state;
+    ls_txn_t *t = r->state;
+    create_t *c = t->ctx;
     if (status == LS_PG_OK && calendar_check_or_reply(r, res, c->teacher) != 0)
         return;
     /* The conflicting lesson was cancelled or moved meanwhile: still a conflict at insert time. */
     ls_reply_problem(r, 409, "the lesson overlaps another lesson of teacher %s", c->teacher);
 }
 
-static void on_inserted(ls_req_t *r, ls_pg_status_t status, PGresult *res)
+/* A concurrent lesson committed between the check and the insert (23P01): name it, from outside
+ * the failed transaction (its commit is visible by now). */
+static int on_insert_error(ls_req_t *r, ls_txn_t *t, const char *sqlstate)
 {
-    create_t *c = r->state;
-    if (status == LS_PG_SQL_ERROR && strcmp(ls_pg_sqlstate(res), "23P01") == 0) {
-        /* A concurrent lesson committed between the check and the insert: name it, from outside
-         * the failed transaction (its commit is visible by now). */
-        create_abort(r);
-        const char *params[4] = {c->params[0], c->params[2], c->params[3], NULL};
-        return ls_req_pg(r, STMT_LESSON_CHECK, 4, params, on_overlap_named);
-    }
-    if (ls_pg_ok_or_reply(r, status, res) != 0)
-        return create_abort(r);
-    if (PQntuples(res) != 1) {
-        ls_reply_problem(r, 500, "lesson was not written");
-        return create_abort(r);
-    }
-    c->lesson = ls_row_object(res, 0);
-    ls_pg_txn_t *txn = c->txn;
-    c->txn = NULL;
-    ls_req_txn_finish(r, txn, 1, on_committed);
-}
-
-static void on_checked(ls_req_t *r, ls_pg_status_t status, PGresult *res)
-{
-    create_t *c = r->state;
-    if (ls_pg_ok_or_reply(r, status, res) != 0 || calendar_check_or_reply(r, res, c->teacher) != 0)
-        return create_abort(r);
-    ls_req_txn_exec(r, c->txn, STMT_LESSON_INSERT, 9, c->params, on_inserted);
-}
-
-static void on_locked(ls_req_t *r, ls_pg_status_t status, PGresult *res)
-{
-    create_t *c = r->state;
-    if (ls_pg_ok_or_reply(r, status, res) != 0)
-        return create_abort(r);
+    create_t *c = t->ctx;
+    if (strcmp(sqlstate, "23P01") != 0)
+        return -1;
     const char *params[4] = {c->params[0], c->params[2], c->params[3], NULL};
-    ls_req_txn_exec(r, c->txn, STMT_LESSON_CHECK, 4, params, on_checked);
+    ls_req_pg(r, STMT_LESSON_CHECK, 4, params, on_overlap_named);
+    return 0;
 }
 
-static void on_begun(ls_req_t *r, ls_pg_status_t status, ls_pg_txn_t *txn)
+static void on_inserted(ls_req_t *r, ls_txn_t *t, const PGresult *res)
 {
-    create_t *c = r->state;
-    if (ls_pg_ok_or_reply(r, status, NULL) != 0)
-        return create_release(c);
-    c->txn = txn;
+    if (PQntuples(res) != 1)
+        return ls_txn_fail(t, 500, "lesson was not written");
+    t->on_commit = calendar_kick_outbox;
+    ls_txn_reply(t, 201, ls_row_object(res, 0));
+    ls_txn_commit(t);
+}
+
+static void on_checked(ls_req_t *r, ls_txn_t *t, const PGresult *res)
+{
+    create_t *c = t->ctx;
+    if (calendar_check_or_reply(r, res, c->teacher) != 0)
+        return ls_txn_abort(t);
+    ls_txn_exec(t, STMT_LESSON_INSERT, 9, c->params, on_inserted);
+}
+
+static void on_teacher_locked(ls_req_t *r, ls_txn_t *t, const PGresult *res)
+{
+    create_t *c = t->ctx;
+    const char *params[4] = {c->params[0], c->params[2], c->params[3], NULL};
+    ls_txn_exec(t, STMT_LESSON_CHECK, 4, params, on_checked);
+}
+
+static void lock_teacher(ls_req_t *r, ls_txn_t *t, const PGresult *res)
+{
+    create_t *c = t->ctx;
     const char *params[1] = {c->teacher};
-    ls_req_txn_exec(r, txn, STMT_TEACHER_LOCK, 1, params, on_locked);
+    ls_txn_exec(t, STMT_TEACHER_LOCK, 1, params, on_teacher_locked);
 }
 
 static int cmp_id(const void *a, const void *b)
@@ -385,7 +365,10 @@ static void create_validated(ls_req_t *r)
 
     c->params[6] = array;
     c->params[7] = c->group_title != NULL ? ls_req_strdup(r, c->group_title, strlen(c->group_title)) : NULL;
-    ls_req_begin(r, on_begun);
+    ls_txn_t *t = ls_txn_new(r);
+    t->on_error = on_insert_error;
+    t->release = create_txn_release;
+    ls_txn_begin(t, lock_teacher);
 }
 
 /* The listed students as ids (validated here: the table only bounds the array's length). */

@@ -1,6 +1,8 @@
 /* calendar-service: every statement it runs, prepared on each connection. */
 #include "calendar.h"
 
+#include "txn.h"
+
 #define LESSON_COLUMNS(p)                                                                                    \
     p "id, " p "teacher_telegram_id, " p "group_id, " p "starts_at, " p "ends_at, " p "duration_minutes, " p \
       "topic, " p "status, " p "created_by, " p "version, " p "created_at, " p "updated_at"
@@ -13,8 +15,6 @@
 #define PARTICIPANTS_OF(lesson)                                                                              \
     "(SELECT COALESCE(json_agg(pp.student_telegram_id ORDER BY pp.student_telegram_id), '[]'::json)"         \
     " FROM lesson_participants pp WHERE pp.lesson_id = " lesson ") AS participants"
-
-#define AUDIT_INSERT "INSERT INTO audit_log (actor_telegram_id, action, entity, entity_id, changes) "
 
 /*
  * Outbox rows telling each recipient about a lesson event, from a query that yields `l` (the
@@ -95,7 +95,7 @@ const ls_pg_stmt_t calendar_statements[STMT_COUNT] = {
          " o AS (" NOTIFY_INSERT(
              "scheduled", LESSON_PARAMS(""), "$6::bigint",
              "FROM l, unnest($7::bigint[]) AS rcpt") "),"
-                                                     " a AS (" AUDIT_INSERT
+                                                     " a AS (" LS_AUDIT_INSERT
                                                      "SELECT $6::bigint, 'lesson.create', 'lesson', "
                                                      "l.id::text,"
                                                      "  $9::jsonb || jsonb_build_object('participants', "
@@ -130,7 +130,7 @@ const ls_pg_stmt_t calendar_statements[STMT_COUNT] = {
              "cancelled", LESSON_PARAMS(", 'reason', $3::text"), "$2::bigint",
              "FROM l JOIN lesson_participants pp ON pp.lesson_id = l.id,"
              " LATERAL (SELECT pp.student_telegram_id AS rcpt) r") "),"
-                                                                   " a AS (" AUDIT_INSERT
+                                                                   " a AS (" LS_AUDIT_INSERT
                                                                    "SELECT $2::bigint, 'lesson.cancel', "
                                                                    "'lesson', l.id::text,"
                                                                    "  "
@@ -159,7 +159,7 @@ const ls_pg_stmt_t calendar_statements[STMT_COUNT] = {
              "$4::bigint",
              "FROM l JOIN lesson_participants pp ON pp.lesson_id = l.id,"
              " LATERAL (SELECT pp.student_telegram_id AS rcpt) r") "),"
-                                                                   " a AS (" AUDIT_INSERT
+                                                                   " a AS (" LS_AUDIT_INSERT
                                                                    "SELECT $4::bigint, 'lesson.reschedule', "
                                                                    "'lesson', l.id::text,"
                                                                    "  jsonb_build_object('old_starts_at', "
@@ -184,7 +184,7 @@ const ls_pg_stmt_t calendar_statements[STMT_COUNT] = {
          "  ON CONFLICT (lesson_id, student_telegram_id) DO UPDATE"
          "  SET status = EXCLUDED.status, marked_by = EXCLUDED.marked_by, marked_at = now()"
          "  RETURNING t.*),"
-         " a AS (" AUDIT_INSERT "SELECT $4::bigint, 'lesson.attendance', 'lesson', x.lesson_id::text,"
+         " a AS (" LS_AUDIT_INSERT "SELECT $4::bigint, 'lesson.attendance', 'lesson', x.lesson_id::text,"
          "  jsonb_build_object('student_telegram_id', x.student_telegram_id, 'status', x.status) FROM x)"
          " SELECT lesson_id, student_telegram_id, status, marked_by, marked_at FROM x",
          4},
@@ -235,7 +235,7 @@ const ls_pg_stmt_t calendar_statements[STMT_COUNT] = {
          "  SELECT $1::bigint, s.weekday, s.start_time, s.end_time, z.tz"
          "  FROM z, json_to_recordset($3::json) AS s(weekday int, start_time time, end_time time)"
          "  RETURNING id),"
-         " a AS (" AUDIT_INSERT "SELECT $4::bigint, 'schedule.replace', 'teacher', $1::text,"
+         " a AS (" LS_AUDIT_INSERT "SELECT $4::bigint, 'schedule.replace', 'teacher', $1::text,"
          "  $5::jsonb || jsonb_build_object('removed', (SELECT count(*) FROM d)) FROM z)"
          " SELECT count(*) AS slots FROM i",
          5},
@@ -244,7 +244,8 @@ const ls_pg_stmt_t calendar_statements[STMT_COUNT] = {
         {"unavailable_add",
          "WITH u AS (INSERT INTO teacher_unavailable (teacher_telegram_id, starts_at, ends_at, reason)"
          "  VALUES ($1::bigint, $2::timestamptz, $3::timestamptz, COALESCE($4::text, '')) RETURNING *),"
-         " a AS (" AUDIT_INSERT "SELECT $5::bigint, 'unavailable.create', 'teacher_unavailable', u.id::text,"
+         " a AS (" LS_AUDIT_INSERT
+         "SELECT $5::bigint, 'unavailable.create', 'teacher_unavailable', u.id::text,"
          "  jsonb_build_object('teacher_telegram_id', u.teacher_telegram_id, 'starts_at', u.starts_at,"
          "  'ends_at', u.ends_at, 'reason', u.reason) FROM u)"
          " SELECT id, teacher_telegram_id, starts_at, ends_at, reason, created_at FROM u",
@@ -260,7 +261,8 @@ const ls_pg_stmt_t calendar_statements[STMT_COUNT] = {
         {"unavailable_delete",
          "WITH d AS (DELETE FROM teacher_unavailable"
          "  WHERE teacher_telegram_id = $1::bigint AND id = $2::uuid RETURNING *),"
-         " a AS (" AUDIT_INSERT "SELECT $3::bigint, 'unavailable.delete', 'teacher_unavailable', d.id::text,"
+         " a AS (" LS_AUDIT_INSERT
+         "SELECT $3::bigint, 'unavailable.delete', 'teacher_unavailable', d.id::text,"
          "  jsonb_build_object('teacher_telegram_id', d.teacher_telegram_id, 'starts_at', d.starts_at,"
          "  'ends_at', d.ends_at, 'reason', d.reason) FROM d)"
          " SELECT id FROM d",

@@ -1,7 +1,6 @@
 /* groups-service: representation helpers and the locked-group transaction shared by the handlers. */
 #include "groups.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -51,140 +50,65 @@ const char *body_text(ls_req_t *r)
 
 /* ---- the locked-group transaction ---- */
 
-static int bool_at(const PGresult *res, const char *col)
+void group_kick_outbox(ls_req_t *r, ls_txn_t *t)
 {
-    int c = PQfnumber(res, col);
-    return c >= 0 && !PQgetisnull(res, 0, c) && PQgetvalue(res, 0, c)[0] == 't';
+    (void)t;
+    ls_outbox_kick(ls_outbox_of(r->worker));
 }
 
-static void finish_quietly(ls_req_t *r, group_txn_t *t)
+int group_actor_owns(ls_req_t *r, const locked_group_t *g)
 {
-    if (t->reply != NULL) {
-        json_object_put(t->reply);
-        t->reply = NULL;
-    }
-    if (t->txn != NULL) {
-        ls_pg_txn_t *txn = t->txn;
-        t->txn = NULL;
-        ls_req_txn_finish(r, txn, 0, NULL);
-    }
+    return r->role == LS_ROLE_ADMIN || (r->actor > 0 && r->actor == g->teacher);
 }
 
-int group_txn_ok_or_abort(ls_req_t *r, ls_pg_status_t status, PGresult *res)
+static void on_membership(ls_req_t *r, ls_txn_t *t, const PGresult *res)
 {
-    if (ls_pg_ok_or_reply(r, status, res) == 0)
-        return 0;
-    finish_quietly(r, r->state);
-    return -1;
+    locked_group_t *g = t->ctx;
+    g->member_count = ls_row_id(res, 0, "member_count");
+    g->is_member = ls_row_bool(res, 0, "is_member");
+    if (g->need_owner && !group_actor_owns(r, g))
+        return ls_txn_fail(t, 403, "only the group's teacher or an admin may do this");
+    g->next(r, t, g);
 }
 
-void group_txn_abort(ls_req_t *r, int status, const char *fmt, ...)
+static void on_locked(ls_req_t *r, ls_txn_t *t, const PGresult *res)
 {
-    char detail[256];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(detail, sizeof(detail), fmt, ap);
-    va_end(ap);
-    finish_quietly(r, r->state);
-    ls_reply_problem(r, status, "%s", detail);
-}
-
-static void on_committed(ls_req_t *r, ls_pg_status_t status, PGresult *res)
-{
-    group_txn_t *t = r->state;
-    json_object *reply = t->reply;
-    t->reply = NULL;
-    if (ls_pg_ok_or_reply(r, status, res) != 0) {
-        json_object_put(reply);
-        return;
-    }
-    if (t->kick_outbox)
-        ls_outbox_kick(ls_outbox_of(r->worker));
-    if (reply == NULL)
-        ls_reply_empty(r, 204);
-    else
-        ls_reply_json(r, t->reply_status, reply);
-}
-
-void group_txn_commit(ls_req_t *r, json_object *reply, int status)
-{
-    group_txn_t *t = r->state;
-    ls_pg_txn_t *txn = t->txn;
-    t->txn = NULL;
-    t->reply = reply;
-    t->reply_status = status;
-    ls_req_txn_finish(r, txn, 1, on_committed);
-}
-
-void group_txn_exec(ls_req_t *r, size_t stmt, int nparams, const char *const *params, ls_req_pg_cb cb)
-{
-    group_txn_t *t = r->state;
-    ls_req_txn_exec(r, t->txn, stmt, nparams, params, cb);
-}
-
-int group_txn_actor_owns(ls_req_t *r, const group_txn_t *t)
-{
-    return r->role == LS_ROLE_ADMIN || (r->actor > 0 && r->actor == t->teacher);
-}
-
-static void on_membership(ls_req_t *r, ls_pg_status_t status, PGresult *res)
-{
-    group_txn_t *t = r->state;
-    if (group_txn_ok_or_abort(r, status, res) != 0)
-        return;
-    ls_parse_i64(PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0), &t->member_count);
-    t->is_member = bool_at(res, "is_member");
-    if (t->need_owner && !group_txn_actor_owns(r, t))
-        return group_txn_abort(r, 403, "only the group's teacher or an admin may do this");
-    t->next(r, t);
-}
-
-static void on_locked(ls_req_t *r, ls_pg_status_t status, PGresult *res)
-{
-    group_txn_t *t = r->state;
-    if (group_txn_ok_or_abort(r, status, res) != 0)
-        return;
+    locked_group_t *g = t->ctx;
     if (PQntuples(res) == 0) {
-        if (t->lock_stmt == STMT_JOIN_LOCK)
-            return group_txn_abort(r, 404, "invitation code not found");
-        return group_txn_abort(r, 404, "group %s not found", t->lock_param);
+        if (g->lock_stmt == STMT_JOIN_LOCK)
+            return ls_txn_fail(t, 404, "invitation code not found");
+        return ls_txn_fail(t, 404, "group %s not found", g->lock_param);
     }
-    snprintf(t->group_id, sizeof(t->group_id), "%s", PQgetvalue(res, 0, PQfnumber(res, "id")));
-    int c = PQfnumber(res, "teacher_telegram_id");
-    ls_parse_i64(PQgetvalue(res, 0, c), (size_t)PQgetlength(res, 0, c), &t->teacher);
-    int64_t capacity = 0;
-    c = PQfnumber(res, "capacity");
-    ls_parse_i64(PQgetvalue(res, 0, c), (size_t)PQgetlength(res, 0, c), &capacity);
-    t->capacity = (int)capacity;
-    snprintf(t->status, sizeof(t->status), "%s", PQgetvalue(res, 0, PQfnumber(res, "status")));
-    t->is_free = bool_at(res, "is_free");
-    c = PQfnumber(res, "price");
-    snprintf(t->price, sizeof(t->price), "%s", PQgetisnull(res, 0, c) ? "" : PQgetvalue(res, 0, c));
+    const char *price = ls_row_text(res, 0, "price");
+    snprintf(g->group_id, sizeof(g->group_id), "%s", ls_row_text(res, 0, "id"));
+    g->teacher = ls_row_id(res, 0, "teacher_telegram_id");
+    g->capacity = (int)ls_row_id(res, 0, "capacity");
+    snprintf(g->status, sizeof(g->status), "%s", ls_row_text(res, 0, "status"));
+    g->is_free = ls_row_bool(res, 0, "is_free");
+    snprintf(g->price, sizeof(g->price), "%s", price != NULL ? price : "");
 
-    const char *params[2] = {t->group_id, ls_req_actor_text(r)};
-    group_txn_exec(r, STMT_GROUP_MEMBERSHIP, 2, params, on_membership);
+    const char *params[2] = {g->group_id, ls_req_actor_text(r)};
+    ls_txn_exec(t, STMT_GROUP_MEMBERSHIP, 2, params, on_membership);
 }
 
-static void on_begun(ls_req_t *r, ls_pg_status_t status, ls_pg_txn_t *txn)
+static void lock_group(ls_req_t *r, ls_txn_t *t, const PGresult *res)
 {
-    group_txn_t *t = r->state;
-    if (ls_pg_ok_or_reply(r, status, NULL) != 0)
-        return;
-    t->txn = txn;
-    const char *params[1] = {t->lock_param};
-    group_txn_exec(r, t->lock_stmt, 1, params, on_locked);
+    (void)r;
+    (void)res;
+    locked_group_t *g = t->ctx;
+    const char *params[1] = {g->lock_param};
+    ls_txn_exec(t, g->lock_stmt, 1, params, on_locked);
 }
 
-void group_txn_begin(ls_req_t *r, size_t lock_stmt, const char *param, int need_owner, group_txn_next_t next)
+void group_lock(ls_req_t *r, size_t lock_stmt, const char *param, int need_owner, group_locked_fn next)
 {
-    group_txn_t *t = ls_req_alloc(r, sizeof(*t));
-    void *ctx = r->state; /* a handler may have set its own state before */
-    memset(t, 0, sizeof(*t));
-    t->lock_stmt = lock_stmt;
-    t->lock_param = param;
-    t->need_owner = need_owner;
-    t->next = next;
-    t->ctx = ctx;
-    r->state = t;
-    ls_req_begin(r, on_begun);
+    locked_group_t *g = ls_req_alloc(r, sizeof(*g));
+    memset(g, 0, sizeof(*g));
+    g->lock_stmt = lock_stmt;
+    g->lock_param = param;
+    g->need_owner = need_owner;
+    g->next = next;
+    g->ctx = r->state; /* a handler may have set its own state before */
+    r->state = g;
+    ls_txn_begin(ls_txn_new(r), lock_group);
 }

@@ -278,37 +278,36 @@ static const ls_json_field_t patch_fields[] = {
     {"price", LS_JSON_NUMBER, 0, 1, 0, PRICE_MAX, NULL}, {"status", LS_JSON_ENUM, 0, 0, 0, 0, status_values},
 };
 
-static void on_patched(ls_req_t *r, ls_pg_status_t status, PGresult *res)
+static void on_patched(ls_req_t *r, ls_txn_t *t, const PGresult *res)
 {
-    if (group_txn_ok_or_abort(r, status, res) != 0)
-        return;
-    group_txn_commit(r, group_json(res, 0), 200);
+    ls_txn_reply(t, 200, group_json(res, 0));
+    ls_txn_commit(t);
 }
 
-static void patch_locked(ls_req_t *r, group_txn_t *t)
+static void patch_locked(ls_req_t *r, ls_txn_t *t, locked_group_t *g)
 {
     json_object *body = r->body, *v;
     int64_t capacity = ls_json_get_i64(body, "capacity", 0);
-    if (capacity > 0 && capacity < t->member_count)
-        return group_txn_abort(r, 409, "capacity %lld is below the group's %lld members", (long long)capacity,
-                               (long long)t->member_count);
+    if (capacity > 0 && capacity < g->member_count)
+        return ls_txn_fail(t, 409, "capacity %lld is below the group's %lld members", (long long)capacity,
+                           (long long)g->member_count);
 
     /* The final is_free and price, checked together (a price only where the group is paid). */
-    int is_free = json_object_object_get_ex(body, "is_free", &v) ? json_object_get_boolean(v) : t->is_free;
+    int is_free = json_object_object_get_ex(body, "is_free", &v) ? json_object_get_boolean(v) : g->is_free;
     const char *price;
     if (ls_json_has(body, "price"))
         price = price_text(r, body);
     else
-        price = is_free || t->price[0] == '\0' ? NULL : t->price;
+        price = is_free || g->price[0] == '\0' ? NULL : g->price;
     if (is_free && price != NULL)
-        return group_txn_abort(r, 400, "field 'price': must be null for a free group (is_free true)");
+        return ls_txn_fail(t, 400, "field 'price': must be null for a free group (is_free true)");
     if (!is_free && (price == NULL || strspn(price, "0.") == strlen(price)))
-        return group_txn_abort(r, 400, "field 'price': a positive price is required when is_free is false");
+        return ls_txn_fail(t, 400, "field 'price': a positive price is required when is_free is false");
 
     char capacity_text[24];
     snprintf(capacity_text, sizeof(capacity_text), "%lld", (long long)capacity);
     const char *params[9] = {
-        t->group_id,
+        g->group_id,
         ls_json_get_str(body, "title"),
         ls_json_get_str(body, "description"),
         capacity > 0 ? capacity_text : NULL,
@@ -318,7 +317,7 @@ static void patch_locked(ls_req_t *r, group_txn_t *t)
         ls_req_actor_text(r),
         body_text(r),
     };
-    group_txn_exec(r, STMT_GROUP_PATCH, 9, params, on_patched);
+    ls_txn_exec(t, STMT_GROUP_PATCH, 9, params, on_patched);
 }
 
 void groups_patch(ls_req_t *r)
@@ -328,7 +327,7 @@ void groups_patch(ls_req_t *r)
         return;
     if (json_object_object_length(body) == 0)
         return ls_reply_problem(r, 400, "nothing to change: give at least one field");
-    group_txn_begin(r, STMT_GROUP_LOCK, ls_req_param_str(r, "group_id"), 1, patch_locked);
+    group_lock(r, STMT_GROUP_LOCK, ls_req_param_str(r, "group_id"), 1, patch_locked);
 }
 
 /* ---- PUT /groups/{group_id}/progress ---- */
@@ -338,26 +337,25 @@ static const ls_json_field_t progress_fields[] = {
     {"current_topic", LS_JSON_STRING, 0, 1, 0, 500, NULL},
 };
 
-static void on_progress(ls_req_t *r, ls_pg_status_t status, PGresult *res)
+static void on_progress(ls_req_t *r, ls_txn_t *t, const PGresult *res)
 {
-    if (group_txn_ok_or_abort(r, status, res) != 0)
-        return;
-    group_txn_commit(r, ls_row_object(res, 0), 200);
+    ls_txn_reply(t, 200, ls_row_object(res, 0));
+    ls_txn_commit(t);
 }
 
-static void progress_locked(ls_req_t *r, group_txn_t *t)
+static void progress_locked(ls_req_t *r, ls_txn_t *t, locked_group_t *g)
 {
     char lessons[24];
     snprintf(lessons, sizeof(lessons), "%lld", (long long)ls_json_get_i64(r->body, "lessons_done", 0));
     const char *params[6] = {
-        t->group_id,
+        g->group_id,
         lessons,
         ls_json_get_str(r->body, "current_topic"),
         ls_json_has(r->body, "current_topic") ? "true" : "false",
         ls_req_actor_text(r),
         body_text(r),
     };
-    group_txn_exec(r, STMT_PROGRESS_PUT, 6, params, on_progress);
+    ls_txn_exec(t, STMT_PROGRESS_PUT, 6, params, on_progress);
 }
 
 void groups_progress_put(ls_req_t *r)
@@ -366,5 +364,5 @@ void groups_progress_put(ls_req_t *r)
         ls_req_body_or_reply(r, progress_fields, sizeof(progress_fields) / sizeof(progress_fields[0]));
     if (body == NULL || ls_req_actor_or_reply(r) != 0)
         return;
-    group_txn_begin(r, STMT_GROUP_LOCK, ls_req_param_str(r, "group_id"), 1, progress_locked);
+    group_lock(r, STMT_GROUP_LOCK, ls_req_param_str(r, "group_id"), 1, progress_locked);
 }

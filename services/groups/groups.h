@@ -28,6 +28,7 @@
 #define GROUPS_H
 
 #include "server.h"
+#include "txn.h"
 
 #define GROUPS_BATCH_MAX     100
 #define GROUPS_PAGE_DEFAULT  20
@@ -95,24 +96,23 @@ const char *body_text(ls_req_t *r);
 int invitation_code_ok(const char *code);
 
 /*
- * A transaction around a locked group row. group_txn_begin() begins, runs lock_stmt (STMT_GROUP_LOCK
- * with the group id, or STMT_JOIN_LOCK with an invitation code) and answers 404 when no group comes
- * back; then counts the members in a second statement — after the lock, so that it sees every
- * membership change committed before (a subquery of the locking statement would use the snapshot
- * taken before it waited) — and answers 403 when need_owner and the actor is neither the group's
- * teacher nor an admin; otherwise calls next. From
- * then on the handler runs statements with group_txn_exec() and ends with exactly one of
- * group_txn_commit() / group_txn_abort(), or group_txn_ok_or_abort() failing.
+ * A transaction (txn.h) around a locked group row. group_lock() begins, runs lock_stmt
+ * (STMT_GROUP_LOCK with the group id, or STMT_JOIN_LOCK with an invitation code) and answers 404
+ * when no group comes back; then counts the members in a second statement — after the lock, so that
+ * it sees every membership change committed before (a subquery of the locking statement would use
+ * the snapshot taken before it waited) — and answers 403 when need_owner and the actor is neither
+ * the group's teacher nor an admin; otherwise calls next(r, t, g). From then on the handler goes on
+ * with ls_txn_exec / ls_txn_fail / ls_txn_commit; each step finds the group as t->ctx and its own
+ * state as g->ctx (r->state as it was when group_lock was called).
  */
-typedef struct group_txn group_txn_t;
-typedef void (*group_txn_next_t)(ls_req_t *r, group_txn_t *t);
+typedef struct locked_group locked_group_t;
+typedef void (*group_locked_fn)(ls_req_t *r, ls_txn_t *t, locked_group_t *g);
 
-struct group_txn {
-    ls_pg_txn_t *txn;
+struct locked_group {
     size_t lock_stmt;
     const char *lock_param;
     int need_owner;
-    group_txn_next_t next;
+    group_locked_fn next;
     /* the locked group */
     char group_id[37];
     int64_t teacher;
@@ -122,21 +122,13 @@ struct group_txn {
     int is_member; /* the actor is a member */
     char status[16];
     char price[32]; /* "" when NULL */
-    /* answered after COMMIT: reply (status reply_status), or 204 when reply is NULL */
-    json_object *reply;
-    int reply_status;
-    int kick_outbox; /* the transaction added outbox rows */
-    void *ctx;       /* the handler's own */
+    void *ctx;      /* the handler's own */
 };
 
-void group_txn_begin(ls_req_t *r, size_t lock_stmt, const char *param, int need_owner, group_txn_next_t next);
-void group_txn_exec(ls_req_t *r, size_t stmt, int nparams, const char *const *params, ls_req_pg_cb cb);
-/* When status is not LS_PG_OK: answers as ls_pg_ok_or_reply does, rolls back, returns -1. */
-int group_txn_ok_or_abort(ls_req_t *r, ls_pg_status_t status, PGresult *res);
-void group_txn_abort(ls_req_t *r, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-/* Commits, then answers t->reply with status (NULL reply: 204) and kicks the outbox if asked. */
-void group_txn_commit(ls_req_t *r, json_object *reply, int status);
+void group_lock(ls_req_t *r, size_t lock_stmt, const char *param, int need_owner, group_locked_fn next);
 /* 1 when the actor is the locked group's teacher or an admin. */
-int group_txn_actor_owns(ls_req_t *r, const group_txn_t *t);
+int group_actor_owns(ls_req_t *r, const locked_group_t *g);
+/* t->on_commit of a change that added outbox rows: wakes this worker's poller. */
+void group_kick_outbox(ls_req_t *r, ls_txn_t *t);
 
 #endif

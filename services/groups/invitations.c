@@ -18,17 +18,16 @@ static const ls_json_field_t create_fields[] = {
     {"max_uses", LS_JSON_INT, 0, 1, 1, 10000, NULL},
 };
 
-static void on_invitation_created(ls_req_t *r, ls_pg_status_t status, PGresult *res)
+static void on_invitation_created(ls_req_t *r, ls_txn_t *t, const PGresult *res)
 {
-    if (group_txn_ok_or_abort(r, status, res) != 0)
-        return;
-    group_txn_commit(r, ls_row_object(res, 0), 201);
+    ls_txn_reply(t, 201, ls_row_object(res, 0));
+    ls_txn_commit(t);
 }
 
-static void create_locked(ls_req_t *r, group_txn_t *t)
+static void create_locked(ls_req_t *r, ls_txn_t *t, locked_group_t *g)
 {
-    if (strcmp(t->status, "active") != 0)
-        return group_txn_abort(r, 409, "group %s is archived", t->group_id);
+    if (strcmp(g->status, "active") != 0)
+        return ls_txn_fail(t, 409, "group %s is archived", g->group_id);
 
     /* 128 random bits: unguessable, and short enough to share as a link. */
     unsigned char raw[GROUPS_INVITE_BYTES];
@@ -42,8 +41,8 @@ static void create_locked(ls_req_t *r, group_txn_t *t)
              (long long)ls_json_get_i64(body, "expires_in_s", GROUPS_DEFAULT_TTL_S));
     int64_t uses = ls_json_get_i64(body, "max_uses", 0);
     snprintf(max_uses, sizeof(max_uses), "%lld", (long long)uses);
-    const char *params[5] = {t->group_id, code, ls_req_actor_text(r), ttl, uses > 0 ? max_uses : NULL};
-    group_txn_exec(r, STMT_INVITE_CREATE, 5, params, on_invitation_created);
+    const char *params[5] = {g->group_id, code, ls_req_actor_text(r), ttl, uses > 0 ? max_uses : NULL};
+    ls_txn_exec(t, STMT_INVITE_CREATE, 5, params, on_invitation_created);
 }
 
 void invitations_create(ls_req_t *r)
@@ -52,7 +51,7 @@ void invitations_create(ls_req_t *r)
     size_t nfields = sizeof(create_fields) / sizeof(create_fields[0]);
     if (ls_req_optional_body_or_reply(r, create_fields, nfields) == NULL || ls_req_actor_or_reply(r) != 0)
         return;
-    group_txn_begin(r, STMT_GROUP_LOCK, ls_req_param_str(r, "group_id"), 1, create_locked);
+    group_lock(r, STMT_GROUP_LOCK, ls_req_param_str(r, "group_id"), 1, create_locked);
 }
 
 /* ---- GET /groups/{group_id}/invitations ---- */
@@ -83,8 +82,7 @@ static void on_owner(ls_req_t *r, ls_pg_status_t status, PGresult *res)
         return;
     if (PQntuples(res) == 0)
         return ls_reply_problem(r, 404, "group %s not found", ls_req_param_str(r, "group_id"));
-    int64_t teacher = 0;
-    ls_parse_i64(PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0), &teacher);
+    int64_t teacher = ls_row_id(res, 0, "teacher_telegram_id");
     if (r->actor != teacher && r->role != LS_ROLE_ADMIN)
         return ls_reply_problem(r, 403, "only the group's teacher or an admin may see its invitations");
     const char *params[3] = {ls_req_param_str(r, "group_id"), p->limit, p->offset};
@@ -105,28 +103,26 @@ void invitations_list(ls_req_t *r)
 
 /* ---- DELETE /groups/{group_id}/invitations/{code} ---- */
 
-static void on_revoked(ls_req_t *r, ls_pg_status_t status, PGresult *res)
+static void on_revoked(ls_req_t *r, ls_txn_t *t, const PGresult *res)
 {
-    group_txn_t *t = r->state;
-    if (group_txn_ok_or_abort(r, status, res) != 0)
-        return;
-    if (strcmp(PQgetvalue(res, 0, 0), "0") == 0)
-        return group_txn_abort(r, 404, "group %s has no such invitation code", t->group_id);
-    group_txn_commit(r, NULL, 204);
+    locked_group_t *g = t->ctx;
+    if (ls_row_id(res, 0, "found") == 0)
+        return ls_txn_fail(t, 404, "group %s has no such invitation code", g->group_id);
+    ls_txn_commit(t);
 }
 
-static void revoke_locked(ls_req_t *r, group_txn_t *t)
+static void revoke_locked(ls_req_t *r, ls_txn_t *t, locked_group_t *g)
 {
     const char *code = ls_req_param_str(r, "code");
     if (!invitation_code_ok(code))
-        return group_txn_abort(r, 404, "group %s has no such invitation code", t->group_id);
-    const char *params[3] = {t->group_id, code, ls_req_actor_text(r)};
-    group_txn_exec(r, STMT_INVITE_REVOKE, 3, params, on_revoked);
+        return ls_txn_fail(t, 404, "group %s has no such invitation code", g->group_id);
+    const char *params[3] = {g->group_id, code, ls_req_actor_text(r)};
+    ls_txn_exec(t, STMT_INVITE_REVOKE, 3, params, on_revoked);
 }
 
 void invitations_revoke(ls_req_t *r)
 {
     if (ls_req_actor_or_reply(r) != 0)
         return;
-    group_txn_begin(r, STMT_GROUP_LOCK, ls_req_param_str(r, "group_id"), 1, revoke_locked);
+    group_lock(r, STMT_GROUP_LOCK, ls_req_param_str(r, "group_id"), 1, revoke_locked);
 }

@@ -58,100 +58,81 @@ void members_list(ls_req_t *r)
 
 /* ---- DELETE /groups/{group_id}/members/{telegram_id} ---- */
 
-static void on_removed(ls_req_t *r, ls_pg_status_t status, PGresult *res)
+static void on_removed(ls_req_t *r, ls_txn_t *t, const PGresult *res)
 {
-    group_txn_t *t = r->state;
-    if (group_txn_ok_or_abort(r, status, res) != 0)
-        return;
-    if (strcmp(PQgetvalue(res, 0, 0), "0") == 0)
-        return group_txn_abort(r, 404, "%s is not a member of group %s", ls_req_param_str(r, "telegram_id"),
-                               t->group_id);
-    t->kick_outbox = 1;
-    group_txn_commit(r, NULL, 204);
+    locked_group_t *g = t->ctx;
+    if (ls_row_id(res, 0, "removed") == 0)
+        return ls_txn_fail(t, 404, "%s is not a member of group %s", ls_req_param_str(r, "telegram_id"),
+                           g->group_id);
+    t->on_commit = group_kick_outbox;
+    ls_txn_commit(t);
 }
 
-static void remove_locked(ls_req_t *r, group_txn_t *t)
+static void remove_locked(ls_req_t *r, ls_txn_t *t, locked_group_t *g)
 {
     int64_t member = ls_req_param_id(r, "telegram_id");
-    if (r->actor != member && !group_txn_actor_owns(r, t))
-        return group_txn_abort(r, 403,
-                               "only the member themself, the group's teacher or an admin may do this");
-    const char *params[3] = {t->group_id, ls_req_param_str(r, "telegram_id"), ls_req_actor_text(r)};
-    group_txn_exec(r, STMT_MEMBER_REMOVE, 3, params, on_removed);
+    if (r->actor != member && !group_actor_owns(r, g))
+        return ls_txn_fail(t, 403, "only the member themself, the group's teacher or an admin may do this");
+    const char *params[3] = {g->group_id, ls_req_param_str(r, "telegram_id"), ls_req_actor_text(r)};
+    ls_txn_exec(t, STMT_MEMBER_REMOVE, 3, params, on_removed);
 }
 
 void members_remove(ls_req_t *r)
 {
     if (ls_req_actor_or_reply(r) != 0)
         return;
-    group_txn_begin(r, STMT_GROUP_LOCK, ls_req_param_str(r, "group_id"), 0, remove_locked);
+    group_lock(r, STMT_GROUP_LOCK, ls_req_param_str(r, "group_id"), 0, remove_locked);
 }
 
 /* ---- POST /join/{code}: lock the group and the invitation, check, insert member + outbox + audit ---- */
 
-typedef struct {
-    json_object *member;
-} join_t;
-
-static void on_join_group(ls_req_t *r, ls_pg_status_t status, PGresult *res)
+/* The answer is {"group", "member"}: the member row is kept in it until the group is read again. */
+static void on_join_group(ls_req_t *r, ls_txn_t *t, const PGresult *res)
 {
-    group_txn_t *t = r->state;
-    join_t *j = t->ctx;
-    if (group_txn_ok_or_abort(r, status, res) != 0) {
-        json_object_put(j->member);
-        j->member = NULL;
-        return;
-    }
+    json_object_object_add(t->reply, "group", group_json(res, 0)); /* in place: "group" stays first */
+    t->on_commit = group_kick_outbox;
+    ls_txn_commit(t);
+}
+
+static void on_joined(ls_req_t *r, ls_txn_t *t, const PGresult *res)
+{
+    locked_group_t *g = t->ctx;
     json_object *out = json_object_new_object();
-    json_object_object_add(out, "group", group_json(res, 0));
-    json_object_object_add(out, "member", j->member);
-    j->member = NULL;
-    t->kick_outbox = 1;
-    group_txn_commit(r, out, 201);
-}
-
-static void on_joined(ls_req_t *r, ls_pg_status_t status, PGresult *res)
-{
-    group_txn_t *t = r->state;
-    join_t *j = t->ctx;
-    if (group_txn_ok_or_abort(r, status, res) != 0)
-        return;
-    j->member = ls_row_object(res, 0);
+    json_object_object_add(out, "group", NULL);
+    json_object_object_add(out, "member", ls_row_object(res, 0));
+    ls_txn_reply(t, 201, out);
     /* The group as it is now, member_count included, read inside the transaction. */
-    const char *params[1] = {t->group_id};
-    group_txn_exec(r, STMT_GROUP_GET, 1, params, on_join_group);
+    const char *params[1] = {g->group_id};
+    ls_txn_exec(t, STMT_GROUP_GET, 1, params, on_join_group);
 }
 
-static void on_invitation(ls_req_t *r, ls_pg_status_t status, PGresult *res)
+static void on_invitation(ls_req_t *r, ls_txn_t *t, const PGresult *res)
 {
-    group_txn_t *t = r->state;
-    if (group_txn_ok_or_abort(r, status, res) != 0)
-        return;
+    locked_group_t *g = t->ctx;
     if (PQntuples(res) == 0) /* cannot happen: the group was found through this code */
-        return group_txn_abort(r, 404, "invitation code not found");
-    if (PQgetvalue(res, 0, 2)[0] == 't')
-        return group_txn_abort(r, 410, "this invitation has been revoked");
-    if (PQgetvalue(res, 0, 1)[0] == 't')
-        return group_txn_abort(r, 410, "this invitation has expired");
-    if (PQgetvalue(res, 0, 3)[0] == 't')
-        return group_txn_abort(r, 410, "this invitation has been used up");
-    if (strcmp(t->status, "active") != 0)
-        return group_txn_abort(r, 409, "group %s is archived", t->group_id);
-    if (t->is_member)
-        return group_txn_abort(r, 409, "%s is already a member of group %s", ls_req_actor_text(r),
-                               t->group_id);
-    if (t->member_count >= t->capacity)
-        return group_txn_abort(r, 409, "group %s is full (capacity %d)", t->group_id, t->capacity);
+        return ls_txn_fail(t, 404, "invitation code not found");
+    if (ls_row_bool(res, 0, "revoked"))
+        return ls_txn_fail(t, 410, "this invitation has been revoked");
+    if (ls_row_bool(res, 0, "expired"))
+        return ls_txn_fail(t, 410, "this invitation has expired");
+    if (ls_row_bool(res, 0, "used_up"))
+        return ls_txn_fail(t, 410, "this invitation has been used up");
+    if (strcmp(g->status, "active") != 0)
+        return ls_txn_fail(t, 409, "group %s is archived", g->group_id);
+    if (g->is_member)
+        return ls_txn_fail(t, 409, "%s is already a member of group %s", ls_req_actor_text(r), g->group_id);
+    if (g->member_count >= g->capacity)
+        return ls_txn_fail(t, 409, "group %s is full (capacity %d)", g->group_id, g->capacity);
 
-    char *invitation = ls_req_strdup(r, PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0));
-    const char *params[3] = {t->group_id, ls_req_actor_text(r), invitation};
-    group_txn_exec(r, STMT_JOIN_INSERT, 3, params, on_joined);
+    const char *id = ls_row_text(res, 0, "id");
+    const char *params[3] = {g->group_id, ls_req_actor_text(r), ls_req_strdup(r, id, strlen(id))};
+    ls_txn_exec(t, STMT_JOIN_INSERT, 3, params, on_joined);
 }
 
-static void join_locked(ls_req_t *r, group_txn_t *t)
+static void join_locked(ls_req_t *r, ls_txn_t *t, locked_group_t *g)
 {
-    const char *params[1] = {t->lock_param};
-    group_txn_exec(r, STMT_INVITE_LOCK, 1, params, on_invitation);
+    const char *params[1] = {g->lock_param};
+    ls_txn_exec(t, STMT_INVITE_LOCK, 1, params, on_invitation);
 }
 
 int invitation_code_ok(const char *code)
@@ -167,8 +148,5 @@ void groups_join(ls_req_t *r)
     const char *code = ls_req_param_str(r, "code");
     if (!invitation_code_ok(code))
         return ls_reply_problem(r, 404, "invitation code not found");
-    join_t *j = ls_req_alloc(r, sizeof(*j));
-    j->member = NULL;
-    r->state = j;
-    group_txn_begin(r, STMT_JOIN_LOCK, code, 0, join_locked);
+    group_lock(r, STMT_JOIN_LOCK, code, 0, join_locked);
 }

@@ -1,6 +1,8 @@
 /* groups-service: every SQL statement, prepared on each connection (indices in groups.h). */
 #include "groups.h"
 
+#include "txn.h"
+
 /* A group's representation from a source aliased g: its columns, member_count, and progress.* columns
  * that group_json() folds into a "progress" object (null without a progress row). */
 #define GROUP_COLS                                                                                           \
@@ -14,8 +16,6 @@
 
 #define INVITE_COLS                                                                                          \
     "i.id, i.group_id, i.code, i.created_by, i.expires_at, i.max_uses, i.uses, i.revoked_at, i.created_at"
-
-#define AUDIT_INSERT "INSERT INTO audit_log (actor_telegram_id, action, entity, entity_id, changes)"
 
 /* An enrollment's changes share its path as their ordering key (shared/outbox.h). */
 #define OUTBOX_INSERT                                                                                        \
@@ -31,7 +31,7 @@ const ls_pg_stmt_t groups_statements[STMT_COUNT] = {
          "  level, capacity, is_free, price)"
          " VALUES ($1::bigint, $2, COALESCE($3, ''), $4, $5::cefr_level, $6::int, $7::boolean,"
          "  $8::numeric) RETURNING *),"
-         " a AS (" AUDIT_INSERT " SELECT $9::bigint, 'group.create', 'group', g.id::text,"
+         " a AS (" LS_AUDIT_INSERT " SELECT $9::bigint, 'group.create', 'group', g.id::text,"
          "  $10::jsonb FROM g)"
          " SELECT g.*, 0::bigint AS member_count FROM g",
          10},
@@ -87,7 +87,7 @@ const ls_pg_stmt_t groups_statements[STMT_COUNT] = {
                           "  is_free = $5::boolean, price = $6::numeric,"
                           "  status = COALESCE($7::group_status, status), updated_at = now()"
                           "  WHERE id = $1::uuid RETURNING *),"
-                          " a AS (" AUDIT_INSERT " SELECT $8::bigint, 'group.update', 'group', g.id::text,"
+                          " a AS (" LS_AUDIT_INSERT " SELECT $8::bigint, 'group.update', 'group', g.id::text,"
                           "  $9::jsonb FROM g)"
                           " SELECT " GROUP_COLS " FROM g" PROGRESS_JOIN,
                           9},
@@ -102,7 +102,7 @@ const ls_pg_stmt_t groups_statements[STMT_COUNT] = {
          "  current_topic = CASE WHEN $4::boolean THEN EXCLUDED.current_topic"
          "   ELSE t.current_topic END,"
          "  updated_at = now(), updated_by = EXCLUDED.updated_by RETURNING t.*),"
-         " a AS (" AUDIT_INSERT " SELECT $5::bigint, 'group.progress', 'group',"
+         " a AS (" LS_AUDIT_INSERT " SELECT $5::bigint, 'group.progress', 'group',"
          "  p.group_id::text, $6::jsonb FROM p)"
          " SELECT group_id, lessons_done, current_topic, updated_at, updated_by FROM p",
          6},
@@ -119,7 +119,7 @@ const ls_pg_stmt_t groups_statements[STMT_COUNT] = {
          " o AS (" OUTBOX_INSERT " SELECT 'students', 'DELETE', " ENROLLMENT_PATH(
              "m") ", NULL, $3::bigint, 'unenroll:' || "
                   "m.id, " ENROLLMENT_PATH("m") " FROM m),"
-                                                " a AS (" AUDIT_INSERT " SELECT $3::bigint,"
+                                                " a AS (" LS_AUDIT_INSERT " SELECT $3::bigint,"
                                                 "  CASE WHEN m.student_telegram_id = "
                                                 "$3::bigint THEN 'group.leave'"
                                                 "   ELSE 'group.member_remove' END, "
@@ -151,7 +151,7 @@ const ls_pg_stmt_t groups_statements[STMT_COUNT] = {
          " o AS (" OUTBOX_INSERT " SELECT 'students', 'PUT', " ENROLLMENT_PATH(
              "m") ", '{}', $2::bigint, 'enroll:' || "
                   "m.id, " ENROLLMENT_PATH("m") " FROM m),"
-                                                " a AS (" AUDIT_INSERT " SELECT $2::bigint, 'group.join', "
+                                                " a AS (" LS_AUDIT_INSERT " SELECT $2::bigint, 'group.join', "
                                                 "'group', m.group_id::text,"
                                                 "  "
                                                 "jsonb_build_object('student_telegram_"
@@ -169,7 +169,7 @@ const ls_pg_stmt_t groups_statements[STMT_COUNT] = {
          "WITH i AS (INSERT INTO group_invitations (group_id, code, created_by, expires_at,"
          "  max_uses) VALUES ($1::uuid, $2, $3::bigint, now() + make_interval(secs => $4::int),"
          "  $5::int) RETURNING *),"
-         " a AS (" AUDIT_INSERT " SELECT $3::bigint, 'invitation.create', 'group_invitation',"
+         " a AS (" LS_AUDIT_INSERT " SELECT $3::bigint, 'invitation.create', 'group_invitation',"
          "  i.id::text, jsonb_build_object('group_id', i.group_id, 'expires_at', i.expires_at,"
          "   'max_uses', i.max_uses) FROM i)"
          " SELECT " INVITE_COLS " FROM i",
@@ -184,7 +184,7 @@ const ls_pg_stmt_t groups_statements[STMT_COUNT] = {
                             "  WHERE group_id = $1::uuid AND code = $2 FOR UPDATE),"
                             " u AS (UPDATE group_invitations v SET revoked_at = now() FROM i"
                             "  WHERE v.id = i.id AND i.revoked_at IS NULL RETURNING v.id),"
-                            " a AS (" AUDIT_INSERT
+                            " a AS (" LS_AUDIT_INSERT
                             " SELECT $3::bigint, 'invitation.revoke', 'group_invitation',"
                             "  u.id::text, jsonb_build_object('group_id', $1::uuid) FROM u)"
                             " SELECT count(*) AS found FROM i",

@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "rows.h"
 
 #define BATCH           32
 #define CALL_TIMEOUT_MS 10000
@@ -139,12 +140,14 @@ static void on_stored(void *ud, ls_pg_status_t status, PGresult *res)
         return end_round(p);
     }
     int rows = PQntuples(res);
+    int id = PQfnumber(res, "id"), recipient = PQfnumber(res, "recipient_telegram_id"),
+        type = PQfnumber(res, "type");
     for (int i = 0; i < rows; i++) {
         ls_log_line_t l;
         if (ls_log_begin(&l, LS_LOG_INFO, NULL, "notification delivered (stored)")) {
-            ls_log_str(&l, "notification_id", PQgetvalue(res, i, 0));
-            ls_log_str(&l, "recipient_telegram_id", PQgetvalue(res, i, 1));
-            ls_log_str(&l, "type", PQgetvalue(res, i, 2));
+            ls_log_str(&l, "notification_id", PQgetvalue(res, i, id));
+            ls_log_str(&l, "recipient_telegram_id", PQgetvalue(res, i, recipient));
+            ls_log_str(&l, "type", PQgetvalue(res, i, type));
             ls_log_end(&l);
         }
     }
@@ -290,9 +293,9 @@ static char *message_json(const char *chat_id, const char *title, const char *bo
 static void send_one(poller_t *p, const PGresult *res, int row)
 {
     send_t *s = calloc(1, sizeof(*s));
-    char *body = s != NULL
-                     ? message_json(PQgetvalue(res, row, 1), PQgetvalue(res, row, 2), PQgetvalue(res, row, 3))
-                     : NULL;
+    char *body = s != NULL ? message_json(ls_row_text(res, row, "recipient_telegram_id"),
+                                          ls_row_text(res, row, "title"), ls_row_text(res, row, "body"))
+                           : NULL;
     if (body == NULL) {
         /* Left leased: it is claimed again after the lease. */
         free(s);
@@ -300,9 +303,9 @@ static void send_one(poller_t *p, const PGresult *res, int row)
         return;
     }
     s->p = p;
-    snprintf(s->id, sizeof(s->id), "%s", PQgetvalue(res, row, 0));
+    snprintf(s->id, sizeof(s->id), "%s", ls_row_text(res, row, "id"));
     snprintf(s->request_id, sizeof(s->request_id), "notify-%s", s->id);
-    s->attempt = atoi(PQgetvalue(res, row, 4));
+    s->attempt = (int)ls_row_id(res, row, "attempts");
     ls_http_request_t req = {
         .target = "telegram",
         .base_url = p->base_url,

@@ -56,7 +56,7 @@ typedef struct {
     int telegram_enabled;
 } notification_config_t;
 
-/* Statement indices into notification_statements (main.c). */
+/* Statement indices into notification_statements (statements.c). */
 enum {
     STMT_CREATE,
     STMT_LIST_UNREAD_FIRST,

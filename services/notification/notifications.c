@@ -29,6 +29,7 @@ int notification_actor_or_reply(ls_req_t *r)
 
 /* A notification from row `row`, starting at column `first` (earlier columns are the statement's
  * own flags and counts). */
+/* The notification's columns of a row: from column `first` (its "id", looked up once) to the end. */
 static json_object *notification_json(const PGresult *res, int row, int first)
 {
     json_object *obj = json_object_new_object();
@@ -135,18 +136,18 @@ static void on_created(ls_req_t *r, ls_pg_status_t status, PGresult *res)
     if (ls_pg_ok_or_reply(r, status, res) != 0)
         return;
     json_object *out = json_object_new_object();
-    if (PQgetvalue(res, 0, 0)[0] == 't') {
+    if (ls_row_bool(res, 0, "disabled")) {
         json_object_object_add(out, "notification", NULL);
         json_object_object_add(out, "skipped", json_object_new_string("disabled by the recipient"));
         return ls_reply_json(r, 200, out);
     }
-    if (PQgetisnull(res, 0, 1)) {
+    if (ls_row_is_null(res, 0, "created")) {
         json_object_put(out);
         ls_logf(LS_LOG_ERROR, r->request_id, "no template for type %s", ls_json_get_str(r->body, "type"));
         return ls_reply_problem(r, 500, "no template for this notification type");
     }
-    int created = PQgetvalue(res, 0, 1)[0] == 't';
-    json_object_object_add(out, "notification", notification_json(res, 0, 2));
+    int created = ls_row_bool(res, 0, "created");
+    json_object_object_add(out, "notification", notification_json(res, 0, PQfnumber(res, "id")));
     ls_reply_json(r, created ? 201 : 200, out);
     if (created)
         delivery_kick(r->worker);
@@ -187,10 +188,10 @@ static void on_list(ls_req_t *r, ls_pg_status_t status, PGresult *res)
     json_object *list = json_object_new_array_ext(rows);
     for (int i = 0; i < rows; i++)
         if (!PQgetisnull(res, i, idcol))
-            json_object_array_add(list, notification_json(res, i, 1));
+            json_object_array_add(list, notification_json(res, i, idcol));
     json_object *out = json_object_new_object();
     json_object_object_add(out, "notifications", list);
-    json_object_object_add(out, "unread", json_object_new_int64(rows > 0 ? atoll(PQgetvalue(res, 0, 0)) : 0));
+    json_object_object_add(out, "unread", json_object_new_int64(ls_row_id(res, 0, "unread")));
     json_object_object_add(out, "limit", json_object_new_int(atoi(page[0])));
     json_object_object_add(out, "offset", json_object_new_int(atoi(page[1])));
     ls_reply_json(r, 200, out);
@@ -223,7 +224,7 @@ static void on_unread_count(ls_req_t *r, ls_pg_status_t status, PGresult *res)
     if (ls_pg_ok_or_reply(r, status, res) != 0)
         return;
     json_object *out = json_object_new_object();
-    json_object_object_add(out, "unread", json_object_new_int64(atoll(PQgetvalue(res, 0, 0))));
+    json_object_object_add(out, "unread", json_object_new_int64(ls_row_id(res, 0, "unread")));
     ls_reply_json(r, 200, out);
 }
 
@@ -244,7 +245,7 @@ static void on_read(ls_req_t *r, ls_pg_status_t status, PGresult *res)
     if (PQntuples(res) == 0)
         return ls_reply_problem(r, 404, "notification %s of %lld not found", ls_req_param_str(r, "id"),
                                 (long long)ls_req_param_id(r, "telegram_id"));
-    ls_reply_json(r, 200, notification_json(res, 0, 0));
+    ls_reply_json(r, 200, notification_json(res, 0, PQfnumber(res, "id")));
 }
 
 void notifications_read(ls_req_t *r)
@@ -263,7 +264,7 @@ static void on_read_all(ls_req_t *r, ls_pg_status_t status, PGresult *res)
     if (ls_pg_ok_or_reply(r, status, res) != 0)
         return;
     json_object *out = json_object_new_object();
-    json_object_object_add(out, "marked", json_object_new_int64(atoll(PQgetvalue(res, 0, 0))));
+    json_object_object_add(out, "marked", json_object_new_int64(ls_row_id(res, 0, "marked")));
     ls_reply_json(r, 200, out);
 }
 

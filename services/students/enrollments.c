@@ -65,7 +65,7 @@ static void on_enrollment_reread(ls_req_t *r, ls_pg_status_t status, PGresult *r
             return run_upsert(r);
         return ls_reply_problem(r, 409, "the enrollment changed concurrently; try again");
     }
-    const char *current = PQgetvalue(res, 0, PQfnumber(res, "status"));
+    const char *current = ls_row_text(res, 0, "status");
     const char *wanted = e->params[2];
     if (wanted != NULL && status_rank(wanted) < status_rank(current))
         return ls_reply_problem(r, 409, "enrollment status is already '%s'; it cannot go back to '%s'",
@@ -80,7 +80,7 @@ static void on_enrollment_upserted(ls_req_t *r, ls_pg_status_t status, PGresult 
     if (ls_pg_ok_or_reply(r, status, res) != 0)
         return;
     if (PQntuples(res) == 1) {
-        int created = PQgetvalue(res, 0, PQfnumber(res, "created"))[0] == 't';
+        int created = ls_row_bool(res, 0, "created");
         return ls_reply_json(r, created ? 201 : 200, enrollment_json(res, 0));
     }
     /* It exists with a status at or past the one asked for: a fresh statement (a fresh snapshot)

@@ -106,7 +106,7 @@ static void on_student_put(ls_req_t *r, ls_pg_status_t status, PGresult *res)
 {
     if (ls_pg_ok_or_reply(r, status, res) != 0)
         return;
-    int created = PQgetvalue(res, 0, PQfnumber(res, "created"))[0] == 't';
+    int created = ls_row_bool(res, 0, "created");
     ls_reply_json(r, created ? 201 : 200, row_json(res, 0));
 }
 
@@ -146,7 +146,7 @@ static void on_language_put(ls_req_t *r, ls_pg_status_t status, PGresult *res)
     if (PQntuples(res) == 0)
         return ls_reply_problem(r, 404, "student %lld not found: create the profile first",
                                 (long long)ls_req_param_id(r, "telegram_id"));
-    int created = PQgetvalue(res, 0, PQfnumber(res, "created"))[0] == 't';
+    int created = ls_row_bool(res, 0, "created");
     ls_reply_json(r, created ? 201 : 200, row_json(res, 0));
 }
 

@@ -40,7 +40,7 @@ static void on_language_put(ls_req_t *r, ls_pg_status_t status, PGresult *res)
     if (PQntuples(res) == 0)
         return ls_reply_problem(r, 404, "teacher %lld not found: create the profile first",
                                 (long long)ls_req_param_id(r, "telegram_id"));
-    int created = PQgetvalue(res, 0, PQfnumber(res, "created"))[0] == 't';
+    int created = ls_row_bool(res, 0, "created");
     ls_reply_json(r, created ? 201 : 200, teachers_row_json(res, 0));
 }
 
@@ -64,9 +64,9 @@ static void on_language_delete(ls_req_t *r, ls_pg_status_t status, PGresult *res
     if (ls_pg_ok_or_reply(r, status, res) != 0)
         return;
     long long id = (long long)ls_req_param_id(r, "telegram_id");
-    if (PQntuples(res) != 1 || PQgetvalue(res, 0, 0)[0] != 't')
+    if (!ls_row_bool(res, 0, "teacher_exists"))
         return ls_reply_problem(r, 404, "teacher %lld not found", id);
-    if (PQgetisnull(res, 0, 1))
+    if (ls_row_is_null(res, 0, "level"))
         return ls_reply_problem(r, 404, "teacher %lld does not teach '%s'", id, ls_req_param_str(r, "code"));
     ls_reply_empty(r, 204);
 }

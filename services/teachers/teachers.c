@@ -132,7 +132,7 @@ static void on_teacher_put(ls_req_t *r, ls_pg_status_t status, PGresult *res)
         return;
     if (PQntuples(res) != 1)
         return ls_reply_problem(r, 500, "teacher was not written");
-    int created = PQgetvalue(res, 0, PQfnumber(res, "created"))[0] == 't';
+    int created = ls_row_bool(res, 0, "created");
     ls_reply_json(r, created ? 201 : 200, teachers_row_json(res, 0));
 }
 

@@ -34,7 +34,7 @@ typedef struct {
     ls_daemon_config_t common;
 } teachers_config_t;
 
-/* Statement indices into teachers_statements (main.c). */
+/* Statement indices into teachers_statements (statements.c). */
 enum {
     STMT_TEACHER_GET,
     STMT_TEACHER_BATCH,

@@ -443,6 +443,31 @@ Test(auth, patch_needs_an_admin_actor)
                  1);
 }
 
+/* The shared transaction helper (shared/txn.h) on every path: a check that fails rolls back and
+ * gives the connection back — more refusals than the pool has connections, then a change that
+ * needs one — and a change that is refused leaves no audit row. */
+Test(auth, refused_transactions_roll_back_and_free_their_connection)
+{
+    create_user(ADMIN_ID, "Admin");
+    create_user(300, "Student");
+    lst_resp_t resp;
+    for (int i = 0; i < 12; i++) {
+        call(&resp, "PATCH", "/users/300", "{\"role\":\"teacher\"}", i % 2 == 0 ? "300" : "424242");
+        lst_expect_problem(&resp, 403, "admin");
+        lst_resp_free(&resp);
+        call(&resp, "PATCH", "/users/77777", "{\"is_verified\":true}", "1000");
+        lst_expect_problem(&resp, 404, "77777");
+        lst_resp_free(&resp);
+    }
+    cr_expect_eq(audit_count("action = 'user.patch'"), 0, "refused changes must not be audited");
+
+    call(&resp, "PATCH", "/users/300", "{\"is_verified\":true}", "1000");
+    cr_assert_eq(resp.status, 200, "%.300s", resp.body);
+    cr_expect_eq(json_object_get_boolean(lst_field(resp.json, "is_verified")), 1);
+    lst_resp_free(&resp);
+    cr_expect_eq(audit_count("action = 'user.patch' AND entity_id = '300' AND actor_telegram_id = 1000"), 1);
+}
+
 /* ---- start-up: migrations ---- */
 
 static int count_in_file(const char *path, const char *needle)

@@ -163,3 +163,31 @@ Test(rows_json, matches_json_c_on_random_results)
         PQclear(res);
     }
 }
+
+Test(row_readers, read_columns_by_name_with_defaults_for_null_and_absent)
+{
+    const char *names[] = {"count", "flag", "off", "title", "gone"};
+    const Oid types[] = {LS_OID_INT8, LS_OID_BOOL, LS_OID_BOOL, LS_OID_TEXT, LS_OID_TEXT};
+    const char *values[] = {"1234567890123", "t", "f", "hello", NULL};
+    PGresult *res = make_result(5, names, types, 1, values);
+
+    cr_expect_eq(ls_row_id(res, 0, "count"), 1234567890123LL);
+    cr_expect_eq(ls_row_bool(res, 0, "flag"), 1);
+    cr_expect_eq(ls_row_bool(res, 0, "off"), 0);
+    cr_expect_str_eq(ls_row_text(res, 0, "title"), "hello");
+    cr_expect_eq(ls_row_is_null(res, 0, "title"), 0);
+
+    /* SQL NULL, a column the result does not have, and a row past the end read as the defaults. */
+    cr_expect_null(ls_row_text(res, 0, "gone"));
+    cr_expect_eq(ls_row_is_null(res, 0, "gone"), 1);
+    cr_expect_eq(ls_row_bool(res, 0, "gone"), 0);
+    cr_expect_eq(ls_row_id(res, 0, "gone"), 0);
+    cr_expect_null(ls_row_text(res, 0, "nope"));
+    cr_expect_eq(ls_row_is_null(res, 0, "nope"), 1);
+    cr_expect_eq(ls_row_id(res, 0, "nope"), 0);
+    cr_expect_null(ls_row_text(res, 1, "title"));
+    cr_expect_eq(ls_row_bool(res, 1, "flag"), 0);
+    /* Text that is not an integer reads as 0. */
+    cr_expect_eq(ls_row_id(res, 0, "title"), 0);
+    PQclear(res);
+}

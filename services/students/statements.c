@@ -1,6 +1,8 @@
 /* students-service: every statement it runs, prepared on each connection. */
 #include "students.h"
 
+#include "txn.h"
+
 #define STUDENT_COLUMNS(p)                                                                                   \
     p "id, " p "telegram_id, " p "goals, " p "timezone, " p "created_at, " p "updated_at"
 
@@ -12,8 +14,6 @@
 
 #define ENROLLMENT_COLUMNS(p)                                                                                \
     p "id, " p "student_telegram_id, " p "group_id, " p "status, " p "enrolled_at, " p "updated_at"
-
-#define AUDIT_INSERT "INSERT INTO audit_log (actor_telegram_id, action, entity, entity_id, changes)"
 
 const ls_pg_stmt_t students_statements[STMT_COUNT] = {
     [STMT_STUDENT_GET] = {"student_get",
@@ -41,7 +41,7 @@ const ls_pg_stmt_t students_statements[STMT_COUNT] = {
          "  timezone = CASE WHEN $5::boolean THEN EXCLUDED.timezone ELSE t.timezone END,"
          "  updated_at = now()"
          " RETURNING t.*, (t.xmax = 0) AS created),"
-         " a AS (" AUDIT_INSERT
+         " a AS (" LS_AUDIT_INSERT
          "  SELECT $6::bigint, CASE WHEN created THEN 'student.create' ELSE 'student.update' END,"
          "   'student', telegram_id::text, $7::jsonb FROM s)"
          " SELECT " STUDENT_COLUMNS("s.") ", " LANGUAGES_OF("s.telegram_id") ", s.created FROM s",
@@ -55,7 +55,7 @@ const ls_pg_stmt_t students_statements[STMT_COUNT] = {
          " ON CONFLICT (student_telegram_id, language_code) DO UPDATE"
          "  SET level = EXCLUDED.level, updated_at = now()"
          " RETURNING t.*, (t.xmax = 0) AS created),"
-         " a AS (" AUDIT_INSERT "  SELECT $4::bigint,"
+         " a AS (" LS_AUDIT_INSERT "  SELECT $4::bigint,"
          "   CASE WHEN created THEN 'student_language.create' ELSE 'student_language.update' END,"
          "   'student_language', student_telegram_id || ':' || language_code,"
          "   jsonb_build_object('level', level) FROM l)"
@@ -66,7 +66,7 @@ const ls_pg_stmt_t students_statements[STMT_COUNT] = {
                               "WITH d AS (DELETE FROM student_languages"
                               "  WHERE student_telegram_id = $1::bigint AND language_code = $2::text"
                               "  RETURNING student_telegram_id, language_code, level),"
-                              " a AS (" AUDIT_INSERT "  SELECT $3::bigint, 'student_language.delete',"
+                              " a AS (" LS_AUDIT_INSERT "  SELECT $3::bigint, 'student_language.delete',"
                               "   'student_language', student_telegram_id || ':' || language_code,"
                               "   jsonb_build_object('level', level) FROM d)"
                               " SELECT language_code FROM d",
@@ -85,7 +85,7 @@ const ls_pg_stmt_t students_statements[STMT_COUNT] = {
          "  SET status = EXCLUDED.status, updated_at = now()"
          "  WHERE t.status < EXCLUDED.status"
          " RETURNING t.*, (t.xmax = 0) AS created),"
-         " a AS (" AUDIT_INSERT
+         " a AS (" LS_AUDIT_INSERT
          "  SELECT $4::bigint, CASE WHEN created THEN 'enrollment.create' ELSE 'enrollment.update' END,"
          "   'enrollment', id::text, jsonb_build_object('student_telegram_id', student_telegram_id,"
          "   'group_id', group_id, 'status', status) FROM e)"
@@ -102,7 +102,7 @@ const ls_pg_stmt_t students_statements[STMT_COUNT] = {
          "WITH d AS (DELETE FROM group_enrollments"
          "  WHERE student_telegram_id = $1::bigint AND group_id = $2::uuid"
          "  RETURNING id, student_telegram_id, group_id, status),"
-         " a AS (" AUDIT_INSERT "  SELECT $3::bigint, 'enrollment.delete', 'enrollment', id::text,"
+         " a AS (" LS_AUDIT_INSERT "  SELECT $3::bigint, 'enrollment.delete', 'enrollment', id::text,"
          "   jsonb_build_object('student_telegram_id', student_telegram_id, 'group_id', group_id,"
          "   'status', status) FROM d)"
          " SELECT id FROM d",
