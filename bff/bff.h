@@ -5,11 +5,17 @@
  *
  * Per-request state: the authenticate hook puts a bff_req_t into r->state; it holds the caller as
  * initData names them. Handlers keep their own state in request memory.
+ *
+ * The files: main.c (settings, route table, start-up), authenticate.c (the caller, from initData),
+ * tma.c (initData's signature), upstream.c (breakers, limits, fan-out), json_scan.c (reading the
+ * services' answers as text), view.c (what every view uses), the views profile.c, group_view.c and
+ * schedule.c, signin.c, proxy.c (writes and passed-on reads), tma_sign.c (the tma-sign tool).
  */
 #ifndef BFF_H
 #define BFF_H
 
 #include <stdio.h>
+#include <time.h>
 
 #include <server.h>
 #include <text.h>
@@ -33,8 +39,11 @@ typedef struct {
     tma_user_t caller;
 } bff_req_t;
 
-/* Caps r->deadline at BFF_DEADLINE_MS from arrival (the view's one deadline). */
+/* authenticate.c: the authenticate hook; caps r->deadline at BFF_DEADLINE_MS from arrival (the view's
+ * one deadline). */
 int bff_authenticate(ls_req_t *r);
+
+/* ---- view.c: what every view uses ---- */
 
 /* Adds the given header to the response that is about to be sent (no-op once the client is gone). */
 void bff_add_header(ls_req_t *r, const char *name, const char *value);
@@ -42,15 +51,20 @@ void bff_add_header(ls_req_t *r, const char *name, const char *value);
 /* Answers a problem for a failed upstream part: its status when it answered, else 503/504. */
 void bff_reply_upstream_failure(ls_req_t *r, const bff_part_t *p);
 
-/* The current time as RFC 3339 UTC ("2026-01-02T03:04:05Z"). */
+/* A time, or the current one, as RFC 3339 UTC ("2026-01-02T03:04:05Z"). */
+void bff_format_time(time_t t, char *out, size_t size);
 void bff_format_now(char *out, size_t size);
 
-/* Helpers for reading the services' JSON answers (NULL / 0 / "" when absent or of another type). */
+/* Reading the services' answers parsed by json-c (NULL / 0 / "" when absent or of another type). */
 json_object *bff_member(json_object *obj, const char *key);
 int64_t bff_id_of(json_object *obj, const char *key);
 const char *bff_str_of(json_object *obj, const char *key);
 json_object *bff_list_of(json_object *answer, const char *key);
 ls_role_t bff_role_of(json_object *user);
+
+/* A string found by the scanner, read as bff_str_of() reads one: *s, *len (not NUL-terminated) point
+ * into the text when it holds no escape, else into request memory where it is decoded. */
+void bff_span_value(ls_req_t *r, const bff_json_span_t *v, const char **s, size_t *len);
 
 /* Views are written as text (ls_text_t, text.h) when they splice parts passed on unread (upstream.h,
  * pass_through) between pieces they write themselves.

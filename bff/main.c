@@ -1,13 +1,10 @@
 /* bff: the public gateway of the school's Mini App. See bff.h and DESIGN.md §6. */
 #include "bff.h"
 
+#include <stdlib.h>
 #include <string.h>
-#include <strings.h>
-#include <time.h>
 
 #include <sodium.h>
-
-#include <log.h>
 
 static bff_config_t config;
 
@@ -46,66 +43,7 @@ static const ls_route_t view_routes[] = {
     LS_ROUTE("GET", "/api/schedule/{telegram_id:id}", bff_schedule, 0),
 };
 
-#define MAX_ROUTES 64
-static ls_route_t routes[MAX_ROUTES];
-
-/* ---- authentication ---- */
-
-static void reject(ls_req_t *r, const char *reason)
-{
-    bff_add_header(r, "www-authenticate", "tma");
-    ls_reply_problem(r, 401, "%s", reason);
-}
-
-int bff_authenticate(ls_req_t *r)
-{
-    const bff_config_t *c = ls_req_config(r);
-    h2o_req_t *req = r->h2o;
-    bff_req_t *st = ls_req_alloc(r, sizeof(*st));
-    const char *reason;
-
-    r->state = st;
-    ssize_t i = h2o_find_header(&req->headers, H2O_TOKEN_AUTHORIZATION, -1);
-    if (i < 0) {
-        reject(r, "header Authorization: tma <initData> is required");
-        return -1;
-    }
-    h2o_iovec_t v = req->headers.entries[i].value;
-    if (v.len < 4 || strncasecmp(v.base, "tma ", 4) != 0) {
-        reject(r, "the Authorization scheme must be tma (Telegram Mini App init data)");
-        return -1;
-    }
-    size_t skip = 4;
-    while (skip < v.len && v.base[skip] == ' ')
-        skip++;
-    if (tma_validate(v.base + skip, v.len - skip, c->tma_key, (int64_t)time(NULL), c->init_data_max_age,
-                     &st->caller, &reason) != 0) {
-        reject(r, reason);
-        return -1;
-    }
-    r->actor = st->caller.telegram_id;
-    uint64_t deadline = r->started + (uint64_t)c->deadline_ms;
-    if (deadline < r->deadline)
-        r->deadline = deadline;
-    return 0;
-}
-
-void bff_add_header(ls_req_t *r, const char *name, const char *value)
-{
-    if (r->h2o == NULL)
-        return;
-    h2o_add_header_by_str(&r->h2o->pool, &r->h2o->res.headers, name, strlen(name), 0, NULL, value,
-                          strlen(value));
-}
-
-void bff_reply_upstream_failure(ls_req_t *r, const bff_part_t *p)
-{
-    int status = p->status;
-    /* Errors of a service are the gateway's 502; "unavailable" and "too slow" keep their meaning. */
-    if (status != 503 && status != 504)
-        status = 502;
-    ls_reply_problem(r, status, "%s-service: %s", bff_upstream_name(p->up), p->detail);
-}
+#define NVIEW_ROUTES (sizeof(view_routes) / sizeof(view_routes[0]))
 
 /* ---- start-up ---- */
 
@@ -131,27 +69,35 @@ static ls_daemon_t daemon_spec = {
     .nconfig_fields = sizeof(config_fields) / sizeof(config_fields[0]),
     .config = &config,
     .common = &config.common,
-    .routes = routes,
     .uses_http = 1,
     .no_database = 1,
     .on_start = on_start,
     .authenticate = bff_authenticate,
 };
 
-static size_t build_routes(void)
+/* The views, then every write: the table is sized from bff_proxy_routes, so that none is left out. */
+static const ls_route_t *build_routes(size_t *n)
 {
-    size_t n = 0;
-    for (size_t i = 0; i < sizeof(view_routes) / sizeof(view_routes[0]); i++)
-        routes[n++] = view_routes[i];
-    for (size_t i = 0; i < bff_nproxy_routes && n < MAX_ROUTES; i++)
-        routes[n++] =
-            (ls_route_t)LS_ROUTE(bff_proxy_routes[i].method, bff_proxy_routes[i].pattern, bff_proxy, 0);
-    return n;
+    static ls_route_t *routes;
+    *n = NVIEW_ROUTES + bff_nproxy_routes;
+    if (routes == NULL) {
+        routes = calloc(*n, sizeof(routes[0]));
+        if (routes == NULL) {
+            fprintf(stderr, "bff: out of memory\n");
+            exit(1);
+        }
+        memcpy(routes, view_routes, sizeof(view_routes));
+        for (size_t i = 0; i < bff_nproxy_routes; i++)
+            routes[NVIEW_ROUTES + i] =
+                (ls_route_t)LS_ROUTE(bff_proxy_routes[i].method, bff_proxy_routes[i].pattern, bff_proxy, 0);
+    }
+    return routes;
 }
 
 void bff_print_routes(FILE *out)
 {
-    size_t n = build_routes();
+    size_t n;
+    const ls_route_t *routes = build_routes(&n);
     for (size_t i = 0; i < n; i++)
         fprintf(out, "%s %s\n", routes[i].method, routes[i].pattern);
     /* Served by the shared server for every daemon, without authentication. */
@@ -164,7 +110,7 @@ int main(int argc, char **argv)
         bff_print_routes(stdout);
         return fflush(stdout) == 0 ? 0 : 1;
     }
-    daemon_spec.nroutes = build_routes();
+    daemon_spec.routes = build_routes(&daemon_spec.nroutes);
     int status = ls_daemon_main(&daemon_spec, argc, argv);
     sodium_memzero(config.tma_key, sizeof(config.tma_key));
     return status;

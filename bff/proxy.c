@@ -189,21 +189,11 @@ static void on_caller(ls_req_t *r, bff_fanout_t *f)
 {
     proxy_t *px = f->ud;
     const bff_part_t *p = &f->parts[0];
-    json_object *role;
 
     if (p->unavailable || (!p->ok && p->status != 404))
         return bff_reply_upstream_failure(r, p);
     /* A caller who never signed in has no role: the owner's rules for plain users apply. */
-    r->role = LS_ROLE_NONE;
-    if (p->ok && json_object_object_get_ex(p->json, "role", &role)) {
-        const char *name = json_object_get_string(role);
-        if (strcmp(name, "admin") == 0)
-            r->role = LS_ROLE_ADMIN;
-        else if (strcmp(name, "teacher") == 0)
-            r->role = LS_ROLE_TEACHER;
-        else if (strcmp(name, "student") == 0)
-            r->role = LS_ROLE_STUDENT;
-    }
+    r->role = p->ok ? bff_role_of(p->json) : LS_ROLE_NONE;
     send_write(r, px);
 }
 
@@ -230,15 +220,13 @@ void bff_proxy(ls_req_t *r)
     if (!px->route->needs_role && px->route->allow == NULL)
         return send_write(r, px);
 
-    char *path = ls_req_alloc(r, 32);
-    snprintf(path, 32, "/users/%lld", (long long)r->actor);
     bff_fanout_t *f = bff_fanout_new(r, px);
     if (px->route->allow != NULL) {
         f->keep_raw = 1;
         bff_fanout_add(f, px->route->up, px->route->method, px->path, NULL, 0);
-        bff_fanout_add(f, BFF_UP_AUTH, "GET", path, NULL, 0);
+        bff_fanout_getf(f, BFF_UP_AUTH, "/users/%lld", (long long)r->actor);
         return bff_fanout_start(f, on_checked_read);
     }
-    bff_fanout_add(f, BFF_UP_AUTH, "GET", path, NULL, 0);
+    bff_fanout_getf(f, BFF_UP_AUTH, "/users/%lld", (long long)r->actor);
     bff_fanout_start(f, on_caller);
 }

@@ -29,13 +29,11 @@ static const char *const lesson_fields[L_COUNT] = {"group_id", "teacher_telegram
 typedef struct {
     int64_t target;
     char from[32], to[32];
-    /* The lessons are extended by two members and passed on: as text when the scanner read them
-     * (raw), else as json-c objects (lessons). */
-    int raw;
-    size_t nraw;
-    bff_json_item_t *raw_items; /* request memory */
-    const char **raw_gids;      /* each lesson's group_id as bff_str_of() reads it */
-    json_object *lessons;       /* kept from the first round */
+    /* The lessons as the scanner found them (the lessons part's, in request memory): each is passed on
+     * as text, extended by two members. */
+    const bff_json_item_t *lessons;
+    size_t nlessons;
+    const char **gids; /* each lesson's group_id as bff_str_of() reads it */
     int authorized_by_self;
     const bff_part_t *groups_part, *users_part; /* NULL when there was nothing to ask */
 } schedule_t;
@@ -66,13 +64,6 @@ static int parse_time(const char *s, time_t *out)
     return 0;
 }
 
-static void format_time(time_t t, char *out, size_t size)
-{
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    strftime(out, size, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
-
 /* Appends id to a comma-separated list unless it is there already. */
 static int add_unique(const char **seen, size_t *n, const char *id)
 {
@@ -85,16 +76,13 @@ static int add_unique(const char **seen, size_t *n, const char *id)
     return 1;
 }
 
-/* json-c's form of the string s, or null: what json_object_object_add() of it would write. */
+/* s as a JSON string (as json-c writes one), or null. */
 static void add_string_or_null(ls_text_t *t, const char *s)
 {
-    if (s == NULL) {
+    if (s == NULL)
         ls_text_lit(t, "null");
-        return;
-    }
-    json_object *v = json_object_new_string(s);
-    ls_text_json(t, v);
-    json_object_put(v);
+    else
+        ls_text_str(t, s, strlen(s));
 }
 
 /* The teacher's name as the view shows it, from the users answer; NULL when it is not there. */
@@ -113,13 +101,45 @@ static const char *teacher_name(json_object *users, int64_t teacher, char *full,
 }
 
 /*
- * The answer from the lessons' text: each lesson as the service wrote it, with group_title and
- * teacher_name added at its end, where json_object_object_add() put them (the scanner let no lesson
- * through that has either already).
+ * A lesson as the service wrote it, with group_title and teacher_name set where
+ * json_object_object_add() sets a member: in the place of one of that name, else at the end.
  */
-static void reply_raw(ls_req_t *r, schedule_t *sv, json_object *groups, json_object *users,
-                      const bff_part_t *gp, const bff_part_t *tp)
+static void add_lesson(ls_text_t *t, const bff_json_item_t *it, const char *title, const char *name)
 {
+    static const char *const keys[2] = {"\"group_title\":", "\"teacher_name\":"};
+    const bff_json_span_t *old[2] = {&it->field[L_GROUP_TITLE], &it->field[L_TEACHER_NAME]};
+    const char *values[2] = {title, name};
+    const char *at = it->whole.text, *end = it->whole.text + it->whole.len - 1; /* at its '}' */
+    int later_first = old[0]->text != NULL && old[1]->text != NULL && old[1]->text < old[0]->text;
+    int empty = it->whole.len == 2;
+
+    for (int i = 0; i < 2; i++) { /* the members there already, in the order of the text */
+        int k = i ^ later_first;
+        if (old[k]->text == NULL)
+            continue;
+        ls_text_add(t, at, (size_t)(old[k]->text - at));
+        add_string_or_null(t, values[k]);
+        at = old[k]->text + old[k]->len;
+    }
+    ls_text_add(t, at, (size_t)(end - at));
+    for (int k = 0; k < 2; k++) {
+        if (old[k]->text != NULL)
+            continue;
+        if (!empty)
+            ls_text_lit(t, ",");
+        empty = 0;
+        ls_text_add(t, keys[k], strlen(keys[k]));
+        add_string_or_null(t, values[k]);
+    }
+    ls_text_lit(t, "}");
+}
+
+static void on_names(ls_req_t *r, bff_fanout_t *f)
+{
+    schedule_t *sv = f->ud;
+    const bff_part_t *gp = sv->groups_part, *tp = sv->users_part;
+    json_object *groups = gp != NULL && gp->ok ? bff_list_of(gp->json, "groups") : NULL;
+    json_object *users = tp != NULL && tp->ok ? bff_list_of(tp->json, "users") : NULL;
     json_object *errors = json_object_new_array();
     ls_text_t t = {.buf = NULL};
     char num[32], full[600];
@@ -132,9 +152,9 @@ static void reply_raw(ls_req_t *r, schedule_t *sv, json_object *groups, json_obj
     ls_text_lit(&t, "\",\"to\":\"");
     ls_text_add(&t, sv->to, strlen(sv->to));
     ls_text_lit(&t, "\",\"lessons\":[");
-    for (size_t i = 0; i < sv->nraw; i++) {
-        const bff_json_item_t *it = &sv->raw_items[i];
-        const char *gid = sv->raw_gids[i], *title = NULL;
+    for (size_t i = 0; i < sv->nlessons; i++) {
+        const bff_json_item_t *it = &sv->lessons[i];
+        const char *gid = sv->gids[i], *title = NULL;
         any_group |= gid[0] != '\0';
         for (size_t g = 0; gid[0] != '\0' && groups != NULL && g < json_object_array_length(groups); g++) {
             json_object *grp = json_object_array_get_idx(groups, g);
@@ -143,14 +163,8 @@ static void reply_raw(ls_req_t *r, schedule_t *sv, json_object *groups, json_obj
         }
         if (i > 0)
             ls_text_lit(&t, ",");
-        ls_text_add(&t, it->whole.text, it->whole.len - 1); /* without its '}' */
-        if (it->whole.len > 2)
-            ls_text_lit(&t, ",");
-        ls_text_lit(&t, "\"group_title\":");
-        add_string_or_null(&t, title);
-        ls_text_lit(&t, ",\"teacher_name\":");
-        add_string_or_null(&t, teacher_name(users, bff_span_id(&it->field[L_TEACHER]), full, sizeof(full)));
-        ls_text_lit(&t, "}");
+        add_lesson(&t, it, title,
+                   teacher_name(users, bff_span_id(&it->field[L_TEACHER]), full, sizeof(full)));
     }
     if (gp != NULL && groups == NULL && any_group)
         json_object_array_add(errors, bff_part_error(gp));
@@ -159,64 +173,6 @@ static void reply_raw(ls_req_t *r, schedule_t *sv, json_object *groups, json_obj
     ls_text_lit(&t, "]");
     bff_text_reply(r, &t, errors);
     json_object_put(errors);
-}
-
-static void on_names(ls_req_t *r, bff_fanout_t *f)
-{
-    schedule_t *sv = f->ud;
-    const bff_part_t *gp = sv->groups_part, *tp = sv->users_part;
-    json_object *groups = gp != NULL && gp->ok ? bff_list_of(gp->json, "groups") : NULL;
-    json_object *users = tp != NULL && tp->ok ? bff_list_of(tp->json, "users") : NULL;
-    if (sv->raw)
-        return reply_raw(r, sv, groups, users, gp, tp);
-    json_object *errors = json_object_new_array();
-    size_t n = json_object_array_length(sv->lessons);
-    int any_group = 0;
-
-    json_object *out_lessons = json_object_new_array_ext((int)n);
-    for (size_t i = 0; i < n; i++) {
-        json_object *lesson = json_object_array_get_idx(sv->lessons, i), *copy = NULL;
-        json_object_deep_copy(lesson, &copy, NULL);
-        const char *gid = bff_str_of(lesson, "group_id");
-        json_object *title = NULL, *name = NULL;
-        any_group |= gid[0] != '\0';
-        for (size_t g = 0; gid[0] != '\0' && groups != NULL && g < json_object_array_length(groups); g++) {
-            json_object *grp = json_object_array_get_idx(groups, g);
-            if (strcmp(bff_str_of(grp, "id"), gid) == 0)
-                title = json_object_new_string(bff_str_of(grp, "title"));
-        }
-        int64_t teacher = bff_id_of(lesson, "teacher_telegram_id");
-        for (size_t u = 0; users != NULL && u < json_object_array_length(users); u++) {
-            json_object *user = json_object_array_get_idx(users, u);
-            if (bff_id_of(user, "telegram_id") != teacher)
-                continue;
-            const char *last = bff_str_of(user, "last_name");
-            char full[600];
-            snprintf(full, sizeof(full), "%s%s%s", bff_str_of(user, "first_name"), last[0] ? " " : "", last);
-            name = json_object_new_string(full);
-        }
-        json_object_object_add(copy, "group_title", title);
-        json_object_object_add(copy, "teacher_name", name);
-        json_object_array_add(out_lessons, copy);
-    }
-    if (gp != NULL && groups == NULL && any_group)
-        json_object_array_add(errors, bff_part_error(gp));
-    if (tp != NULL && users == NULL)
-        json_object_array_add(errors, bff_part_error(tp));
-    json_object_put(sv->lessons);
-    sv->lessons = NULL;
-
-    json_object *out = json_object_new_object();
-    json_object_object_add(out, "telegram_id", json_object_new_int64(sv->target));
-    json_object_object_add(out, "from", json_object_new_string(sv->from));
-    json_object_object_add(out, "to", json_object_new_string(sv->to));
-    json_object_object_add(out, "lessons", out_lessons);
-    int partial = json_object_array_length(errors) > 0;
-    json_object_object_add(out, "partial", json_object_new_boolean(partial));
-    json_object_object_add(out, "errors", errors);
-    if (partial)
-        bff_add_header(r, "x-partial", "true");
-    ls_reply_json(r, 200, out);
 }
 
 static void on_lessons(ls_req_t *r, bff_fanout_t *f)
@@ -238,53 +194,28 @@ static void on_lessons(ls_req_t *r, bff_fanout_t *f)
             return ls_reply_problem(r, 403, "you may read only your own schedule and those of your students");
         }
     }
-    /* The lessons as spans when the scanner read them and their group ids need no decoding, else
-     * through json-c as before. */
-    json_object *lessons = NULL, *owned = NULL;
-    if (lp->ok && lp->raw_json) {
-        const bff_json_span_t *v = lp->member.text != NULL ? &lp->member : &lp->whole;
-        if (v->type != json_type_array)
-            return bff_reply_upstream_failure(r, lp);
-        sv->raw_items = ls_req_alloc(r, sizeof(sv->raw_items[0]) * SCHEDULE_LIMIT);
-        long n = bff_json_items(v->text, v->len, lesson_fields, L_COUNT, sv->raw_items, SCHEDULE_LIMIT);
-        sv->raw = n >= 0;
-        if (sv->raw) {
-            sv->nraw = (size_t)n;
-            sv->raw_gids = ls_req_alloc(r, sizeof(sv->raw_gids[0]) * (size_t)n + 1);
-        }
-        for (size_t i = 0; sv->raw && i < sv->nraw; i++) {
-            const char *gid;
-            size_t gid_len;
-            const bff_json_item_t *it = &sv->raw_items[i];
-            sv->raw = bff_span_str(&it->field[L_GROUP_ID], &gid, &gid_len) == 0 &&
-                      it->field[L_GROUP_TITLE].text == NULL && it->field[L_TEACHER_NAME].text == NULL;
-            sv->raw_gids[i] = ls_req_strdup(r, gid, gid_len);
-        }
-    }
-    if (!sv->raw) {
-        json_object *answer = lp->ok ? bff_part_json(lp, &owned) : NULL;
-        lessons = bff_list_of(answer, "lessons");
-        if (lessons == NULL) {
-            json_object_put(owned);
-            return bff_reply_upstream_failure(r, lp);
-        }
-        sv->lessons = json_object_get(lessons);
-        json_object_put(owned);
+    if (bff_part_list(lp) == NULL)
+        return bff_reply_upstream_failure(r, lp);
+    sv->lessons = lp->items;
+    sv->nlessons = (size_t)lp->nitems;
+    sv->gids = ls_req_alloc(r, sizeof(sv->gids[0]) * sv->nlessons + 1);
+    for (size_t i = 0; i < sv->nlessons; i++) {
+        const char *gid;
+        size_t gid_len;
+        bff_span_value(r, &sv->lessons[i].field[L_GROUP_ID], &gid, &gid_len);
+        sv->gids[i] = ls_req_strdup(r, gid, gid_len);
     }
 
     const char *group_ids[BATCH_MAX], *teacher_ids[BATCH_MAX];
     size_t ngroups = 0, nteachers = 0;
-    size_t nlessons = sv->raw ? sv->nraw : json_object_array_length(lessons);
     char *gpath = ls_req_alloc(r, 16 + BATCH_MAX * 37), *tpath = ls_req_alloc(r, 16 + BATCH_MAX * 21);
     size_t go = (size_t)sprintf(gpath, "/groups?ids="), to = (size_t)sprintf(tpath, "/users?ids=");
-    for (size_t i = 0; i < nlessons; i++) {
-        json_object *lesson = sv->raw ? NULL : json_object_array_get_idx(lessons, i);
-        const char *gid = sv->raw ? sv->raw_gids[i] : bff_str_of(lesson, "group_id");
+    for (size_t i = 0; i < sv->nlessons; i++) {
+        const char *gid = sv->gids[i];
         if (ls_is_uuid(gid, strlen(gid)) && add_unique(group_ids, &ngroups, gid))
             go += (size_t)sprintf(gpath + go, "%s%s", ngroups > 1 ? "," : "", gid);
         char *tid = ls_req_alloc(r, 24);
-        int64_t teacher = sv->raw ? bff_span_id(&sv->raw_items[i].field[L_TEACHER])
-                                  : bff_id_of(lesson, "teacher_telegram_id");
+        int64_t teacher = bff_span_id(&sv->lessons[i].field[L_TEACHER]);
         snprintf(tid, 24, "%lld", (long long)teacher);
         if (tid[0] != '0' && add_unique(teacher_ids, &nteachers, tid))
             to += (size_t)sprintf(tpath + to, "%s%s", nteachers > 1 ? "," : "", tid);
@@ -303,8 +234,6 @@ void bff_schedule(ls_req_t *r)
     schedule_t *sv = ls_req_alloc(r, sizeof(*sv));
     const char *from_arg = ls_req_query(r, "from"), *to_arg = ls_req_query(r, "to");
     time_t now = time(NULL), from = now, to;
-    const size_t max = 200;
-    char *path;
 
     memset(sv, 0, sizeof(*sv));
     sv->target = ls_req_param_id(r, "telegram_id");
@@ -317,24 +246,21 @@ void bff_schedule(ls_req_t *r)
         return ls_reply_problem(r, 400, "'to' must be later than 'from'");
     if (to - from > SCHEDULE_MAX_DAYS * 86400)
         return ls_reply_problem(r, 400, "at most %d days from 'from' to 'to'", SCHEDULE_MAX_DAYS);
-    format_time(from, sv->from, sizeof(sv->from));
-    format_time(to, sv->to, sizeof(sv->to));
+    bff_format_time(from, sv->from, sizeof(sv->from));
+    bff_format_time(to, sv->to, sizeof(sv->to));
     sv->authorized_by_self = r->actor == sv->target;
 
     bff_fanout_t *f = bff_fanout_new(r, sv);
-    path = ls_req_alloc(r, max);
-    snprintf(path, max, "/lessons?telegram_id=%lld&from=%s&to=%s&limit=%d", (long long)sv->target, sv->from,
-             sv->to, SCHEDULE_LIMIT);
-    bff_part_t *p = bff_fanout_add(f, BFF_UP_CALENDAR, "GET", path, NULL, 0);
+    bff_part_t *p = bff_fanout_getf(f, BFF_UP_CALENDAR, "/lessons?telegram_id=%lld&from=%s&to=%s&limit=%d",
+                                    (long long)sv->target, sv->from, sv->to, SCHEDULE_LIMIT);
     p->pass_through = 1; /* read as spans, extended and passed on as text */
-    p->pass_member = "lessons";
+    p->pass_keys[0] = "lessons";
+    p->item_keys = lesson_fields;
+    p->nitem_keys = L_COUNT;
+    p->max_items = SCHEDULE_LIMIT;
     if (!sv->authorized_by_self) {
-        path = ls_req_alloc(r, max);
-        snprintf(path, max, "/users/%lld", (long long)r->actor);
-        bff_fanout_add(f, BFF_UP_AUTH, "GET", path, NULL, 0);
-        path = ls_req_alloc(r, max);
-        snprintf(path, max, "/groups?member_id=%lld&limit=100", (long long)sv->target);
-        bff_fanout_add(f, BFF_UP_GROUPS, "GET", path, NULL, 0);
+        bff_fanout_getf(f, BFF_UP_AUTH, "/users/%lld", (long long)r->actor);
+        bff_fanout_getf(f, BFF_UP_GROUPS, "/groups?member_id=%lld&limit=100", (long long)sv->target);
     }
     bff_fanout_start(f, on_lessons);
 }

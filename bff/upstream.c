@@ -1,5 +1,7 @@
+/* The BFF's calls to the services: breakers and limits, and the fan-out. See upstream.h. */
 #include "upstream.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -109,348 +111,6 @@ void bff_upstream_release(bff_upstream_id_t up, const ls_http_response_t *resp)
     }
 }
 
-/* ---- passing JSON on as text ---- */
-
-#define SCAN_MAX_DEPTH   12 /* below json-c's LS_JSON_MAX_DEPTH: deeper text is left to json-c */
-#define SCAN_MAX_DIGITS  18 /* an integer part that always fits json-c's int64 */
-#define SCAN_MAX_MEMBERS 64 /* per object; larger ones are left to json-c */
-
-typedef struct {
-    const char *p, *end;
-    int depth;
-    /* The members to report in the object a scan starts with (bff_json_scan's key, bff_json_items'
-     * keys of each item). */
-    const char *const *keys;
-    size_t key_len[BFF_JSON_MAX_FIELDS];
-    size_t nkeys;
-} scan_t;
-
-static int scan_init(scan_t *sc, const char *text, size_t len, const char *const *keys, size_t nkeys)
-{
-    if (nkeys > BFF_JSON_MAX_FIELDS)
-        return -1;
-    sc->p = text;
-    sc->end = text + len;
-    sc->depth = 0;
-    sc->keys = keys;
-    sc->nkeys = nkeys;
-    for (size_t k = 0; k < nkeys; k++)
-        sc->key_len[k] = strlen(keys[k]);
-    return 0;
-}
-
-static void skip_ws(scan_t *sc)
-{
-    while (sc->p < sc->end && (*sc->p == ' ' || *sc->p == '\t' || *sc->p == '\n' || *sc->p == '\r'))
-        sc->p++;
-}
-
-static int is_digit(char c)
-{
-    return c >= '0' && c <= '9';
-}
-
-static int is_digit_or_lower_hex(char c)
-{
-    return is_digit(c) || (c >= 'a' && c <= 'f');
-}
-
-/* The bytes a string scan must stop at: control characters, '"', '/' and '\\'. */
-static const unsigned char string_special[256] = {
-    [0x00 ... 0x1f] = 1,
-    ['"'] = 1,
-    ['/'] = 1,
-    ['\\'] = 1,
-};
-
-/*
- * A string at sc->p (the opening quote) written as json-c writes one: '/' escaped, \u only for the
- * control characters json-c does not write as \b \f \n \r \t (lowercase hex), other bytes as they
- * are. *escaped tells whether it holds a backslash.
- */
-static int scan_string(scan_t *sc, int *escaped)
-{
-    *escaped = 0;
-    sc->p++;
-    while (sc->p < sc->end) {
-        /* Most bytes are plain: skip them with one table lookup each (this loop is most of the scan). */
-        while (sc->p < sc->end && !string_special[(unsigned char)*sc->p])
-            sc->p++;
-        if (sc->p == sc->end)
-            break;
-        unsigned char c = (unsigned char)*sc->p++;
-        if (c == '"')
-            return 0;
-        if (c < 0x20 || c == '/')
-            return -1;
-        if (c != '\\')
-            continue;
-        *escaped = 1;
-        if (sc->p == sc->end)
-            return -1;
-        c = (unsigned char)*sc->p++;
-        if (c == 'u') {
-            if (sc->end - sc->p < 4 || memcmp(sc->p, "00", 2) != 0 || (sc->p[2] != '0' && sc->p[2] != '1') ||
-                !is_digit_or_lower_hex(sc->p[3]))
-                return -1;
-            int code = (sc->p[2] - '0') * 16 + (is_digit(sc->p[3]) ? sc->p[3] - '0' : sc->p[3] - 'a' + 10);
-            if (code == '\b' || code == '\t' || code == '\n' || code == '\f' || code == '\r')
-                return -1;
-            sc->p += 4;
-        } else if (c == '\0' || strchr("\"\\/bfnrt", c) == NULL) {
-            return -1;
-        }
-    }
-    return -1;
-}
-
-static int scan_number(scan_t *sc, json_type *type)
-{
-    const char *start;
-    int negative = *sc->p == '-';
-    *type = json_type_int;
-    if (negative)
-        sc->p++;
-    start = sc->p;
-    if (sc->p < sc->end && *sc->p == '0') {
-        sc->p++;
-    } else {
-        while (sc->p < sc->end && is_digit(*sc->p))
-            sc->p++;
-    }
-    if (sc->p == start || sc->p - start > SCAN_MAX_DIGITS)
-        return -1;
-    if (sc->p < sc->end && *sc->p == '.') {
-        *type = json_type_double;
-        start = ++sc->p;
-        while (sc->p < sc->end && is_digit(*sc->p))
-            sc->p++;
-        if (sc->p == start || sc->p - start > SCAN_MAX_DIGITS)
-            return -1;
-    }
-    if (sc->p < sc->end && (*sc->p == 'e' || *sc->p == 'E'))
-        return -1;
-    if (*type == json_type_int && negative && *start == '0')
-        return -1; /* json-c writes -0 as 0 */
-    return 0;
-}
-
-static int scan_literal(scan_t *sc, const char *word)
-{
-    size_t n = strlen(word);
-    if ((size_t)(sc->end - sc->p) < n || memcmp(sc->p, word, n) != 0)
-        return -1;
-    sc->p += n;
-    return 0;
-}
-
-/*
- * One value at sc->p, with no whitespace inside (json-c's plain form). When members is not NULL and
- * the value is an object, its members named sc->keys[k] are recorded in members[k] (which the caller
- * has cleared).
- */
-static int scan_value(scan_t *sc, json_type *type, bff_json_span_t *members)
-{
-    int escaped;
-    if (sc->p == sc->end)
-        return -1;
-    switch (*sc->p) {
-    case '{':
-    case '[': {
-        int is_object = *sc->p == '{';
-        char close = is_object ? '}' : ']';
-        *type = is_object ? json_type_object : json_type_array;
-        if (++sc->depth > SCAN_MAX_DEPTH)
-            return -1;
-        sc->p++;
-        if (sc->p < sc->end && *sc->p == close) {
-            sc->p++;
-            sc->depth--;
-            return 0;
-        }
-        /* json-c keeps one member per name: text with a repeated name would not pass on unchanged. */
-        struct {
-            const char *text;
-            size_t len;
-        } seen[SCAN_MAX_MEMBERS];
-        size_t nseen = 0;
-        for (;;) {
-            const char *name = NULL;
-            size_t name_len = 0;
-            if (is_object) {
-                if (sc->p == sc->end || *sc->p != '"' || nseen == SCAN_MAX_MEMBERS)
-                    return -1;
-                name = sc->p + 1;
-                if (scan_string(sc, &escaped) != 0 || escaped)
-                    return -1; /* an escaped name could spell another: json-c decides */
-                name_len = (size_t)(sc->p - 1 - name);
-                for (size_t i = 0; i < nseen; i++)
-                    if (seen[i].len == name_len && memcmp(seen[i].text, name, name_len) == 0)
-                        return -1;
-                seen[nseen].text = name;
-                seen[nseen].len = name_len;
-                nseen++;
-                if (sc->p == sc->end || *sc->p != ':')
-                    return -1;
-                sc->p++;
-            }
-            bff_json_span_t v = {.text = sc->p};
-            if (scan_value(sc, &v.type, NULL) != 0)
-                return -1;
-            v.len = (size_t)(sc->p - v.text);
-            if (name != NULL && members != NULL)
-                for (size_t k = 0; k < sc->nkeys; k++)
-                    if (sc->key_len[k] == name_len && memcmp(name, sc->keys[k], name_len) == 0)
-                        members[k] = v;
-            if (sc->p == sc->end)
-                return -1;
-            if (*sc->p == close) {
-                sc->p++;
-                sc->depth--;
-                return 0;
-            }
-            if (*sc->p != ',')
-                return -1;
-            sc->p++;
-        }
-    }
-    case '"':
-        *type = json_type_string;
-        return scan_string(sc, &escaped);
-    case 't':
-        *type = json_type_boolean;
-        return scan_literal(sc, "true");
-    case 'f':
-        *type = json_type_boolean;
-        return scan_literal(sc, "false");
-    case 'n':
-        *type = json_type_null;
-        return scan_literal(sc, "null");
-    default:
-        if (*sc->p == '-' || is_digit(*sc->p))
-            return scan_number(sc, type);
-        return -1;
-    }
-}
-
-int bff_json_scan(const char *text, size_t len, const char *key, bff_json_span_t *whole,
-                  bff_json_span_t *member)
-{
-    scan_t sc;
-    bff_json_span_t none = {.text = NULL}, ignored;
-
-    if (member == NULL)
-        member = &ignored;
-    *member = none;
-    scan_init(&sc, text, len, &key, key != NULL);
-    skip_ws(&sc);
-    whole->text = sc.p;
-    /* json-c's parser, given the exact length, does not finish a number or literal at the very end
-     * (it waits for more): such an answer counts as malformed, and json-c is left to say so. */
-    if (sc.p == sc.end || (*sc.p != '{' && *sc.p != '[' && *sc.p != '"'))
-        goto fail;
-    if (scan_value(&sc, &whole->type, member) != 0)
-        goto fail;
-    whole->len = (size_t)(sc.p - whole->text);
-    skip_ws(&sc);
-    if (sc.p != sc.end)
-        goto fail;
-    return 0;
-
-fail:
-    *whole = none;
-    *member = none;
-    return -1;
-}
-
-int bff_json_fields(const char *text, size_t len, const char *const *keys, size_t nkeys,
-                    bff_json_span_t *fields)
-{
-    scan_t sc;
-    json_type type;
-
-    if (scan_init(&sc, text, len, keys, nkeys) != 0)
-        return -1;
-    memset(fields, 0, nkeys * sizeof(*fields));
-    skip_ws(&sc);
-    if (sc.p == sc.end || *sc.p != '{' || scan_value(&sc, &type, fields) != 0)
-        goto fail;
-    skip_ws(&sc);
-    if (sc.p != sc.end)
-        goto fail;
-    return 0;
-
-fail:
-    memset(fields, 0, nkeys * sizeof(*fields));
-    return -1;
-}
-
-long bff_json_items(const char *text, size_t len, const char *const *keys, size_t nkeys,
-                    bff_json_item_t *items, size_t max)
-{
-    scan_t sc;
-    size_t n = 0;
-
-    if (scan_init(&sc, text, len, keys, nkeys) != 0)
-        return -1;
-    skip_ws(&sc);
-    if (sc.p == sc.end || *sc.p != '[')
-        return -1;
-    sc.p++;
-    sc.depth = 1; /* the array's own level, as when bff_json_scan() starts with it */
-    if (sc.p < sc.end && *sc.p == ']') {
-        sc.p++;
-    } else {
-        for (;;) {
-            if (n == max || sc.p == sc.end || *sc.p != '{')
-                return -1;
-            bff_json_item_t *it = &items[n++];
-            memset(it, 0, sizeof(*it));
-            it->whole.text = sc.p;
-            if (scan_value(&sc, &it->whole.type, it->field) != 0)
-                return -1;
-            it->whole.len = (size_t)(sc.p - it->whole.text);
-            if (sc.p == sc.end)
-                return -1;
-            if (*sc.p == ']') {
-                sc.p++;
-                break;
-            }
-            if (*sc.p != ',')
-                return -1;
-            sc.p++;
-        }
-    }
-    skip_ws(&sc);
-    if (sc.p != sc.end)
-        return -1;
-    return (long)n;
-}
-
-int64_t bff_span_id(const bff_json_span_t *v)
-{
-    int64_t n = 0;
-    if (v->text == NULL || v->type != json_type_int)
-        return 0;
-    /* The scanner let through at most SCAN_MAX_DIGITS digits: no overflow. */
-    for (size_t i = v->text[0] == '-'; i < v->len; i++)
-        n = n * 10 + (v->text[i] - '0');
-    return v->text[0] == '-' ? -n : n;
-}
-
-int bff_span_str(const bff_json_span_t *v, const char **s, size_t *len)
-{
-    *s = "";
-    *len = 0;
-    if (v->text == NULL || v->type != json_type_string)
-        return 0;
-    if (memchr(v->text, '\\', v->len) != NULL)
-        return -1;
-    *s = v->text + 1;
-    *len = v->len - 2;
-    return 0;
-}
-
 /* ---- fan-out ---- */
 
 /* An upstream answer's JSON (bodies are at most the client's max_response_bytes), or NULL. */
@@ -516,6 +176,21 @@ static void take_detail(bff_part_t *p, const ls_http_response_t *resp)
         snprintf(p->detail, sizeof(p->detail), "%s-service answered %d", names[p->up], resp->status);
 }
 
+/* A pass_through part's 2xx answer, read by the scanner in one pass (upstream.h). */
+static int read_passed(ls_req_t *r, bff_part_t *p)
+{
+    bff_json_want_t want = {.keys = p->pass_keys};
+    while (want.nkeys < BFF_JSON_MAX_FIELDS && p->pass_keys[want.nkeys] != NULL)
+        want.nkeys++;
+    if (p->max_items > 0) {
+        want.item_keys = p->item_keys;
+        want.nitem_keys = p->nitem_keys;
+        want.max_items = p->max_items;
+        want.items = p->items = ls_req_alloc(r, p->max_items * sizeof(p->items[0]));
+    }
+    return bff_json_read(p->raw, p->raw_len, &want, &p->whole, p->field, &p->nitems);
+}
+
 static void on_part(ls_req_t *r, const ls_http_response_t *resp, void *ud)
 {
     bff_part_t *p = ud;
@@ -541,14 +216,16 @@ static void on_part(ls_req_t *r, const ls_http_response_t *resp, void *ud)
         if (resp->content_type != NULL)
             p->content_type = ls_req_strdup(r, resp->content_type, strlen(resp->content_type));
     }
-    /* Building json-c objects was most of the BFF's work per view: a body passed on unread is only
-     * checked, in the copy the view will splice from. */
-    if (is_json && p->pass_through && p->ok &&
-        bff_json_scan(p->raw, p->raw_len, p->pass_member, &p->whole, &p->member) == 0) {
-        p->raw_json = 1;
-    } else if (is_json) {
-        p->json = parse_body(resp->body, resp->body_len);
+    if (p->pass_through && p->ok) {
+        if (!is_json || read_passed(r, p) != 0) {
+            char why[BFF_DETAIL_MAX];
+            snprintf(why, sizeof(why), "%s-service answered what the BFF cannot pass on", names[p->up]);
+            part_fail(p, 502, why);
+        }
+        return part_settled(f);
     }
+    if (is_json)
+        p->json = parse_body(resp->body, resp->body_len);
     if (!p->ok)
         take_detail(p, resp);
     part_settled(f);
@@ -580,6 +257,26 @@ bff_part_t *bff_fanout_add(bff_fanout_t *f, bff_upstream_id_t up, const char *me
     return p;
 }
 
+bff_part_t *bff_fanout_getf(bff_fanout_t *f, bff_upstream_id_t up, const char *fmt, ...)
+{
+    va_list ap;
+    char buf[256];
+    va_start(ap, fmt);
+    int n = vsnprintf(buf, sizeof(buf), fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return NULL;
+    char *path = ls_req_alloc(f->r, (size_t)n + 1);
+    if ((size_t)n < sizeof(buf)) {
+        memcpy(path, buf, (size_t)n + 1);
+    } else {
+        va_start(ap, fmt);
+        vsnprintf(path, (size_t)n + 1, fmt, ap);
+        va_end(ap);
+    }
+    return bff_fanout_add(f, up, "GET", path, NULL, 0);
+}
+
 void bff_fanout_start(bff_fanout_t *f, bff_fanout_cb done)
 {
     ls_req_t *r = f->r;
@@ -609,12 +306,12 @@ void bff_fanout_start(bff_fanout_t *f, bff_fanout_cb done)
     part_settled(f);
 }
 
-json_object *bff_part_json(const bff_part_t *p, json_object **owned)
+const bff_json_span_t *bff_part_list(const bff_part_t *p)
 {
-    *owned = NULL;
-    if (!p->raw_json)
-        return p->json;
-    return *owned = parse_body(p->raw, p->raw_len);
+    if (!p->ok || !p->pass_through)
+        return NULL;
+    const bff_json_span_t *v = p->pass_keys[0] != NULL && p->field[0].text != NULL ? &p->field[0] : &p->whole;
+    return v->type == json_type_array ? v : NULL;
 }
 
 json_object *bff_part_error(const bff_part_t *p)

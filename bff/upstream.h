@@ -15,7 +15,14 @@
  * every part has finished, or r->deadline has passed, `done` runs once; the parts not finished by
  * then count as failed (504). A part's parsed JSON answer belongs to the fan-out and is released
  * right after `done` returns: take a reference (json_object_get) to keep any of it. Its raw text
- * (keep_raw or pass_through) is request memory.
+ * (keep_raw or pass_through) and what the scanner found in it are request memory.
+ *
+ * A part a view passes on as text (pass_through) has one path: its 2xx answer is checked and read by
+ * the scanner (json_scan.h) in one pass and never parsed. An answer the scanner refuses (not JSON, or
+ * not in json-c's plain form, or a list longer than asked for) makes the part fail (502, "unavailable")
+ * as an upstream error does: every service writes that form (json_scan.h), so such an answer comes
+ * from something that is not one of the school's services, and a view cannot pass on what it cannot
+ * check. Each view already answers a failed part (a partial answer, or 502 for its primary record).
  */
 #ifndef BFF_UPSTREAM_H
 #define BFF_UPSTREAM_H
@@ -26,6 +33,8 @@
 #include <json-c/json.h>
 
 #include <server.h>
+
+#include "json_scan.h"
 
 typedef enum {
     BFF_UP_AUTH = 0,
@@ -65,60 +74,6 @@ int bff_upstream_state(bff_upstream_id_t up);
 #define BFF_FANOUT_MAX_PARTS 8
 #define BFF_DETAIL_MAX       160
 
-/* A JSON value found in text by bff_json_scan(): where it is and what it is. */
-typedef struct {
-    const char *text; /* NULL when there is none */
-    size_t len;
-    json_type type; /* numbers are json_type_int or json_type_double */
-} bff_json_span_t;
-
-/*
- * Checks that text[0..len) is exactly one JSON object, array or string, whitespace around it allowed,
- * without building anything: the cheap way to pass an upstream answer on as text. It accepts only
- * text in json-c's plain form (no whitespace inside, '/' escaped, \u only for control characters,
- * no repeated member names, integers of at most 18 digits, no exponents, nesting at most 12), so that
- * what it accepts, json-c parses and would write back byte for byte. Returns 0 with *whole set, or
- * -1 for anything else (the caller then parses with json-c, which decides). When key is not NULL and
- * the value is an object, *member is its member key, else member->text is NULL.
- */
-int bff_json_scan(const char *text, size_t len, const char *key, bff_json_span_t *whole,
-                  bff_json_span_t *member);
-
-#define BFF_JSON_MAX_FIELDS 4
-
-/*
- * The members keys[0..nkeys) (nkeys <= BFF_JSON_MAX_FIELDS) of the object text[0..len), under
- * bff_json_scan()'s rules: fields[k] is member keys[k]'s value, its text NULL when the object has
- * none. Returns 0, or -1 (every field cleared) when the text is not one object the scanner accepts.
- */
-int bff_json_fields(const char *text, size_t len, const char *const *keys, size_t nkeys,
-                    bff_json_span_t *fields);
-
-/* One item of an array found by bff_json_items(). */
-typedef struct {
-    bff_json_span_t whole;
-    bff_json_span_t field[BFF_JSON_MAX_FIELDS]; /* the members asked for; text NULL when absent */
-} bff_json_item_t;
-
-/*
- * The items of the array text[0..len) (e.g. a member found by bff_json_scan()), under the scanner's
- * rules, for views that merge, pick or extend items and splice them as text: each item's span and
- * the values of its members keys[0..nkeys) (nkeys <= BFF_JSON_MAX_FIELDS) in items[0..max). Returns
- * the number of items, or -1 when the text is not an array the scanner accepts, an item is not an
- * object, or there are more than max items: the caller then parses with json-c.
- */
-long bff_json_items(const char *text, size_t len, const char *const *keys, size_t nkeys,
-                    bff_json_item_t *items, size_t max);
-
-/* A found value read as bff_id_of() reads one: an integer's value, else 0 (also when absent). */
-int64_t bff_span_id(const bff_json_span_t *v);
-/*
- * A found value read as bff_str_of() reads one: a string's characters without the quotes in *s, *len
- * (not NUL-terminated), else "" (also when absent). -1 when the string holds an escape: its text is
- * not its value, and the caller leaves it to json-c.
- */
-int bff_span_str(const bff_json_span_t *v, const char **s, size_t *len);
-
 typedef struct bff_fanout bff_fanout_t;
 
 typedef struct {
@@ -129,14 +84,18 @@ typedef struct {
     const char *body; /* may be NULL */
     size_t body_len;
     /*
-     * Set by the view before bff_fanout_start() for a part whose 2xx answer it passes on unread: such an
-     * answer is kept as text (raw) and checked with bff_json_scan() instead of parsed, and `json` stays
-     * NULL when the check passes (raw_json 1: `whole` and `member` say where the value and its member
-     * pass_member are). When it fails, the body is parsed as for any part. Error answers are always
-     * parsed (for their problem detail).
+     * Set by the view before bff_fanout_start() for a part whose 2xx answer it passes on as text: such
+     * an answer is kept as text (raw) and read with bff_json_read() instead of parsed (`json` stays
+     * NULL): when the part is ok, `whole` is the answer, field[k] its member pass_keys[k], and with
+     * max_items > 0 the list (pass_keys[0]'s array, or the answer when it is an array) is read item by
+     * item into items[0..nitems) with their members item_keys (nitems -1: no list). Error answers are
+     * parsed as for any part (for their problem detail).
      */
     int pass_through;
-    const char *pass_member; /* NULL: only the whole answer is wanted */
+    const char *pass_keys[BFF_JSON_MAX_FIELDS]; /* members wanted, NULL after the last */
+    const char *const *item_keys;
+    size_t nitem_keys;
+    size_t max_items;
     /* The outcome, valid in `done`: */
     int finished;      /* an answer or a failure was recorded */
     int ok;            /* HTTP 2xx */
@@ -145,9 +104,10 @@ typedef struct {
     json_object *json; /* the parsed body when it is JSON, else NULL */
     const char *raw;   /* the body as received (request memory), "" when none */
     size_t raw_len;
-    const char *content_type; /* request memory; NULL when none */
-    int raw_json;             /* pass_through and the 2xx body passed bff_json_scan() */
-    bff_json_span_t whole, member;
+    const char *content_type;                          /* request memory; NULL when none */
+    bff_json_span_t whole, field[BFF_JSON_MAX_FIELDS]; /* pass_through and ok */
+    bff_json_item_t *items;                            /* request memory */
+    long nitems;
     char detail[BFF_DETAIL_MAX]; /* for failures: why (the upstream problem's detail when it sent one) */
 } bff_part_t;
 
@@ -169,15 +129,15 @@ bff_fanout_t *bff_fanout_new(ls_req_t *r, void *ud);
 /* Returns the part (to read its outcome in `done`), or NULL when the fan-out is full. */
 bff_part_t *bff_fanout_add(bff_fanout_t *f, bff_upstream_id_t up, const char *method, const char *path,
                            const char *body, size_t body_len);
+/* bff_fanout_add() of a GET whose path (already escaped) is formatted into request memory. */
+bff_part_t *bff_fanout_getf(bff_fanout_t *f, bff_upstream_id_t up, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 /* Starts every part; `done` runs once (possibly before this returns, when every part failed at once). */
 void bff_fanout_start(bff_fanout_t *f, bff_fanout_cb done);
 
-/*
- * The part's answer as json-c objects, also for a part the fan-out only checked (raw_json): then it is
- * parsed here and *owned is set to it, for the caller to release; otherwise *owned is NULL and the
- * answer belongs to the fan-out as `json` does. NULL when the answer is not JSON.
- */
-json_object *bff_part_json(const bff_part_t *p, json_object **owned);
+/* A pass_through part's list as a view shows it: its member pass_keys[0], or the answer itself, when
+ * that is an array; NULL when the part failed or there is no array. */
+const bff_json_span_t *bff_part_list(const bff_part_t *p);
 
 /* The {"service","status","detail"} entry for a failed part (a new object). */
 json_object *bff_part_error(const bff_part_t *p);

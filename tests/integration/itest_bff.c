@@ -65,7 +65,7 @@ static unsigned char tma_key[TMA_KEY_BYTES];
 
 /* ---- the fake calendar-service (hanging service and breaker test only) ---- */
 
-enum { CAL_ANSWER, CAL_HANG };
+enum { CAL_ANSWER, CAL_HANG, CAL_ODD, CAL_TITLED };
 static atomic_int calendar_mode;
 
 static int calendar_handler(void *ud, lst_upstream_t *u, const lst_upstream_req_t *req,
@@ -76,7 +76,14 @@ static int calendar_handler(void *ud, lst_upstream_t *u, const lst_upstream_req_
         return 0;
     if (atomic_load(&calendar_mode) == CAL_HANG)
         lst_upstream_sleep_ms(u, 20000);
-    lst_upstream_respondf(resp, 200, "{\"lessons\":[],\"limit\":20,\"offset\":0}");
+    if (atomic_load(&calendar_mode) == CAL_ODD) /* JSON, but not in the form the services write */
+        lst_upstream_respondf(resp, 200, "{\"lessons\": [], \"limit\": 20, \"offset\": 0}");
+    else if (atomic_load(&calendar_mode) == CAL_TITLED) /* a member the schedule sets is there already */
+        lst_upstream_respondf(resp, 200,
+                              "{\"lessons\":[{\"id\":\"x\",\"group_title\":\"old\","
+                              "\"teacher_telegram_id\":0},{}],\"limit\":20,\"offset\":0}");
+    else
+        lst_upstream_respondf(resp, 200, "{\"lessons\":[],\"limit\":20,\"offset\":0}");
     return 1;
 }
 
@@ -1079,6 +1086,28 @@ Test(bff, a_hanging_service_costs_at_most_the_deadline_and_then_nothing)
             usleep(100 * 1000);
     }
     cr_expect(complete, "answers did not become complete after the service returned");
+
+    /* An answer the BFF cannot pass on as it is (not json-c's plain form) counts as that part failing:
+     * the profile is partial, the schedule (whose primary record it is) a 502. */
+    atomic_store(&calendar_mode, CAL_ODD);
+    profile(&resp, STUDENT_ID, STUDENT_ID);
+    expect_partial(&resp, "lessons", "calendar");
+    cr_expect(strstr(resp.body, "\"status\":502") != NULL, "%.400s", resp.body);
+    lst_resp_free(&resp);
+    schedule(&resp, STUDENT_ID, STUDENT_ID, "");
+    expect_problem(&resp, 502, "calendar-service");
+    lst_resp_free(&resp);
+
+    /* The schedule sets group_title and teacher_name where json-c would: in place, else at the end. */
+    atomic_store(&calendar_mode, CAL_TITLED);
+    schedule(&resp, STUDENT_ID, STUDENT_ID, "");
+    cr_expect_eq(resp.status, 200, "%.400s", resp.body);
+    cr_expect(strstr(resp.body,
+                     "\"lessons\":[{\"id\":\"x\",\"group_title\":null,\"teacher_telegram_id\":0,"
+                     "\"teacher_name\":null},{\"group_title\":null,\"teacher_name\":null}]") != NULL,
+              "%.400s", resp.body);
+    lst_resp_free(&resp);
+    atomic_store(&calendar_mode, CAL_ANSWER);
 }
 
 /* ---- writes and bad input ---- */

@@ -1,7 +1,7 @@
 /*
- * The BFF's JSON scanner (bff/upstream.h): what the views read from the services' answers without
+ * The BFF's JSON scanner (bff/json_scan.h): what the views read from the services' answers without
  * json-c. Whatever it accepts must be what json-c would parse and write back byte for byte, with the
- * same member values; what it refuses sends the view down its json-c path.
+ * same member values; what it refuses makes the part fail (bff/upstream.h, pass_through).
  */
 #include <criterion/criterion.h>
 
@@ -10,7 +10,7 @@
 
 #include <json-c/json.h>
 
-#include "upstream.h"
+#include "json_scan.h"
 
 static const char *const group_keys[] = {"id", "created_at", "teacher_telegram_id"};
 
@@ -60,7 +60,7 @@ Test(bff_scan, empty_arrays_and_surrounding_whitespace)
     cr_expect_eq(items_of("[]", items, 0), 0, "no room is needed for no items");
 }
 
-Test(bff_scan, odd_inputs_are_refused_so_that_json_c_decides)
+Test(bff_scan, odd_inputs_are_refused)
 {
     bff_json_item_t items[4];
     const char *refused[] = {
@@ -144,7 +144,7 @@ Test(bff_scan, values_read_as_the_views_read_json_c_objects)
     cr_expect(len == 3 && memcmp(s, "abc", 3) == 0);
     cr_expect_eq(bff_span_str(&f[0], &s, &len), 0);
     cr_expect_eq(len, 0, "a number reads as \"\"");
-    cr_expect_eq(bff_span_str(&f[3], &s, &len), -1, "an escaped string is left to json-c");
+    cr_expect_eq(bff_span_str(&f[3], &s, &len), -1, "an escaped string's text is not its value");
 
     bff_json_span_t absent = {.text = NULL};
     cr_expect_eq(bff_span_str(&absent, &s, &len), 0);
@@ -160,6 +160,60 @@ Test(bff_scan, the_whole_answer_scan_still_reports_its_member)
     cr_expect(span_is(&member, "[{\"id\":\"a\"}]"));
     bff_json_item_t items[1];
     cr_expect_eq(bff_json_items(member.text, member.len, group_keys, 3, items, 1), 1);
+}
+
+Test(bff_scan, one_read_finds_members_and_the_list_items)
+{
+    const char *keys[] = {"groups", "limit"}, *item_keys[] = {"id"};
+    bff_json_item_t items[3];
+    bff_json_want_t want = {
+        .keys = keys, .nkeys = 2, .item_keys = item_keys, .nitem_keys = 1, .items = items, .max_items = 3};
+    bff_json_span_t whole, fields[2];
+    long n;
+
+    const char *text = "{\"x\":{\"groups\":[1]},\"groups\":[{\"id\":\"a\"},{\"id\":7}],\"limit\":100}";
+    cr_assert_eq(bff_json_read(text, strlen(text), &want, &whole, fields, &n), 0);
+    cr_expect_eq(whole.len, strlen(text));
+    cr_expect(span_is(&fields[0], "[{\"id\":\"a\"},{\"id\":7}]"));
+    cr_expect(span_is(&fields[1], "100"));
+    cr_assert_eq(n, 2, "the top-level list only, not the nested one");
+    cr_expect(span_is(&items[0].field[0], "\"a\""));
+    cr_expect_eq(bff_span_id(&items[1].field[0]), 7);
+
+    text = "[{\"id\":\"b\"}]";
+    cr_assert_eq(bff_json_read(text, strlen(text), &want, &whole, fields, &n), 0);
+    cr_expect_eq(n, 1, "an answer that is the list itself");
+    cr_expect_null(fields[0].text);
+
+    text = "{\"groups\":null,\"limit\":1}";
+    cr_assert_eq(bff_json_read(text, strlen(text), &want, &whole, fields, &n), 0);
+    cr_expect_eq(n, -1, "no list");
+    cr_expect_eq(fields[0].type, json_type_null);
+
+    const char *refused[] = {
+        "{\"groups\":[{},{},{},{}]}", /* more items than room */
+        "{\"groups\":[{},1]}",        /* an item that is not an object */
+        "[[]]",
+        "{\"groups\":[] }x",
+    };
+    for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+        cr_expect_eq(bff_json_read(refused[i], strlen(refused[i]), &want, &whole, fields, &n), -1,
+                     "accepted: %s", refused[i]);
+        cr_expect_null(fields[0].text);
+    }
+}
+
+Test(bff_scan, strings_decode_as_json_c_reads_them)
+{
+    const char *keys[] = {"a", "b", "c"};
+    bff_json_span_t f[3];
+    const char *obj = "{\"a\":\"x\\/y\\n\\t\\\"\\\\\\u001fz\",\"b\":\"cut\\u0000here\",\"c\":5}";
+    char buf[64];
+    cr_assert_eq(bff_json_fields(obj, strlen(obj), keys, 3, f), 0);
+    size_t n = bff_span_unescape(&f[0], buf);
+    cr_expect(n == 9 && memcmp(buf, "x/y\n\t\"\\\x1fz", 9) == 0, "%.*s", (int)n, buf);
+    cr_expect_eq(bff_span_unescape(&f[1], buf), 3, "json-c's C string ends at the NUL");
+    cr_expect_eq(bff_span_unescape(&f[2], buf), 0, "a number reads as \"\"");
 }
 
 /* ---- what it accepts, json-c reads and writes the same ---- */
@@ -192,11 +246,14 @@ static void expect_like_json_c(const char *text, size_t len, const bff_json_item
             cr_assert_eq(bff_span_id(&items[i].field[k]), id);
             const char *str;
             size_t slen;
-            if (bff_span_str(&items[i].field[k], &str, &slen) == 0) {
-                const char *want =
-                    v != NULL && json_object_is_type(v, json_type_string) ? json_object_get_string(v) : "";
+            const char *want =
+                v != NULL && json_object_is_type(v, json_type_string) ? json_object_get_string(v) : "";
+            if (bff_span_str(&items[i].field[k], &str, &slen) == 0)
                 cr_assert(slen == strlen(want) && memcmp(str, want, slen) == 0);
-            }
+            char buf[sizeof(sample) + 8];
+            slen = bff_span_unescape(&items[i].field[k], buf);
+            cr_assert(slen == strlen(want) && memcmp(buf, want, slen) == 0, "%.*s decodes as %.*s",
+                      (int)items[i].field[k].len, items[i].field[k].text, (int)slen, buf);
         }
     }
     json_object_put(arr);
