@@ -49,7 +49,7 @@ static void on_change_committed(ls_req_t *r, ls_pg_status_t status, PGresult *re
         return;
     }
     if (c->kind != CHANGE_ATTENDANCE)
-        ls_outbox_kick(ls_outbox_of(r->worker));
+        ls_outbox_kick(ls_worker_outbox(r->worker));
     ls_reply_json(r, 200, result);
 }
 

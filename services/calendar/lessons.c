@@ -284,7 +284,7 @@ static void on_committed(ls_req_t *r, ls_pg_status_t status, PGresult *res)
         json_object_put(lesson);
         return;
     }
-    ls_outbox_kick(ls_outbox_of(r->worker));
+    ls_outbox_kick(ls_worker_outbox(r->worker));
     ls_reply_json(r, 201, lesson);
 }
 

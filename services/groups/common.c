@@ -99,7 +99,7 @@ static void on_committed(ls_req_t *r, ls_pg_status_t status, PGresult *res)
         return;
     }
     if (t->kick_outbox)
-        ls_outbox_kick(ls_outbox_of(r->worker));
+        ls_outbox_kick(ls_worker_outbox(r->worker));
     if (reply == NULL)
         ls_reply_empty(r, 204);
     else
