@@ -165,15 +165,6 @@ const char *ls_req_param_str(ls_req_t *r, const char *name)
     return p != NULL ? ls_req_strdup(r, p->value, p->value_len) : NULL;
 }
 
-int ls_h2o_header(h2o_req_t *req, const char *name, size_t len, h2o_iovec_t *out)
-{
-    ssize_t i = h2o_find_header_by_str(&req->headers, name, len, -1);
-    if (i < 0)
-        return 0;
-    *out = req->headers.entries[i].value;
-    return 1;
-}
-
 const char *ls_req_header(ls_req_t *r, const char *name)
 {
     h2o_iovec_t v;

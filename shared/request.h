@@ -97,6 +97,13 @@ static inline void ls_req_ref(ls_req_t *r)
 }
 void ls_req_unref(ls_req_t *r);
 /* The value of req's header `name` (lowercase, len bytes), without copying: 1, or 0 when absent. */
-int ls_h2o_header(h2o_req_t *req, const char *name, size_t len, h2o_iovec_t *out);
+static inline int ls_h2o_header(h2o_req_t *req, const char *name, size_t len, h2o_iovec_t *out)
+{
+    ssize_t i = h2o_find_header_by_str(&req->headers, name, len, -1);
+    if (i < 0)
+        return 0;
+    *out = req->headers.entries[i].value;
+    return 1;
+}
 
 #endif
