@@ -7,6 +7,8 @@
 #include <json-c/json.h>
 #include <sodium.h>
 
+#include <url.h>
+
 #define KEY_MAX  64
 #define HASH_HEX 64
 #define ID_MAX   9007199254740991LL
@@ -28,44 +30,9 @@ void tma_derive_key(const char *bot_token, unsigned char key[TMA_KEY_BYTES])
     sodium_memzero(&st, sizeof(st));
 }
 
-static int hexval(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 static int is_key_char(int c)
 {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
-}
-
-/* URL-decodes src into dst ('+' is a space, as URLSearchParams reads it); NUL bytes are refused
- * because the values are used as C strings. Returns the decoded length or -1. */
-static long url_decode(const char *src, size_t len, char *dst)
-{
-    size_t o = 0;
-    for (size_t i = 0; i < len; i++) {
-        int c = (unsigned char)src[i];
-        if (c == '+') {
-            c = ' ';
-        } else if (c == '%') {
-            int hi, lo;
-            if (len - i < 3 || (hi = hexval(src[i + 1])) < 0 || (lo = hexval(src[i + 2])) < 0)
-                return -1;
-            c = hi * 16 + lo;
-            i += 2;
-        }
-        if (c == 0)
-            return -1;
-        dst[o++] = (char)c;
-    }
-    dst[o] = '\0';
-    return (long)o;
 }
 
 static int key_cmp(const field_t *a, const field_t *b)
@@ -113,7 +80,7 @@ static int parse_fields(const char *s, size_t len, char *scratch, field_t *field
         field_t *f = &fields[n];
         f->key = s + pos;
         f->key_len = key_len;
-        long vlen = url_decode(eq + 1, end - (size_t)(eq + 1 - s), scratch + used);
+        long vlen = ls_url_decode(scratch + used, eq + 1, end - (size_t)(eq + 1 - s), LS_URL_STRICT);
         if (vlen < 0) {
             *reason = "initData has a badly URL-encoded value";
             return -1;

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "scalar.h"
 #include "log.h"
 
 #define DEFAULT_POLL_MS    1000
@@ -47,7 +48,6 @@ static const char retry_sql[] = "UPDATE outbox SET next_attempt_at = now() + mak
                                 " last_error = $3 WHERE id = $1::bigint";
 
 struct ls_outbox {
-    ls_worker_t *worker;
     ls_loop_t *loop;
     ls_pg_pool_t *pg;
     ls_http_t *http;
@@ -72,8 +72,6 @@ typedef struct {
 } delivery_t;
 
 typedef enum { OUTCOME_DELIVERED, OUTCOME_FAILED, OUTCOME_RETRY } outcome_t;
-
-static _Thread_local ls_outbox_t *thread_outbox;
 
 static void outbox_free(ls_outbox_t *ob)
 {
@@ -296,17 +294,17 @@ static void on_timer(ls_timer_t *t)
         start_round(ob);
 }
 
-ls_outbox_t *ls_outbox_start(ls_worker_t *w, const ls_outbox_config_t *config)
+ls_outbox_t *ls_outbox_start(ls_loop_t *loop, ls_pg_pool_t *pg, ls_http_t *http,
+                             const ls_outbox_config_t *config)
 {
-    if (config->ntargets > LS_OUTBOX_MAX_TARGETS || ls_worker_http(w) == NULL)
+    if (config->ntargets > LS_OUTBOX_MAX_TARGETS || http == NULL)
         return NULL;
     ls_outbox_t *ob = calloc(1, sizeof(*ob));
     if (ob == NULL)
         return NULL;
-    ob->worker = w;
-    ob->loop = ls_worker_loop(w);
-    ob->pg = ls_worker_pg(w);
-    ob->http = ls_worker_http(w);
+    ob->loop = loop;
+    ob->pg = pg;
+    ob->http = http;
     ob->config = *config;
     for (size_t i = 0; i < config->ntargets; i++) {
         ob->names[i] = strdup(config->targets[i].name);
@@ -327,7 +325,6 @@ ls_outbox_t *ls_outbox_start(ls_worker_t *w, const ls_outbox_config_t *config)
     ls_timer_init(&ob->timer, on_timer);
     /* Rows left over from an earlier run are due now. */
     ls_timer_start(ob->loop, &ob->timer, 0);
-    thread_outbox = ob;
     return ob;
 }
 
@@ -336,8 +333,6 @@ void ls_outbox_stop(ls_outbox_t *ob)
     if (ob == NULL)
         return;
     ls_timer_stop(ob->loop, &ob->timer);
-    if (thread_outbox == ob)
-        thread_outbox = NULL;
     ob->stopped = 1;
     if (ob->pending == 0)
         outbox_free(ob);
@@ -351,9 +346,4 @@ void ls_outbox_kick(ls_outbox_t *ob)
         ob->again = 1;
     else
         ls_timer_start(ob->loop, &ob->timer, 0);
-}
-
-ls_outbox_t *ls_outbox_of(ls_worker_t *w)
-{
-    return thread_outbox != NULL && thread_outbox->worker == w ? thread_outbox : NULL;
 }

@@ -31,7 +31,7 @@
  * A handler adds rows with its own INSERT inside its transaction (or in the same statement as the
  * change), then calls ls_outbox_kick() after the commit so delivery starts at once.
  *
- * Delivery: every worker runs a poller (started by ls_daemon_main() from ls_daemon_t.outbox). It claims due
+ * Delivery: every worker runs a poller (started by the worker from ls_daemon_t.outbox). It claims due
  * rows with FOR UPDATE SKIP LOCKED and leases them (next_attempt_at moves LS_OUTBOX_LEASE_S into the
  * future), so pollers of several workers or replicas never send a row at the same time. Rows with the
  * same ordering_key are delivered one after the other in id order (a row is not claimed while an
@@ -49,7 +49,11 @@
 #ifndef LS_OUTBOX_H
 #define LS_OUTBOX_H
 
-#include "server.h"
+#include <stddef.h>
+
+#include "http.h"
+#include "loop.h"
+#include "pg.h"
 
 #define LS_OUTBOX_LEASE_S     30
 #define LS_OUTBOX_MAX_TARGETS 8
@@ -69,18 +73,19 @@ typedef struct {
 
 typedef struct ls_outbox ls_outbox_t;
 
-/* Starts the poller on the calling worker (its loop, pool and HTTP client; the daemon must set
- * uses_http). The config is copied. Returns NULL on allocation failure. */
-ls_outbox_t *ls_outbox_start(ls_worker_t *w, const ls_outbox_config_t *config);
+/* Starts the poller on the calling thread's loop, with its pool and HTTP client (which must outlive
+ * it until ls_outbox_stop). The config is copied. Returns NULL on allocation failure, or when http is
+ * NULL or there are too many targets. A worker of a daemon with ls_daemon_t.outbox runs one:
+ * ls_worker_outbox() (worker.h) gives it. */
+ls_outbox_t *ls_outbox_start(ls_loop_t *loop, ls_pg_pool_t *pg, ls_http_t *http,
+                             const ls_outbox_config_t *config);
 /* Stops polling (NULL is ignored); rows in flight are left leased and retried after the lease (they are
- * idempotent). Call it before the worker destroys its client and pool (ls_daemon_main() does so for
+ * idempotent). Call it before the client and pool are destroyed (the worker does so for
  * ls_daemon_t.outbox): calls and queries still pending are completed as they are destroyed, and the
  * poller's memory is freed with the last of them. */
 void ls_outbox_stop(ls_outbox_t *outbox);
-/* Runs a round now (after a commit that added rows); NULL is ignored. Only from the poller's own worker
- * thread. */
+/* Runs a round now (after a commit that added rows); NULL is ignored. Only from the poller's own
+ * thread, e.g. ls_outbox_kick(ls_worker_outbox(r->worker)). */
 void ls_outbox_kick(ls_outbox_t *outbox);
-/* The poller of a request's worker, or NULL when the daemon runs none. */
-ls_outbox_t *ls_outbox_of(ls_worker_t *w);
 
 #endif

@@ -265,7 +265,7 @@ static void on_students(ls_req_t *r, const ls_http_response_t *resp)
 void calendar_kick_outbox(ls_req_t *r, ls_txn_t *t)
 {
     (void)t;
-    ls_outbox_kick(ls_outbox_of(r->worker));
+    ls_outbox_kick(ls_worker_outbox(r->worker));
 }
 
 static void create_txn_release(ls_txn_t *t)

@@ -53,7 +53,7 @@ const char *body_text(ls_req_t *r)
 void group_kick_outbox(ls_req_t *r, ls_txn_t *t)
 {
     (void)t;
-    ls_outbox_kick(ls_outbox_of(r->worker));
+    ls_outbox_kick(ls_worker_outbox(r->worker));
 }
 
 int group_actor_owns(ls_req_t *r, const locked_group_t *g)

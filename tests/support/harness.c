@@ -598,7 +598,7 @@ void lst_daemon_spawn(lst_daemon_t *d, const char *relpath, const char *const *e
     d->pid = pid;
 }
 
-/* Whether the daemon's log has its start-up line for d->port (server.c logs "listening" with it). */
+/* Whether the daemon's log has its start-up line for d->port (daemon.c logs "listening" with it). */
 static int log_says_listening(const lst_daemon_t *d)
 {
     char line[4096], want[32];

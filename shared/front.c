@@ -1,0 +1,222 @@
+/* front: the h2o handler that turns each request into an ls_req_t and checks it on the way in. */
+#include "front.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "calls.h"
+#include "scalar.h"
+#include "worker.h"
+
+#define READYZ_TIMEOUT_MS 1000
+
+typedef struct {
+    h2o_handler_t super;
+    const ls_daemon_t *daemon;
+} front_handler_t;
+
+static void set_request_id(ls_req_t *r, h2o_req_t *req)
+{
+    h2o_iovec_t v;
+    if (ls_h2o_header(req, H2O_STRLIT("x-request-id"), &v) && v.len > 0 && v.len <= LS_REQUEST_ID_MAX) {
+        size_t i;
+        for (i = 0; i < v.len; i++) {
+            char c = v.base[i];
+            if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+                  c == '_' || c == '.'))
+                break;
+        }
+        if (i == v.len) {
+            memcpy(r->request_id, v.base, v.len);
+            r->request_id[v.len] = '\0';
+            return;
+        }
+    }
+    snprintf(r->request_id, sizeof(r->request_id), "%s%08llx", r->worker->rid_prefix,
+             (unsigned long long)++r->worker->rid_counter);
+}
+
+/* ---- built-in routes ---- */
+
+static void reply_ready(ls_req_t *r)
+{
+    static const char body[] = "{\"status\":\"ready\"}";
+    ls_reply_raw(r, 200, "application/json", body, sizeof(body) - 1);
+}
+
+static void on_readyz(ls_req_t *r, ls_pg_status_t status, PGresult *res)
+{
+    if (status == LS_PG_OK)
+        reply_ready(r);
+    else
+        ls_reply_problem_str(r, 503, "database not reachable");
+}
+
+static void serve_builtin(ls_req_t *r, int readyz)
+{
+    if (!readyz) {
+        static const char body[] = "{\"status\":\"ok\"}";
+        ls_reply_raw(r, 200, "application/json", body, sizeof(body) - 1);
+        return;
+    }
+    if (r->worker->pg == NULL) {
+        reply_ready(r);
+        return;
+    }
+    uint64_t deadline = ls_now_ms() + READYZ_TIMEOUT_MS;
+    ls_req_sql(r, "SELECT 1", deadline < r->deadline ? deadline : r->deadline, on_readyz);
+}
+
+/* ---- checks ---- */
+
+/* Answers 404, 405 or 400 and returns -1 unless the request matches one of the daemon's routes. */
+static int route_or_reply(ls_req_t *r, h2o_req_t *req)
+{
+    const ls_daemon_t *d = r->daemon;
+    h2o_iovec_t path = req->path_normalized;
+    switch (ls_router_match(d->routes, d->nroutes, req->method.base, req->method.len, path.base, path.len,
+                            &r->match)) {
+    case LS_ROUTE_OK:
+        return 0;
+    case LS_ROUTE_NOT_FOUND:
+        ls_reply_problem(r, 404, "no route for %.*s %.*s", (int)req->method.len, req->method.base,
+                         (int)(path.len > 200 ? 200 : path.len), path.base);
+        return -1;
+    case LS_ROUTE_BAD_METHOD:
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ALLOW, NULL,
+                       h2o_strdup(&req->pool, r->match.allow, SIZE_MAX).base, strlen(r->match.allow));
+        ls_reply_problem(r, 405, "method %.*s not allowed here; allowed: %s", (int)req->method.len,
+                         req->method.base, r->match.allow);
+        return -1;
+    case LS_ROUTE_BAD_PARAM: {
+        const ls_route_param_t *p = r->match.bad_param;
+        static const char *const want[] = {"a telegram id (an integer from 1 to 9007199254740991)", "a UUID",
+                                           "a non-empty segment of at most 256 bytes"};
+        ls_reply_problem(r, 400, "path parameter '%.*s' must be %s", (int)p->name_len, p->name,
+                         want[p->type]);
+        return -1;
+    }
+    }
+    return -1;
+}
+
+static int token_ok(ls_req_t *r, h2o_req_t *req)
+{
+    const char *token = r->daemon->common->internal_token;
+    size_t token_len = strlen(token);
+    ssize_t i = h2o_find_header(&req->headers, H2O_TOKEN_AUTHORIZATION, -1);
+    if (i < 0)
+        return 0;
+    h2o_iovec_t v = req->headers.entries[i].value;
+    if (v.len != token_len + 7 || strncasecmp(v.base, "Bearer ", 7) != 0)
+        return 0;
+    return sodium_memcmp(v.base + 7, token, token_len) == 0;
+}
+
+/* The internal token, or the daemon's own authenticate(); -1 after answering. */
+static int caller_or_reply(ls_req_t *r, h2o_req_t *req)
+{
+    if (r->match.route->flags & LS_ROUTE_PUBLIC)
+        return 0;
+    if (r->daemon->authenticate != NULL)
+        return r->daemon->authenticate(r) != 0 ? -1 : 0;
+    if (token_ok(r, req))
+        return 0;
+    ls_reply_problem_str(r, 401, "missing or wrong internal token");
+    return -1;
+}
+
+/* X-Actor-Telegram-Id and X-Actor-Role into r->actor and r->role; -1 after answering 400. */
+static int actor_or_reply(ls_req_t *r, h2o_req_t *req)
+{
+    h2o_iovec_t v;
+    if (ls_h2o_header(req, H2O_STRLIT("x-actor-telegram-id"), &v) &&
+        ls_parse_id(v.base, v.len, &r->actor) != 0) {
+        ls_reply_problem_str(r, 400, "header X-Actor-Telegram-Id must be a telegram id");
+        return -1;
+    }
+    if (ls_h2o_header(req, H2O_STRLIT("x-actor-role"), &v)) {
+        static const char *const roles[] = {"student", "teacher", "admin"};
+        r->role = LS_ROLE_NONE;
+        for (int i = 0; i < 3; i++)
+            if (h2o_memis(v.base, v.len, roles[i], strlen(roles[i])))
+                r->role = (ls_role_t)(i + 1);
+        if (r->role == LS_ROLE_NONE) {
+            ls_reply_problem_str(r, 400, "header X-Actor-Role must be student, teacher or admin");
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* X-Deadline-Ms shortens r->deadline; -1 after answering 400 (malformed) or 503 (already passed). */
+static int deadline_or_reply(ls_req_t *r, h2o_req_t *req)
+{
+    h2o_iovec_t v;
+    int64_t ms;
+    if (!ls_h2o_header(req, H2O_STRLIT("x-deadline-ms"), &v))
+        return 0;
+    if (ls_parse_i64(v.base, v.len, &ms) != 0) {
+        ls_reply_problem_str(r, 400, "header X-Deadline-Ms must be an integer");
+        return -1;
+    }
+    if (ms <= 0) {
+        ls_reply_problem_str(r, 503, "deadline already passed");
+        return -1;
+    }
+    if (r->started + (uint64_t)ms < r->deadline)
+        r->deadline = r->started + (uint64_t)ms;
+    return 0;
+}
+
+static void dispatch(ls_req_t *r, h2o_req_t *req)
+{
+    const ls_daemon_t *d = r->daemon;
+    h2o_iovec_t path = req->path_normalized;
+
+    if (h2o_memis(req->method.base, req->method.len, H2O_STRLIT("GET"))) {
+        if (h2o_memis(path.base, path.len, H2O_STRLIT("/healthz")))
+            return serve_builtin(r, 0);
+        if (h2o_memis(path.base, path.len, H2O_STRLIT("/readyz")))
+            return serve_builtin(r, 1);
+    }
+    if (route_or_reply(r, req) != 0 || caller_or_reply(r, req) != 0)
+        return;
+    if (req->entity.base != NULL && req->entity.len > (size_t)d->common->max_body_bytes)
+        return ls_reply_problem(r, 413, "request body over %lld bytes", d->common->max_body_bytes);
+    /* A daemon that authenticates its callers itself (the BFF) takes the actor from that, never
+     * from the caller's headers. */
+    if (d->authenticate == NULL && actor_or_reply(r, req) != 0)
+        return;
+    if (deadline_or_reply(r, req) != 0)
+        return;
+    ((ls_handler_t)r->match.route->handler)(r);
+}
+
+static int on_req(h2o_handler_t *self, h2o_req_t *req)
+{
+    front_handler_t *fh = (front_handler_t *)self;
+    ls_worker_t *w = (ls_worker_t *)((char *)req->conn->ctx - offsetof(ls_worker_t, ctx));
+    ls_req_t *r = ls_req_new(req, w, fh->daemon);
+    if (r == NULL)
+        return -1;
+    set_request_id(r, req);
+    dispatch(r, req);
+    ls_req_unref(r);
+    return 0;
+}
+
+void ls_front_init(h2o_globalconf_t *conf, const ls_daemon_t *d)
+{
+    h2o_config_init(conf);
+    conf->server_name = h2o_iovec_init(d->name, strlen(d->name));
+    conf->max_request_entity_size = (size_t)d->common->max_body_bytes * 4;
+    h2o_hostconf_t *host = h2o_config_register_host(conf, h2o_iovec_init(H2O_STRLIT("default")), 65535);
+    h2o_pathconf_t *pathconf = h2o_config_register_path(host, "/", 0);
+    front_handler_t *fh = (front_handler_t *)h2o_create_handler(pathconf, sizeof(*fh));
+    fh->super.on_req = on_req;
+    fh->daemon = d;
+}

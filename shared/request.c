@@ -1,0 +1,235 @@
+/*
+ * request: the request's memory and lifetime, its input (path parameters, headers, body, actor) and
+ * its replies with their access log line.
+ */
+#include "request.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "daemon.h"
+#include "log.h"
+#include "problem.h"
+#include "worker.h"
+
+/* ---- lifetime ---- */
+
+void ls_req_unref(ls_req_t *r)
+{
+    if (--r->refs > 0)
+        return;
+    if (r->body != NULL)
+        json_object_put(r->body);
+    h2o_mem_clear_pool(&r->pool);
+    r->worker->inflight--;
+    free(r);
+}
+
+/* h2o disposes the request's pool when the response is done or the client went away. */
+static void on_h2o_pool_dispose(void *p)
+{
+    ls_req_t *r = *(ls_req_t **)p;
+    r->h2o = NULL;
+    ls_req_unref(r);
+}
+
+ls_req_t *ls_req_new(h2o_req_t *req, ls_worker_t *w, const ls_daemon_t *d)
+{
+    ls_req_t *r = malloc(sizeof(*r));
+    if (r == NULL)
+        return NULL;
+    r->h2o = req;
+    r->worker = w;
+    r->daemon = d;
+    r->actor = 0;
+    r->role = LS_ROLE_NONE;
+    r->started = ls_now_ms();
+    r->deadline = r->started + (uint64_t)d->common->request_timeout_ms;
+    r->status = 0;
+    r->refs = 2; /* the h2o request, and the caller's */
+    r->body = NULL;
+    r->state = NULL;
+    r->match.route = NULL;
+    r->match.nparams = 0;
+    h2o_mem_init_pool(&r->pool);
+    w->inflight++;
+    ls_req_t **guard = h2o_mem_alloc_shared(&req->pool, sizeof(*guard), on_h2o_pool_dispose);
+    *guard = r;
+    return r;
+}
+
+void *ls_req_alloc(ls_req_t *r, size_t size)
+{
+    return h2o_mem_alloc_pool(&r->pool, size);
+}
+
+char *ls_req_strdup(ls_req_t *r, const char *s, size_t len)
+{
+    char *d = h2o_mem_alloc_pool(&r->pool, len + 1);
+    memcpy(d, s, len);
+    d[len] = '\0';
+    return d;
+}
+
+void *ls_req_config(ls_req_t *r)
+{
+    return r->daemon->config;
+}
+
+/* ---- replies ---- */
+
+static void log_access(ls_req_t *r)
+{
+    ls_log_line_t l;
+    ls_log_level_t level = r->status >= 500 ? LS_LOG_WARN : LS_LOG_INFO;
+    if (r->h2o == NULL || !ls_log_begin(&l, level, r->request_id, "request"))
+        return;
+    ls_log_strn(&l, "method", r->h2o->method.base, r->h2o->method.len);
+    ls_log_strn(&l, "path", r->h2o->path.base, r->h2o->path.len);
+    ls_log_int(&l, "status", r->status);
+    ls_log_int(&l, "duration_ms", (int64_t)(ls_now_ms() - r->started));
+    ls_log_end(&l);
+}
+
+void ls_reply_raw(ls_req_t *r, int status, const char *content_type, const char *body, size_t len)
+{
+    if (r->status != 0)
+        return;
+    r->status = status;
+    log_access(r);
+    h2o_req_t *req = r->h2o;
+    if (req == NULL)
+        return;
+    req->res.status = status;
+    req->res.reason = ls_status_title(status);
+    req->res.content_length = len;
+    if (content_type != NULL)
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, content_type,
+                       strlen(content_type));
+    size_t rid_len = strlen(r->request_id);
+    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-request-id"), 0, NULL,
+                          h2o_strdup(&req->pool, r->request_id, rid_len).base, rid_len);
+    h2o_send_inline(req, body, len);
+}
+
+void ls_reply_json(ls_req_t *r, int status, json_object *obj)
+{
+    size_t len;
+    const char *s = json_object_to_json_string_length(obj, JSON_C_TO_STRING_PLAIN, &len);
+    ls_reply_raw(r, status, "application/json", s, len);
+    json_object_put(obj);
+}
+
+void ls_reply_empty(ls_req_t *r, int status)
+{
+    ls_reply_raw(r, status, NULL, "", 0);
+}
+
+void ls_reply_problem_str(ls_req_t *r, int status, const char *detail)
+{
+    json_object *p = ls_problem_new(status, detail);
+    size_t len;
+    const char *s = json_object_to_json_string_length(p, JSON_C_TO_STRING_PLAIN, &len);
+    ls_reply_raw(r, status, "application/problem+json", s, len);
+    json_object_put(p);
+}
+
+void ls_reply_problem(ls_req_t *r, int status, const char *fmt, ...)
+{
+    char detail[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(detail, sizeof(detail), fmt, ap);
+    va_end(ap);
+    ls_reply_problem_str(r, status, detail);
+}
+
+/* ---- input ---- */
+
+const char *ls_role_name(ls_role_t role)
+{
+    static const char *const names[] = {"", "student", "teacher", "admin"};
+    return names[role];
+}
+
+int64_t ls_req_param_id(ls_req_t *r, const char *name)
+{
+    const ls_route_param_t *p = ls_route_param(&r->match, name);
+    return p != NULL ? p->id : 0;
+}
+
+const char *ls_req_param_str(ls_req_t *r, const char *name)
+{
+    const ls_route_param_t *p = ls_route_param(&r->match, name);
+    return p != NULL ? ls_req_strdup(r, p->value, p->value_len) : NULL;
+}
+
+const char *ls_req_header(ls_req_t *r, const char *name)
+{
+    h2o_iovec_t v;
+    if (r->h2o == NULL || !ls_h2o_header(r->h2o, name, strlen(name), &v))
+        return NULL;
+    return ls_req_strdup(r, v.base, v.len);
+}
+
+/* Validates obj against the fields and makes it the request's body; NULL after answering 400. */
+static json_object *keep_body(ls_req_t *r, json_object *obj, const ls_json_field_t *fields, size_t n)
+{
+    char err[256];
+    if (ls_json_validate(obj, fields, n, err, sizeof(err)) != 0) {
+        json_object_put(obj);
+        ls_reply_problem_str(r, 400, err);
+        return NULL;
+    }
+    if (r->body != NULL)
+        json_object_put(r->body);
+    r->body = obj;
+    return obj;
+}
+
+json_object *ls_req_body_or_reply(ls_req_t *r, const ls_json_field_t *fields, size_t n)
+{
+    char err[256];
+    if (r->h2o == NULL)
+        return NULL;
+    json_object *obj = ls_json_parse_object(r->h2o->entity.base, r->h2o->entity.base ? r->h2o->entity.len : 0,
+                                            err, sizeof(err));
+    if (obj == NULL) {
+        ls_reply_problem_str(r, 400, err);
+        return NULL;
+    }
+    return keep_body(r, obj, fields, n);
+}
+
+json_object *ls_req_optional_body_or_reply(ls_req_t *r, const ls_json_field_t *fields, size_t n)
+{
+    if (r->h2o == NULL)
+        return NULL;
+    if (r->h2o->entity.base != NULL && r->h2o->entity.len > 0)
+        return ls_req_body_or_reply(r, fields, n);
+    return keep_body(r, json_object_new_object(), fields, n);
+}
+
+const char *ls_req_actor_text(ls_req_t *r)
+{
+    if (r->actor <= 0)
+        return NULL;
+    char *out = ls_req_alloc(r, 24);
+    snprintf(out, 24, "%lld", (long long)r->actor);
+    return out;
+}
+
+int ls_req_actor_is_self_or_admin(ls_req_t *r, int64_t id)
+{
+    return r->actor > 0 && (r->actor == id || r->role == LS_ROLE_ADMIN);
+}
+
+int ls_req_actor_or_reply(ls_req_t *r)
+{
+    if (r->actor > 0)
+        return 0;
+    ls_reply_problem_str(r, 400, "header X-Actor-Telegram-Id is required");
+    return -1;
+}
