@@ -39,13 +39,7 @@ const char *bff_str_of(json_object *obj, const char *key)
 ls_role_t bff_role_of(json_object *user)
 {
     const char *role = bff_str_of(user, "role");
-    if (strcmp(role, "admin") == 0)
-        return LS_ROLE_ADMIN;
-    if (strcmp(role, "teacher") == 0)
-        return LS_ROLE_TEACHER;
-    if (strcmp(role, "student") == 0)
-        return LS_ROLE_STUDENT;
-    return LS_ROLE_NONE;
+    return ls_role_parse(role, strlen(role));
 }
 
 /* The array under key (e.g. "groups" of a list answer), or NULL. */

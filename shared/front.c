@@ -139,11 +139,7 @@ static int actor_or_reply(ls_req_t *r, h2o_req_t *req)
         return -1;
     }
     if (ls_h2o_header(req, H2O_STRLIT("x-actor-role"), &v)) {
-        static const char *const roles[] = {"student", "teacher", "admin"};
-        r->role = LS_ROLE_NONE;
-        for (int i = 0; i < 3; i++)
-            if (h2o_memis(v.base, v.len, roles[i], strlen(roles[i])))
-                r->role = (ls_role_t)(i + 1);
+        r->role = ls_role_parse(v.base, v.len);
         if (r->role == LS_ROLE_NONE) {
             ls_reply_problem_str(r, 400, "header X-Actor-Role must be student, teacher or admin");
             return -1;

@@ -148,12 +148,6 @@ void ls_reply_problem(ls_req_t *r, int status, const char *fmt, ...)
 
 /* ---- input ---- */
 
-const char *ls_role_name(ls_role_t role)
-{
-    static const char *const names[] = {"", "student", "teacher", "admin"};
-    return names[role];
-}
-
 int64_t ls_req_param_id(ls_req_t *r, const char *name)
 {
     const ls_route_param_t *p = ls_route_param(&r->match, name);

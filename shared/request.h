@@ -23,6 +23,7 @@
 #include "body.h"
 #include "loop.h"
 #include "router.h"
+#include "vocab.h" /* ls_role_t */
 
 #define LS_REQUEST_ID_MAX 64
 
@@ -30,11 +31,6 @@ typedef struct ls_worker ls_worker_t; /* worker.h */
 typedef struct ls_daemon ls_daemon_t; /* daemon.h */
 typedef struct ls_req ls_req_t;
 
-/* The actor's role as the caller (the BFF, which read it from auth-service) states it in
- * X-Actor-Role; services trust it as they trust X-Actor-Telegram-Id, behind the internal token. */
-typedef enum { LS_ROLE_NONE = 0, LS_ROLE_STUDENT, LS_ROLE_TEACHER, LS_ROLE_ADMIN } ls_role_t;
-/* "student", "teacher", "admin" ("" for LS_ROLE_NONE). */
-const char *ls_role_name(ls_role_t role);
 
 struct ls_req {
     h2o_req_t *h2o; /* NULL once the client has gone */

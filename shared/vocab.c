@@ -24,3 +24,16 @@ int ls_is_language_code(const char *s)
 }
 
 const char *const ls_roles[] = {"student", "teacher", "admin", NULL};
+
+const char *ls_role_name(ls_role_t role)
+{
+    return role == LS_ROLE_NONE ? "" : ls_roles[role - 1];
+}
+
+ls_role_t ls_role_parse(const char *s, size_t len)
+{
+    for (int i = 0; ls_roles[i] != NULL; i++)
+        if (strlen(ls_roles[i]) == len && memcmp(ls_roles[i], s, len) == 0)
+            return (ls_role_t)(i + 1);
+    return LS_ROLE_NONE;
+}
