@@ -1,5 +1,5 @@
 /*
- * bff: the public gateway (DESIGN.md §6). Every request under /api/ is authenticated from
+ * bff: the public gateway (docs/ARCHITECTURE.md §7). Every request under /api/ is authenticated from
  * `Authorization: tma <initData>` (tma.h); handlers then fan out to the services (upstream.h) and
  * merge their answers into the views, or pass a write on to the owning service (proxy.c).
  *

@@ -8,7 +8,7 @@
  * its teacher and the caller may see it, the names of the teacher and members and the teacher's
  * profile together.
  *
- * Open to the group's teacher, its members and admins (DESIGN.md §6).
+ * Open to the group's teacher, its members and admins (docs/ARCHITECTURE.md §7).
  */
 #include "bff.h"
 

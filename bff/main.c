@@ -1,4 +1,4 @@
-/* bff: the public gateway of the school's Mini App. See bff.h and DESIGN.md §6. */
+/* bff: the public gateway of the school's Mini App. See bff.h and docs/ARCHITECTURE.md §7. */
 #include "bff.h"
 
 #include <stdlib.h>

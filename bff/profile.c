@@ -2,9 +2,10 @@
  * GET /api/user/profile/{telegram_id}: the person's user (auth, primary), teacher and student
  * profiles, groups (taught and joined, merged) and upcoming lessons, fetched concurrently.
  *
- * Authorization (DESIGN.md §6) needs no call of its own: the caller's role comes with the user part
- * (one batch read of both people when the caller reads someone else), and whether the caller
- * teaches the person follows from the person's groups, whose teacher ids are in the member part.
+ * Authorization (docs/ARCHITECTURE.md §7) needs no call of its own: the caller's role comes with
+ * the user part (one batch read of both people when the caller reads someone else), and whether the
+ * caller teaches the person follows from the person's groups, whose teacher ids are in the member
+ * part.
  *
  * The answer is written as text: the parts the view passes on unread (the person's own user record,
  * teacher, student, lessons) are spliced in as the services wrote them, and the groups are merged and

@@ -3,7 +3,7 @@
  * tests).
  *
  * initData is a query string: key=value pairs joined by '&', values URL-encoded, one of them
- * `hash`. It is valid (DESIGN.md §6) when
+ * `hash`. It is valid (docs/ARCHITECTURE.md §7) when
  *     hex(HMAC_SHA256(key = HMAC_SHA256(key = "WebAppData", msg = BOT_TOKEN),
  *                     msg = data-check string))
  * equals `hash`, where the data-check string is every other pair as `key=decoded value`, sorted by

@@ -30,7 +30,7 @@ typedef void (*ls_handler_t)(ls_req_t *r);
         (method), (pattern), (void *)(handler), (flags)                                                      \
     }
 
-/* Settings every daemon has (DESIGN.md §7). Embed as a member of the daemon's settings struct and
+/* Settings every daemon has (docs/ARCHITECTURE.md §8). Embed as a member of the daemon's settings struct and
  * put LS_DAEMON_CONFIG_FIELDS(struct_type, member, port, migrations) into its table. */
 typedef struct {
     ls_cfg_listen_t listen;

@@ -1,6 +1,9 @@
 /*
  * http: the internal HTTP client — libcurl multi driven by a worker's event loop.
  *
+ * http.c is one module (about 900 lines): curl's sockets and timer on the loop, a call's attempts,
+ * retries and deadline, and the request it sends are one call's life, owned by one ls_http_t.
+ *
  * One ls_http_t per worker thread. Many requests run concurrently on it; connections are kept
  * alive and reused between requests to the same upstream. An upstream is reached over TCP
  * ("http://host:port") or over a Unix stream socket ("unix:/absolute/path": same HTTP/1.1, with

@@ -1,5 +1,5 @@
 /*
- * Forward-only migrations (DESIGN.md §8). Runs once at start-up, before the daemon serves, so it
+ * Forward-only migrations (docs/ARCHITECTURE.md §9). Runs once at start-up, before the daemon serves, so it
  * uses blocking libpq on its own connection.
  *
  * Every pending file runs inside a transaction that this module opens, together with the row that

@@ -1,5 +1,5 @@
 /*
- * migrate: forward-only SQL migrations, applied at start-up (DESIGN.md §8).
+ * migrate: forward-only SQL migrations, applied at start-up (docs/ARCHITECTURE.md §9).
  *
  * A migrations folder holds files named NNN_name.sql (NNN: one or more digits; files not matching
  * are ignored). ls_migrate_run() connects with the given conninfo (blocking: it runs before the

@@ -1,7 +1,8 @@
 /*
  * outbox: calls to other services that must happen, recorded in the same transaction as the change
  * that needs them, and delivered after the commit — at least once, with retries, surviving restarts
- * and the other service being down (DESIGN.md §5; used by groups→students and calendar→notification).
+ * and the other service being down (docs/ARCHITECTURE.md §6.4; used by groups→students and
+ * calendar→notification).
  *
  * The table lives in the calling service's own database; each service ships it as a migration with
  * exactly this shape (copy the DDL below):

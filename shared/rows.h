@@ -1,8 +1,8 @@
 /*
  * rows: PostgreSQL result rows as JSON, by column type.
  *
- * The API's JSON field names are the column names (DESIGN.md §6), so a service SELECTs the columns
- * it answers with, named as the contract names them, and converts rows here:
+ * The API's JSON field names are the column names (docs/ARCHITECTURE.md §6.2), so a service SELECTs
+ * the columns it answers with, named as the contract names them, and converts rows here:
  *   int2/int4/int8      -> number          bool        -> true/false
  *   timestamptz         -> RFC 3339 string in UTC ("2026-11-22T01:54:00.123456Z"; the pool's
  *                          sessions run with TimeZone=UTC)

@@ -88,7 +88,7 @@ void ls_txn_fail(ls_txn_t *t, int status, const char *fmt, ...)
     vsnprintf(detail, sizeof(detail), fmt, ap);
     va_end(ap);
     txn_end(t);
-    ls_reply_problem(t->r, status, "%s", detail);
+    ls_reply_problem_str(t->r, status, detail);
 }
 
 void ls_txn_abort(ls_txn_t *t)

@@ -27,7 +27,7 @@
 
 #include "server.h"
 
-/* The audit row every change writes (audit_log, DESIGN.md §4), the start of an INSERT to which a
+/* The audit row every change writes (audit_log, docs/ARCHITECTURE.md §5), the start of an INSERT to which a
  * statement appends its SELECT or VALUES: `" a AS (" LS_AUDIT_INSERT "SELECT $6::bigint, …)"`. */
 #define LS_AUDIT_INSERT "INSERT INTO audit_log (actor_telegram_id, action, entity, entity_id, changes) "
 /* A statement of its own for ls_txn_audit: $1 actor, $2 action, $3 entity, $4 entity id, $5 changes

@@ -1,5 +1,5 @@
 /*
- * auth-service: users keyed by telegram_id (DESIGN.md §4), their role and verification.
+ * auth-service: users keyed by telegram_id (docs/ARCHITECTURE.md §5), their role and verification.
  *
  *   GET   /users/{telegram_id}   one user
  *   GET   /users?ids=1,2,3       many users (at most AUTH_BATCH_MAX ids), in the order asked

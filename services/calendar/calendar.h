@@ -1,6 +1,6 @@
 /*
  * calendar-service: lessons, their participants and attendance, and when teachers can teach
- * (DESIGN.md §4, issue 4).
+ * (docs/ARCHITECTURE.md §5, issue 4).
  *
  *   POST   /lessons                                  {teacher_telegram_id, group_id?,
  *                                                    student_telegram_ids?, starts_at,

@@ -1,5 +1,5 @@
 /*
- * groups-service: study groups, their members, invitation codes and progress (DESIGN.md §4).
+ * groups-service: study groups, their members, invitation codes and progress (docs/ARCHITECTURE.md §5).
  *
  *   POST   /groups                                  create; the actor becomes the teacher (201)
  *   GET    /groups/{group_id}                       one group with member_count and progress

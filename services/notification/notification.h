@@ -1,7 +1,7 @@
 /*
  * notification-service: notifications for people keyed by telegram_id, rendered from per-language
- * templates, their settings (disabled types, quiet hours, language) and their delivery (DESIGN.md §4,
- * issue 4).
+ * templates, their settings (disabled types, quiet hours, language) and their delivery
+ * (docs/ARCHITECTURE.md §5, issue 4).
  *
  *   POST /notifications                                    {recipient_telegram_id, type, params?,
  *                                                          language_code?} + optional Idempotency-Key:

@@ -1,6 +1,6 @@
 /*
  * students-service: student profiles, the languages they learn and their group enrollments
- * (DESIGN.md §4), keyed by telegram_id.
+ * (docs/ARCHITECTURE.md §5), keyed by telegram_id.
  *
  *   PUT    /students/{telegram_id}                  create (201) / update (200) {goals?, timezone?};
  *                                                   self or admin. Absent fields keep their value,

@@ -1,6 +1,6 @@
 /*
  * teachers-service: teacher profiles and the languages they teach, keyed by telegram_id
- * (DESIGN.md §4, issue 3).
+ * (docs/ARCHITECTURE.md §5, issue 3).
  *
  *   GET    /teachers/{telegram_id}                  one teacher with "languages"; 404 unknown
  *   GET    /teachers?ids=1,2,3                      many (at most TEACHERS_BATCH_MAX), in the order

@@ -19,7 +19,7 @@
 #include "fake_upstream.h"
 #include "harness.h"
 
-#define BOT_TOKEN   "5768337691:AAH5YkoiEuPk8-FZa32hStHTqXiLPtAEhx8" /* DESIGN.md §6's public vector */
+#define BOT_TOKEN   "5768337691:AAH5YkoiEuPk8-FZa32hStHTqXiLPtAEhx8" /* public vector, ARCHITECTURE §7.1 */
 #define VECTOR_HASH "c501b71e775f74ce10e377dea85a7ea24ecd640b223ea86dfe453e0eaed2e2b2"
 #define VECTOR                                                                                               \
     "query_id=AAHdF6IQAAAAAN0XohDhrOrc&user=%7B%22id%22%3A279058397%2C%22first_name%22%3A%22Vladislav%22%"   \

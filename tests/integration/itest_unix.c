@@ -20,7 +20,7 @@
 
 #include "harness.h"
 
-/* DESIGN.md §6's public vector: valid with the age check off (INIT_DATA_MAX_AGE=0). */
+/* docs/ARCHITECTURE.md §7's public vector: valid with the age check off (INIT_DATA_MAX_AGE=0). */
 #define BOT_TOKEN   "5768337691:AAH5YkoiEuPk8-FZa32hStHTqXiLPtAEhx8"
 #define VECTOR_USER 279058397
 #define VECTOR                                                                                               \
