@@ -66,6 +66,7 @@ ls_pg_bindir() {
 # apt-get when root; otherwise says what to install and exits 1. Every script that can be the first
 # thing run on a machine calls it before it looks for any program. A machine that has everything
 # does no apt work at all.
+# shellcheck disable=SC2120 # the packages are optional
 ls_ensure_packages() {
     local missing=() p wanted=("$@")
     [[ $# -gt 0 ]] || wanted=("${LS_PACKAGES[@]}")
