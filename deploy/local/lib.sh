@@ -62,15 +62,19 @@ ls_pg_bindir() {
     return 1
 }
 
-# Installs what is missing with apt-get when root; otherwise says what to install and exits 1.
-# A machine that has everything does no apt work at all.
+# ls_ensure_packages [PACKAGE...]: installs what is missing of PACKAGEs (default: LS_PACKAGES) with
+# apt-get when root; otherwise says what to install and exits 1. Every script that can be the first
+# thing run on a machine calls it before it looks for any program. A machine that has everything
+# does no apt work at all.
+# shellcheck disable=SC2120 # the packages are optional
 ls_ensure_packages() {
-    local missing=() p
+    local missing=() p wanted=("$@")
+    [[ $# -gt 0 ]] || wanted=("${LS_PACKAGES[@]}")
     if ! command -v dpkg-query >/dev/null; then
-        ls_say "note: not a Debian system (no dpkg-query); assuming the build dependencies are present"
+        ls_say "note: not a Debian system (no dpkg-query); assuming ${wanted[*]} are present"
         return 0
     fi
-    for p in "${LS_PACKAGES[@]}"; do
+    for p in "${wanted[@]}"; do
         ls_pkg_installed "$p" && continue
         # PostgreSQL installed some other way (e.g. LS_PGBIN) is good enough.
         if [[ $p == postgresql || $p == postgresql-contrib ]] && ls_pg_bindir >/dev/null; then
@@ -93,11 +97,17 @@ ls_ensure_packages() {
 # ---------------------------------------------------------------- building
 
 # ls_configure SOURCE_DIR BUILD_DIR [meson setup options...]: configures a build folder once.
-# An existing folder is reused as it is configured (each kind of build has its own folder).
+# An existing folder is reused as it is configured (each kind of build has its own folder). A
+# folder that meson setup made and failed to configure is removed, so the next run starts clean.
 ls_configure() {
     local src=$1 build=$2
     shift 2
-    [[ -f $build/build.ninja ]] || meson setup "$build" "$src" "$@"
+    [[ -f $build/build.ninja ]] && return 0
+    local made=0
+    [[ -e $build ]] || made=1
+    meson setup "$build" "$src" "$@" && return 0
+    [[ $made -eq 1 ]] && rm -rf --one-file-system "$build"
+    return 1
 }
 
 # ls_build SOURCE_DIR BUILD_DIR [meson setup options...]: configures once, then builds everything.
@@ -134,7 +144,8 @@ ls_pg_tool() {
     local tool=$1
     shift
     if [[ -n ${LS_PG_RUNAS:-} ]]; then
-        runuser -u "$LS_PG_RUNAS" -- "$LS_PG_BIN/$tool" "$@"
+        # From /: our working folder may be one the server's user cannot enter (the paths are absolute).
+        (cd / && runuser -u "$LS_PG_RUNAS" -- "$LS_PG_BIN/$tool" "$@")
     else
         "$LS_PG_BIN/$tool" "$@"
     fi

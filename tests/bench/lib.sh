@@ -12,25 +12,20 @@ BENCH_CHILD_PID=""
 
 # ---------------------------------------------------------------- tools
 
-# wrk is not a build dependency, so ls_ensure_packages does not know it. pgbench comes with the
-# PostgreSQL server package (postgresql-15 on Debian 12), next to initdb. Sets LS_PG_BIN, PGBENCH.
+# wrk (the load generator) and ps (procps, for the CPU accounting) are not build dependencies, so
+# LS_PACKAGES does not have them; all are installed before anything is looked for. pgbench comes
+# with the PostgreSQL server package (postgresql-15 on Debian 12), next to initdb. Sets LS_PG_BIN,
+# PGBENCH.
 bench_ensure_tools() {
-    ls_ensure_packages
+    local tools=()
+    command -v wrk >/dev/null || tools+=(wrk)
+    command -v ps >/dev/null || tools+=(procps)
+    ls_ensure_packages "${LS_PACKAGES[@]}" "${tools[@]}"
     LS_PG_BIN=$(ls_pg_bindir) || ls_die "PostgreSQL server binaries not found (install postgresql or set LS_PGBIN)"
     if [[ -x $LS_PG_BIN/pgbench ]]; then
         PGBENCH=$LS_PG_BIN/pgbench
     else
         PGBENCH=$(command -v pgbench) || ls_die "pgbench not found: install postgresql-contrib (Debian: it ships with postgresql-NN)"
-    fi
-    if ! command -v wrk >/dev/null; then
-        if ls_is_root && command -v apt-get >/dev/null; then
-            ls_say "installing: wrk"
-            export DEBIAN_FRONTEND=noninteractive
-            apt-get install -y -q --no-install-recommends wrk ||
-                { apt-get update -q && apt-get install -y -q --no-install-recommends wrk; }
-        else
-            ls_die "wrk not found: install it with  sudo apt-get install wrk"
-        fi
     fi
     command -v curl >/dev/null || ls_die "curl not found"
 }
