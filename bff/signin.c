@@ -11,6 +11,7 @@
 /* A registration notification outlives the sign-in request: it is sent after the answer. */
 typedef struct {
     char request_id[LS_REQUEST_ID_MAX + 1];
+    char trace_id[LS_TRACE_ID_LEN + 1];
     int64_t telegram_id;
 } registration_t;
 
@@ -38,7 +39,8 @@ static void on_registration_sent(void *ud, const ls_http_response_t *resp)
     bff_upstream_release(BFF_UP_NOTIFICATION, resp);
     if (resp->outcome != LS_HTTP_OK || resp->status >= 300) {
         ls_log_line_t l;
-        if (ls_log_begin(&l, LS_LOG_WARN, reg->request_id, "registration notification not created")) {
+        ls_log_ctx_t ctx = {reg->request_id, reg->trace_id};
+        if (ls_log_begin(&l, LS_LOG_WARN, &ctx, "registration notification not created")) {
             ls_log_int(&l, "telegram_id", reg->telegram_id);
             ls_log_int(&l, "status", resp->status);
             ls_log_str(&l, "error", resp->error);
@@ -64,6 +66,7 @@ static void send_registration(ls_req_t *r, const tma_user_t *u)
         goto fail;
     }
     snprintf(reg->request_id, sizeof(reg->request_id), "%s", r->request_id);
+    memcpy(reg->trace_id, r->trace.trace_id, sizeof(reg->trace_id));
     reg->telegram_id = u->telegram_id;
     snprintf(key, sizeof(key), "registration:%lld", (long long)u->telegram_id);
 
@@ -85,6 +88,7 @@ static void send_registration(ls_req_t *r, const tma_user_t *u)
         .body = text,
         .body_len = len,
         .request_id = r->request_id,
+        .traceparent = ls_req_traceparent(r),
         .actor = u->telegram_id,
         .idempotency_key = key,
         .deadline = ls_now_ms() + (uint64_t)c->deadline_ms,
@@ -97,7 +101,7 @@ static void send_registration(ls_req_t *r, const tma_user_t *u)
     json_object_put(body);
     return;
 fail:
-    ls_logf(LS_LOG_WARN, r->request_id, "registration notification not sent: %s", why);
+    ls_logf(LS_LOG_WARN, &r->log, "registration notification not sent: %s", why);
 }
 
 static void on_user_put(ls_req_t *r, bff_fanout_t *f)

@@ -112,7 +112,7 @@ int ls_pg_ok_or_reply(ls_req_t *r, ls_pg_status_t status, PGresult *res)
         ls_reply_problem_str(r, 503, "database busy, try again");
     } else {
         ls_log_line_t l;
-        if (ls_log_begin(&l, LS_LOG_ERROR, r->request_id, "database error")) {
+        if (ls_log_begin(&l, LS_LOG_ERROR, &r->log, "database error")) {
             ls_log_str(&l, "sqlstate", state);
             ls_log_str(&l, "error", res != NULL ? ls_pg_errmsg(res) : "no result");
             ls_log_end(&l);
@@ -200,6 +200,8 @@ static void req_http_send(ls_req_t *r, req_call_t *c, const char *target, const 
                           const char *method, const char *path, const char *body, size_t body_len,
                           const char *idempotency_key)
 {
+    char traceparent[LS_TRACEPARENT_LEN + 1];
+    ls_trace_format(&r->trace, traceparent);
     ls_http_request_t spec = {
         .target = target,
         .base_url = base_url,
@@ -208,6 +210,7 @@ static void req_http_send(ls_req_t *r, req_call_t *c, const char *target, const 
         .body = body,
         .body_len = body_len,
         .request_id = r->request_id,
+        .traceparent = traceparent,
         .actor = r->actor,
         .actor_role = r->role != LS_ROLE_NONE ? ls_role_name(r->role) : NULL,
         .idempotency_key = idempotency_key,

@@ -5,7 +5,8 @@
  * Each ls_req_* here takes a reference on the request (request.h) that its callback's return drops,
  * so the request outlives the work even when the client goes away. Callbacks run on the worker's
  * thread, never from inside the call that started the work. Queries and calls carry the request's
- * deadline; internal calls also pass on its request id, actor and role.
+ * deadline; internal calls also pass on its request id, trace (traceparent, with the request's span
+ * as the parent), actor and role.
  */
 #ifndef LS_CALLS_H
 #define LS_CALLS_H
@@ -45,8 +46,8 @@ int ls_pg_ok_or_reply(ls_req_t *r, ls_pg_status_t status, PGresult *res);
 typedef json_object *(*ls_row_json_fn)(ls_req_t *r, const PGresult *res, int row);
 void ls_req_batch(ls_req_t *r, size_t max, size_t stmt, const char *key, ls_row_json_fn row_json);
 
-/* An internal call on behalf of a request: request id, actor and deadline are passed on. A call that
- * cannot start (no client, no memory) calls back on the next loop iteration with LS_HTTP_ERROR. */
+/* An internal call on behalf of a request: request id, trace, actor and deadline are passed on. A call
+ * that cannot start (no client, no memory) calls back on the next loop iteration with LS_HTTP_ERROR. */
 typedef void (*ls_req_http_cb)(ls_req_t *r, const ls_http_response_t *resp);
 void ls_req_http(ls_req_t *r, const char *target, const char *base_url, const char *method, const char *path,
                  const char *body, size_t body_len, ls_req_http_cb cb);

@@ -39,6 +39,14 @@ static void set_request_id(ls_req_t *r, h2o_req_t *req)
              (unsigned long long)++r->worker->rid_counter);
 }
 
+/* The caller's trace when its traceparent is valid, else a new one; a span of the request's own. */
+static void set_trace(ls_req_t *r, h2o_req_t *req)
+{
+    h2o_iovec_t v = {NULL, 0};
+    ls_h2o_header(req, H2O_STRLIT("traceparent"), &v);
+    ls_trace_begin(&r->trace, v.base, v.len);
+}
+
 /* ---- built-in routes ---- */
 
 static void reply_ready(ls_req_t *r)
@@ -200,6 +208,7 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     if (r == NULL)
         return -1;
     set_request_id(r, req);
+    set_trace(r, req);
     dispatch(r, req);
     ls_req_unref(r);
     return 0;

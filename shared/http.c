@@ -27,6 +27,7 @@
 #include <curl/curl.h>
 
 #include "log.h"
+#include "trace.h"
 
 #define DEFAULT_MAX_ATTEMPTS       3
 #define DEFAULT_RETRY_BASE_MS      25
@@ -38,7 +39,7 @@
 #define MAX_METHOD_LEN             16
 #define MAX_FREE_CALLS             256
 #define KEEP_BUFFER_BYTES          (64 * 1024) /* larger buffers are not kept for reuse */
-#define MAX_HEADERS                10
+#define MAX_HEADERS                12
 #define ACTOR_HDR_SIZE             48
 #define DEADLINE_HDR_SIZE          40
 #define UNIX_PATH_MAX              (sizeof(((struct sockaddr_un *)0)->sun_path) - 1)
@@ -98,7 +99,7 @@ typedef struct call {
     /* Request strings in one reusable buffer: url, target, method, header lines, body. */
     char *strs;
     size_t strs_cap;
-    const char *url, *path, *target, *method, *request_id, *body;
+    const char *url, *path, *target, *method, *request_id, *trace_id, *body;
     size_t body_len;
     char *deadline_hdr;
     struct curl_slist hdrs[MAX_HEADERS]; /* built by hand: curl only walks the list */
@@ -472,7 +473,8 @@ static void log_call(const call_t *c, uint64_t duration)
     ls_log_level_t level =
         (c->outcome == LS_HTTP_OK && c->status >= 200 && c->status < 500) ? LS_LOG_INFO : LS_LOG_WARN;
     ls_log_line_t l;
-    if (!ls_log_begin(&l, level, c->request_id, "http call"))
+    ls_log_ctx_t ctx = {c->request_id, c->trace_id};
+    if (!ls_log_begin(&l, level, &ctx, "http call"))
         return;
     ls_log_str(&l, "target", c->target);
     ls_log_str(&l, "method", c->method);
@@ -763,12 +765,16 @@ int ls_http_send(ls_http_t *http, const ls_http_request_t *req, ls_http_cb cb, v
         return -1;
     const char *target = req->target != NULL ? req->target : "";
     const char *rid = req->request_id, *ikey = req->idempotency_key, *role = req->actor_role;
+    const char *tp = req->traceparent;
+    ls_trace_t trace;
     if (ikey != NULL && ikey[0] == '\0')
         ikey = NULL;
     if (!valid_header_value(target, MAX_HEADER_VALUE_LEN) ||
         (rid != NULL && !valid_header_value(rid, MAX_HEADER_VALUE_LEN)) ||
         (ikey != NULL && !valid_header_value(ikey, MAX_HEADER_VALUE_LEN)) ||
-        (role != NULL && !valid_header_value(role, 16)))
+        (role != NULL && !valid_header_value(role, 16)) ||
+        (tp != NULL &&
+         (strlen(tp) != LS_TRACEPARENT_LEN || ls_trace_parse(&trace, tp, LS_TRACEPARENT_LEN) != 0)))
         return -1;
     size_t base_len = strlen(req->base_url), path_len = strlen(req->path);
     if (base_len + path_len > MAX_URL_LEN || !valid_header_value(req->path, MAX_URL_LEN))
@@ -790,7 +796,9 @@ int ls_http_send(ls_http_t *http, const ls_http_request_t *req, ls_http_cb cb, v
     size_t need = base_len + path_len + 1 + strlen(target) + 1 + strlen(req->method) + 1 +
                   (rid != NULL ? strlen(rid) + sizeof("X-Request-Id: ") : 0) + ACTOR_HDR_SIZE +
                   (role != NULL ? strlen(role) + sizeof("X-Actor-Role: ") : 0) + DEADLINE_HDR_SIZE +
-                  (ikey != NULL ? strlen(ikey) + sizeof("Idempotency-Key: ") : 0) + body_len + 1;
+                  (ikey != NULL ? strlen(ikey) + sizeof("Idempotency-Key: ") : 0) +
+                  (tp != NULL ? LS_TRACEPARENT_LEN + sizeof("traceparent: ") + LS_TRACE_ID_LEN + 1 : 0) +
+                  body_len + 1;
     if (need < body_len) /* overflow */
         return -1;
 
@@ -815,6 +823,7 @@ int ls_http_send(ls_http_t *http, const ls_http_request_t *req, ls_http_cb cb, v
     c->target = put(c, &pos, target, strlen(target));
     c->method = put(c, &pos, req->method, strlen(req->method));
     c->request_id = NULL;
+    c->trace_id = tp != NULL ? put(c, &pos, tp + 3, LS_TRACE_ID_LEN) : NULL; /* 00-<trace id>-… */
     if (http->external) {
         /* Outside the system: the request id is only for our own log line. */
         if (rid != NULL)
@@ -829,6 +838,11 @@ int ls_http_send(ls_http_t *http, const ls_http_request_t *req, ls_http_cb cb, v
         char *line = c->strs + pos;
         pos += (size_t)sprintf(line, "X-Request-Id: %s", rid) + 1;
         c->request_id = line + sizeof("X-Request-Id: ") - 1;
+        add_header(c, &nh, line);
+    }
+    if (tp != NULL) {
+        char *line = c->strs + pos;
+        pos += (size_t)sprintf(line, "traceparent: %s", tp) + 1;
         add_header(c, &nh, line);
     }
     if (req->actor > 0) {

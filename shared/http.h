@@ -13,7 +13,7 @@
  * blocks the loop.
  *
  * Every request:
- *   - carries `Authorization: Bearer <internal_token>`, `X-Request-Id`, `X-Actor-Telegram-Id`
+ *   - carries `Authorization: Bearer <internal_token>`, `X-Request-Id`, `traceparent`, `X-Actor-Telegram-Id`
  *     (when actor > 0), `X-Actor-Role` (when given) and `X-Deadline-Ms` (milliseconds left until the deadline
  * at the moment each attempt is sent), plus `Content-Type: application/json` when it has a body and
  *     `Idempotency-Key` when one is given; no `Accept` header, and never a proxy (the environment's
@@ -24,7 +24,8 @@
  *     any method with an idempotency key), at most max_attempts attempts in all, and only if the
  *     backoff still ends before the deadline;
  *   - produces one log line when it completes (target, method, path, status, duration_ms,
- *     attempt), at info level for 2xx-4xx and warn otherwise, tagged with its request id.
+ *     attempt), at info level for 2xx-4xx and warn otherwise, tagged with its request id and the
+ *     trace id of its traceparent (an external client logs them too, and sends neither).
  *
  * The callback is called exactly once per ls_http_send() that returned 0, never from inside
  * ls_http_send() itself. The response and its body belong to the client and are valid only during
@@ -43,7 +44,8 @@ typedef struct ls_http ls_http_t;
 typedef struct {
     const char *internal_token; /* required unless external; copied */
     /* A client for a service outside the system (the Telegram Bot API): it sends none of the internal
-     * headers — no token, request id, actor, deadline or idempotency key — and logs as usual. */
+     * headers — no token, request id, traceparent, actor, deadline or idempotency key — and logs as
+     * usual. */
     int external;
     int max_attempts;          /* attempts per request including the first; 0 means 3 */
     int retry_base_ms;         /* first backoff; 0 means 25 */
@@ -67,6 +69,7 @@ typedef struct {
     const char *body;     /* may be NULL; copied by ls_http_send */
     size_t body_len;
     const char *request_id;      /* may be NULL */
+    const char *traceparent;     /* a valid W3C traceparent (trace.h), sent as it is; NULL: none */
     int64_t actor;               /* X-Actor-Telegram-Id; 0: not sent */
     const char *actor_role;      /* X-Actor-Role: "student", "teacher" or "admin"; NULL: not sent */
     const char *idempotency_key; /* may be NULL */

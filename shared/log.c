@@ -66,7 +66,16 @@ static void put_key(ls_log_line_t *l, const char *key)
     put_raw(l, ":", 1);
 }
 
-int ls_log_begin(ls_log_line_t *l, ls_log_level_t level, const char *request_id, const char *msg)
+/* Appends "key":"value" unless value is NULL or empty. */
+static void put_id(ls_log_line_t *l, const char *key, const char *value)
+{
+    if (value != NULL && value[0] != '\0') {
+        put_key(l, key);
+        put_json_string(l, value, strlen(value));
+    }
+}
+
+int ls_log_begin(ls_log_line_t *l, ls_log_level_t level, const ls_log_ctx_t *ctx, const char *msg)
 {
     if (level < log_min)
         return 0;
@@ -80,9 +89,9 @@ int ls_log_begin(ls_log_line_t *l, ls_log_level_t level, const char *request_id,
                      (int)(tv.tv_usec / 1000), level_names[level]);
     l->len = (size_t)n;
     put_json_string(l, log_daemon, strlen(log_daemon));
-    if (request_id != NULL && request_id[0] != '\0') {
-        put_key(l, "request_id");
-        put_json_string(l, request_id, strlen(request_id));
+    if (ctx != NULL) {
+        put_id(l, "request_id", ctx->request_id);
+        put_id(l, "trace_id", ctx->trace_id);
     }
     put_key(l, "msg");
     put_json_string(l, msg, strlen(msg));
@@ -124,14 +133,14 @@ void ls_log_end(ls_log_line_t *l)
     }
 }
 
-void ls_log(ls_log_level_t level, const char *request_id, const char *msg)
+void ls_log(ls_log_level_t level, const ls_log_ctx_t *ctx, const char *msg)
 {
     ls_log_line_t l;
-    if (ls_log_begin(&l, level, request_id, msg))
+    if (ls_log_begin(&l, level, ctx, msg))
         ls_log_end(&l);
 }
 
-void ls_logf(ls_log_level_t level, const char *request_id, const char *fmt, ...)
+void ls_logf(ls_log_level_t level, const ls_log_ctx_t *ctx, const char *fmt, ...)
 {
     char msg[1024];
     va_list ap;
@@ -140,5 +149,5 @@ void ls_logf(ls_log_level_t level, const char *request_id, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    ls_log(level, request_id, msg);
+    ls_log(level, ctx, msg);
 }

@@ -17,6 +17,7 @@
 
 #include "scalar.h"
 #include "log.h"
+#include "trace.h"
 
 #define DEFAULT_POLL_MS    1000
 #define DEFAULT_BATCH      32
@@ -39,7 +40,8 @@ static const char claim_sql[] =
     " UPDATE outbox o SET attempts = o.attempts + 1,"
     "  next_attempt_at = now() + make_interval(secs => $2::int)"
     " FROM due WHERE o.id = due.id"
-    " RETURNING o.id, o.target, o.method, o.path, o.body, o.actor_telegram_id, o.idempotency_key, o.attempts";
+    " RETURNING o.id, o.target, o.method, o.path, o.body, o.actor_telegram_id, o.idempotency_key, o.attempts,"
+    " o.traceparent";
 
 static const char delivered_sql[] =
     "UPDATE outbox SET delivered_at = now(), last_error = NULL WHERE id = $1::bigint";
@@ -68,6 +70,9 @@ typedef struct {
     ls_outbox_t *ob;
     char id[24];
     char request_id[32];
+    char traceparent[LS_TRACEPARENT_LEN + 1]; /* "" when the row has none (or not a valid one) */
+    ls_trace_t trace;
+    ls_log_ctx_t log; /* {request_id, trace.trace_id} */
     int attempts;
 } delivery_t;
 
@@ -116,7 +121,7 @@ static void on_recorded(void *ud, ls_pg_status_t status, PGresult *res)
     if (status != LS_PG_OK) {
         /* The row stays leased and is sent again after the lease: receivers are idempotent. */
         ls_log_line_t l;
-        if (ls_log_begin(&l, LS_LOG_WARN, d->request_id, "outbox: could not record a delivery outcome")) {
+        if (ls_log_begin(&l, LS_LOG_WARN, &d->log, "outbox: could not record a delivery outcome")) {
             ls_log_str(&l, "outbox_id", d->id);
             ls_log_str(&l, "error", res != NULL ? ls_pg_errmsg(res) : "database unavailable");
             ls_log_end(&l);
@@ -180,7 +185,7 @@ static void on_sent(void *ud, const ls_http_response_t *resp)
             snprintf(error, sizeof(error), "HTTP %d: %.*s", resp->status, 200, resp->body);
     }
     ls_log_line_t l;
-    if (ls_log_begin(&l, outcome == OUTCOME_FAILED ? LS_LOG_ERROR : LS_LOG_DEBUG, d->request_id,
+    if (ls_log_begin(&l, outcome == OUTCOME_FAILED ? LS_LOG_ERROR : LS_LOG_DEBUG, &d->log,
                      outcome == OUTCOME_FAILED ? "outbox: the receiver refused a call; giving up on it"
                                                : "outbox: delivery attempt")) {
         ls_log_str(&l, "outbox_id", d->id);
@@ -218,13 +223,19 @@ static void deliver(ls_outbox_t *ob, const PGresult *res, int row)
     snprintf(d->id, sizeof(d->id), "%s", PQgetvalue(res, row, 0));
     snprintf(d->request_id, sizeof(d->request_id), "outbox-%s", d->id);
     d->attempts = atoi(PQgetvalue(res, row, 7));
+    d->log.request_id = d->request_id;
+    d->log.trace_id = d->trace.trace_id;
+    const char *traceparent = PQgetvalue(res, row, 8); /* "" when NULL */
+    if (PQgetlength(res, row, 8) == LS_TRACEPARENT_LEN &&
+        ls_trace_parse(&d->trace, traceparent, LS_TRACEPARENT_LEN) == 0)
+        memcpy(d->traceparent, traceparent, LS_TRACEPARENT_LEN + 1);
 
     const char *target = PQgetvalue(res, row, 1);
     const char *base_url = target_url(ob, target);
     if (base_url == NULL) {
         char error[128];
         snprintf(error, sizeof(error), "unknown target '%.64s'", target);
-        ls_logf(LS_LOG_ERROR, d->request_id, "outbox: row %s names %s", d->id, error);
+        ls_logf(LS_LOG_ERROR, &d->log, "outbox: row %s names %s", d->id, error);
         record(ob, d, OUTCOME_FAILED, error);
         return;
     }
@@ -239,6 +250,7 @@ static void deliver(ls_outbox_t *ob, const PGresult *res, int row)
         .body = PQgetisnull(res, row, 4) ? NULL : PQgetvalue(res, row, 4),
         .body_len = PQgetisnull(res, row, 4) ? 0 : (size_t)PQgetlength(res, row, 4),
         .request_id = d->request_id,
+        .traceparent = d->traceparent[0] != '\0' ? d->traceparent : NULL,
         .actor = actor > 0 ? actor : 0,
         .idempotency_key = PQgetvalue(res, row, 6),
         .deadline = ls_now_ms() + (uint64_t)ob->config.call_timeout_ms,

@@ -17,6 +17,8 @@
  *       idempotency_key TEXT NOT NULL UNIQUE,   -- sent as Idempotency-Key; the receiver dedupes on it
  *       ordering_key    TEXT,                   -- rows with the same key go out one at a time, in id
  *                                               -- order; NULL: independent of every other row
+ *       traceparent     TEXT,                   -- ls_req_traceparent() of the request that wrote the
+ *                                               -- row, sent with it (trace.h); NULL: none
  *       attempts        INT NOT NULL DEFAULT 0,
  *       next_attempt_at TIMESTAMPTZ NOT NULL DEFAULT now(),
  *       last_error      TEXT,
@@ -40,7 +42,8 @@
  * (groups-service: the enrollment's path, so a DELETE never overtakes the PUT it undoes; calendar: the
  * recipient, so "cancelled" never arrives before "scheduled"), and insert them in commit order (e.g.
  * under a row lock they share). Rows without a key go out independently. Each row is
- * sent with the internal HTTP client (its idempotency key, actor and a per-call deadline). Then:
+ * sent with the internal HTTP client (its idempotency key, actor, traceparent and a per-call deadline),
+ * and its delivery's log lines carry the trace id, so the receiver's lines and the writer's share it. Then:
  *   2xx                         -> delivered_at = now()
  *   4xx other than 408/409/429  -> failed_at = now(), last_error (logged at error: a bug, not an outage)
  *   409                         -> delivered (the receiver already has it)

@@ -43,6 +43,8 @@ ls_req_t *ls_req_new(h2o_req_t *req, ls_worker_t *w, const ls_daemon_t *d)
     r->h2o = req;
     r->worker = w;
     r->daemon = d;
+    r->log.request_id = r->request_id;
+    r->log.trace_id = r->trace.trace_id;
     r->actor = 0;
     r->role = LS_ROLE_NONE;
     r->started = ls_now_ms();
@@ -84,12 +86,15 @@ static void log_access(ls_req_t *r)
 {
     ls_log_line_t l;
     ls_log_level_t level = r->status >= 500 ? LS_LOG_WARN : LS_LOG_INFO;
-    if (r->h2o == NULL || !ls_log_begin(&l, level, r->request_id, "request"))
+    if (r->h2o == NULL || !ls_log_begin(&l, level, &r->log, "request"))
         return;
     ls_log_strn(&l, "method", r->h2o->method.base, r->h2o->method.len);
     ls_log_strn(&l, "path", r->h2o->path.base, r->h2o->path.len);
     ls_log_int(&l, "status", r->status);
     ls_log_int(&l, "duration_ms", (int64_t)(ls_now_ms() - r->started));
+    ls_log_str(&l, "span_id", r->trace.span_id);
+    if (r->trace.parent_id[0] != '\0')
+        ls_log_str(&l, "parent_span_id", r->trace.parent_id);
     ls_log_end(&l);
 }
 
@@ -111,6 +116,8 @@ void ls_reply_raw(ls_req_t *r, int status, const char *content_type, const char 
     size_t rid_len = strlen(r->request_id);
     h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-request-id"), 0, NULL,
                           h2o_strdup(&req->pool, r->request_id, rid_len).base, rid_len);
+    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-trace-id"), 0, NULL,
+                          h2o_strdup(&req->pool, r->trace.trace_id, LS_TRACE_ID_LEN).base, LS_TRACE_ID_LEN);
     h2o_send_inline(req, body, len);
 }
 
@@ -204,6 +211,13 @@ json_object *ls_req_optional_body_or_reply(ls_req_t *r, const ls_json_field_t *f
     if (r->h2o->entity.base != NULL && r->h2o->entity.len > 0)
         return ls_req_body_or_reply(r, fields, n);
     return keep_body(r, json_object_new_object(), fields, n);
+}
+
+const char *ls_req_traceparent(ls_req_t *r)
+{
+    char *out = ls_req_alloc(r, LS_TRACEPARENT_LEN + 1);
+    ls_trace_format(&r->trace, out);
+    return out;
 }
 
 const char *ls_req_actor_text(ls_req_t *r)

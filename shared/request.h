@@ -10,7 +10,10 @@
  *
  * Replies: each ls_reply_* does nothing when the request was already answered or the client is gone.
  * The first reply sets r->status, writes the request's access log line (method, path, status,
- * duration_ms; warn for 5xx) and echoes X-Request-Id. Problems are application/problem+json.
+ * duration_ms, span_id, parent_span_id; warn for 5xx) and echoes X-Request-Id and X-Trace-Id.
+ * Problems are application/problem+json.
+ *
+ * Logs: pass &r->log to ls_log_begin (log.h), so the line carries the request id and trace id.
  */
 #ifndef LS_REQUEST_H
 #define LS_REQUEST_H
@@ -21,8 +24,10 @@
 #include <json-c/json.h>
 
 #include "body.h"
+#include "log.h"
 #include "loop.h"
 #include "router.h"
+#include "trace.h"
 #include "vocab.h" /* ls_role_t */
 
 #define LS_REQUEST_ID_MAX 64
@@ -38,6 +43,8 @@ struct ls_req {
     const ls_daemon_t *daemon;
     ls_route_match_t match;
     char request_id[LS_REQUEST_ID_MAX + 1];
+    ls_trace_t trace;  /* traceparent: the trace, this request's span, its caller's (trace.h) */
+    ls_log_ctx_t log;  /* {request_id, trace.trace_id}: the context of the request's log lines */
     int64_t actor;     /* X-Actor-Telegram-Id, 0 when absent */
     ls_role_t role;    /* X-Actor-Role, LS_ROLE_NONE when absent */
     uint64_t started;  /* ls_now_ms() at arrival */
@@ -56,6 +63,10 @@ void *ls_req_config(ls_req_t *r); /* the daemon's settings struct */
 /* Path parameters, already validated by the router. */
 int64_t ls_req_param_id(ls_req_t *r, const char *name);
 const char *ls_req_param_str(ls_req_t *r, const char *name); /* NUL-terminated, request memory */
+
+/* The traceparent r's own calls send (its trace, its span as their parent), in request memory:
+ * for what carries it on later, such as an outbox row. */
+const char *ls_req_traceparent(ls_req_t *r);
 
 /* r->actor as decimal text in request memory, or NULL when the request names no actor. */
 const char *ls_req_actor_text(ls_req_t *r);

@@ -56,8 +56,9 @@ static void on_reschedule_checked(ls_req_t *r, ls_txn_t *t, const PGresult *res)
     change_t *c = t->ctx;
     if (calendar_check_or_reply(r, res, c->teacher) != 0)
         return ls_txn_abort(t);
-    const char *params[4] = {c->lesson_id, c->starts_at, c->duration, ls_req_actor_text(r)};
-    ls_txn_exec(t, STMT_LESSON_RESCHEDULE, 4, params, on_changed);
+    const char *params[5] = {c->lesson_id, c->starts_at, c->duration, ls_req_actor_text(r),
+                             ls_req_traceparent(r)};
+    ls_txn_exec(t, STMT_LESSON_RESCHEDULE, 5, params, on_changed);
 }
 
 static void on_teacher_locked(ls_req_t *r, ls_txn_t *t, const PGresult *res)
@@ -82,8 +83,8 @@ static void on_lesson_locked(ls_req_t *r, ls_txn_t *t, const PGresult *res)
     case CHANGE_CANCEL: {
         if (strcmp(state, "scheduled") != 0)
             return ls_txn_fail(t, 409, "lesson %s is already %s", c->lesson_id, state);
-        const char *params[3] = {c->lesson_id, ls_req_actor_text(r), c->reason};
-        return ls_txn_exec(t, STMT_LESSON_CANCEL, 3, params, on_changed);
+        const char *params[4] = {c->lesson_id, ls_req_actor_text(r), c->reason, ls_req_traceparent(r)};
+        return ls_txn_exec(t, STMT_LESSON_CANCEL, 4, params, on_changed);
     }
     case CHANGE_RESCHEDULE: {
         if (strcmp(state, "scheduled") != 0)

@@ -101,7 +101,7 @@ typedef struct {
     char problems[PROBLEMS_MAX]; /* what is missing: answered 422 */
     char down[DOWN_MAX];         /* services that did not answer: 503 */
     char bad[DOWN_MAX];          /* services that answered something unexpected: 502 */
-    const char *params[9];       /* of STMT_LESSON_INSERT */
+    const char *params[10];      /* of STMT_LESSON_INSERT */
 } create_t;
 
 static void create_release(create_t *c)
@@ -309,7 +309,7 @@ static void on_checked(ls_req_t *r, ls_txn_t *t, const PGresult *res)
     create_t *c = t->ctx;
     if (calendar_check_or_reply(r, res, c->teacher) != 0)
         return ls_txn_abort(t);
-    ls_txn_exec(t, STMT_LESSON_INSERT, 9, c->params, on_inserted);
+    ls_txn_exec(t, STMT_LESSON_INSERT, 10, c->params, on_inserted);
 }
 
 static void on_teacher_locked(ls_req_t *r, ls_txn_t *t, const PGresult *res)
@@ -435,6 +435,7 @@ void lessons_create(ls_req_t *r)
     c->params[4] = topic;
     c->params[5] = ls_req_actor_text(r);
     c->params[8] = json_object_to_json_string_ext(body, JSON_C_TO_STRING_PLAIN);
+    c->params[9] = ls_req_traceparent(r);
 
     /* All the questions at once; the count is complete before any answer can arrive (callbacks
      * never run inside ls_req_http). */

@@ -23,14 +23,16 @@
  * different people's notifications go out in parallel. A recipient's idempotency key names the
  * lesson, its version and the event, so a redelivery (or a repeated event) makes one notification.
  * params_sql must be a json object; nulls are dropped (notification params are strings or numbers).
+ * traceparent is the writing request's (ls_req_traceparent), sent with the row.
  */
-#define NOTIFY_INSERT(event, params_sql, actor, from_sql)                                                    \
-    "INSERT INTO outbox (target, method, path, body, actor_telegram_id, idempotency_key, ordering_key)"      \
+#define NOTIFY_INSERT(event, params_sql, actor, traceparent, from_sql)                                       \
+    "INSERT INTO outbox (target, method, path, body, actor_telegram_id, idempotency_key, ordering_key,"      \
+    "  traceparent)"                                                                                         \
     " SELECT '" CAL_NOTIFY_TARGET "', 'POST', '/notifications',"                                             \
     "  json_build_object('recipient_telegram_id', rcpt, 'type', 'lesson_" event "',"                         \
     "   'params', json_strip_nulls(" params_sql "))::text,"                                                  \
     "  " actor ", 'lesson:' || l.id || ':v' || l.version || ':" event ":' || rcpt,"                          \
-    "  'recipient:' || rcpt " from_sql
+    "  'recipient:' || rcpt, " traceparent " " from_sql
 
 #define LESSON_PARAMS(extra)                                                                                 \
     "json_build_object('topic', l.topic, 'starts_at', " RFC3339(                                             \
@@ -80,7 +82,8 @@ const ls_pg_stmt_t calendar_statements[STMT_COUNT] = {
          4},
     /*
      * $1 teacher, $2 group or NULL, $3 starts_at, $4 duration, $5 topic or NULL, $6 actor,
-     * $7 participants (bigint[], no duplicates), $8 the group's title or NULL, $9 the request body.
+     * $7 participants (bigint[], no duplicates), $8 the group's title or NULL, $9 the request body,
+     * $10 traceparent.
      * The lesson, its participants, one outbox row per participant and the audit row in one
      * statement: an overlap (23P01) leaves nothing behind.
      */
@@ -93,7 +96,7 @@ const ls_pg_stmt_t calendar_statements[STMT_COUNT] = {
          " p AS (INSERT INTO lesson_participants (lesson_id, student_telegram_id)"
          "  SELECT l.id, rcpt FROM l, unnest($7::bigint[]) AS rcpt),"
          " o AS (" NOTIFY_INSERT(
-             "scheduled", LESSON_PARAMS(""), "$6::bigint",
+             "scheduled", LESSON_PARAMS(""), "$6::bigint", "$10::text",
              "FROM l, unnest($7::bigint[]) AS rcpt") "),"
                                                      " a AS (" LS_AUDIT_INSERT
                                                      "SELECT $6::bigint, 'lesson.create', 'lesson', "
@@ -106,7 +109,7 @@ const ls_pg_stmt_t calendar_statements[STMT_COUNT] = {
                                                                "'[]'::json) FROM unnest($7::bigint[]) AS x) "
                                                                "AS participants"
                                                                " FROM l",
-         9},
+         10},
     [STMT_LESSON_GET] = {"lesson_get",
                          "SELECT " LESSON_COLUMNS("l.") ", " PARTICIPANTS_OF(
                              "l.id") ","
@@ -121,13 +124,13 @@ const ls_pg_stmt_t calendar_statements[STMT_COUNT] = {
     /* The row every change to one lesson starts from, locked until the transaction ends. */
     [STMT_LESSON_LOCK] = {"lesson_lock",
                           "SELECT " LESSON_COLUMNS("") " FROM lessons WHERE id = $1::uuid FOR UPDATE", 1},
-    /* $1 lesson, $2 actor, $3 reason or NULL. No row: the lesson is not scheduled. */
+    /* $1 lesson, $2 actor, $3 reason or NULL, $4 traceparent. No row: the lesson is not scheduled. */
     [STMT_LESSON_CANCEL] =
         {"lesson_cancel",
          "WITH l AS (UPDATE lessons SET status = 'cancelled', updated_at = now()"
          "  WHERE id = $1::uuid AND status = 'scheduled' RETURNING *),"
          " o AS (" NOTIFY_INSERT(
-             "cancelled", LESSON_PARAMS(", 'reason', $3::text"), "$2::bigint",
+             "cancelled", LESSON_PARAMS(", 'reason', $3::text"), "$2::bigint", "$4::text",
              "FROM l JOIN lesson_participants pp ON pp.lesson_id = l.id,"
              " LATERAL (SELECT pp.student_telegram_id AS rcpt) r") "),"
                                                                    " a AS (" LS_AUDIT_INSERT
@@ -142,10 +145,10 @@ const ls_pg_stmt_t calendar_statements[STMT_COUNT] = {
                                                                                                           "RO"
                                                                                                           "M "
                                                                                                           "l",
-         3},
+         4},
     /*
-     * $1 lesson, $2 new starts_at, $3 new duration, $4 actor. No row: the lesson is not scheduled.
-     * The lesson row is locked by the transaction, so `old` is the row the update replaces.
+     * $1 lesson, $2 new starts_at, $3 new duration, $4 actor, $5 traceparent. No row: the lesson is not
+     * scheduled. The lesson row is locked by the transaction, so `old` is the row the update replaces.
      */
     [STMT_LESSON_RESCHEDULE] =
         {"lesson_reschedule",
@@ -156,7 +159,7 @@ const ls_pg_stmt_t calendar_statements[STMT_COUNT] = {
          "  WHERE id = $1::uuid AND status = 'scheduled' RETURNING *),"
          " o AS (" NOTIFY_INSERT(
              "rescheduled", LESSON_PARAMS(", 'old_starts_at', (SELECT " RFC3339("starts_at") " FROM old)"),
-             "$4::bigint",
+             "$4::bigint", "$5::text",
              "FROM l JOIN lesson_participants pp ON pp.lesson_id = l.id,"
              " LATERAL (SELECT pp.student_telegram_id AS rcpt) r") "),"
                                                                    " a AS (" LS_AUDIT_INSERT
@@ -174,7 +177,7 @@ const ls_pg_stmt_t calendar_statements[STMT_COUNT] = {
                                                                                                           "RO"
                                                                                                           "M "
                                                                                                           "l",
-         4},
+         5},
     /* $1 lesson, $2 person, $3 status, $4 actor. No row: the person is not a participant. */
     [STMT_ATTENDANCE_PUT] =
         {"attendance_put",

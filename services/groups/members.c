@@ -73,8 +73,9 @@ static void remove_locked(ls_req_t *r, ls_txn_t *t, locked_group_t *g)
     int64_t member = ls_req_param_id(r, "telegram_id");
     if (r->actor != member && !group_actor_owns(r, g))
         return ls_txn_fail(t, 403, "only the member themself, the group's teacher or an admin may do this");
-    const char *params[3] = {g->group_id, ls_req_param_str(r, "telegram_id"), ls_req_actor_text(r)};
-    ls_txn_exec(t, STMT_MEMBER_REMOVE, 3, params, on_removed);
+    const char *params[4] = {g->group_id, ls_req_param_str(r, "telegram_id"), ls_req_actor_text(r),
+                             ls_req_traceparent(r)};
+    ls_txn_exec(t, STMT_MEMBER_REMOVE, 4, params, on_removed);
 }
 
 void members_remove(ls_req_t *r)
@@ -125,8 +126,9 @@ static void on_invitation(ls_req_t *r, ls_txn_t *t, const PGresult *res)
         return ls_txn_fail(t, 409, "group %s is full (capacity %d)", g->group_id, g->capacity);
 
     const char *id = ls_row_text(res, 0, "id");
-    const char *params[3] = {g->group_id, ls_req_actor_text(r), ls_req_strdup(r, id, strlen(id))};
-    ls_txn_exec(t, STMT_JOIN_INSERT, 3, params, on_joined);
+    const char *params[4] = {g->group_id, ls_req_actor_text(r), ls_req_strdup(r, id, strlen(id)),
+                             ls_req_traceparent(r)};
+    ls_txn_exec(t, STMT_JOIN_INSERT, 4, params, on_joined);
 }
 
 static void join_locked(ls_req_t *r, ls_txn_t *t, locked_group_t *g)

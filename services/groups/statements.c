@@ -17,9 +17,11 @@
 #define INVITE_COLS                                                                                          \
     "i.id, i.group_id, i.code, i.created_by, i.expires_at, i.max_uses, i.uses, i.revoked_at, i.created_at"
 
-/* An enrollment's changes share its path as their ordering key (shared/outbox.h). */
+/* An enrollment's changes share its path as their ordering key (shared/outbox.h); the row carries the
+ * writing request's traceparent (the last value selected). */
 #define OUTBOX_INSERT                                                                                        \
-    "INSERT INTO outbox (target, method, path, body, actor_telegram_id, idempotency_key, ordering_key)"
+    "INSERT INTO outbox (target, method, path, body, actor_telegram_id, idempotency_key, ordering_key,"      \
+    " traceparent)"
 #define ENROLLMENT_PATH(m) "'/students/' || " m ".student_telegram_id || '/enrollments/' || " m ".group_id"
 
 const ls_pg_stmt_t groups_statements[STMT_COUNT] = {
@@ -111,14 +113,14 @@ const ls_pg_stmt_t groups_statements[STMT_COUNT] = {
          "SELECT student_telegram_id, joined_at FROM group_members WHERE group_id = $1::uuid"
          " ORDER BY joined_at, student_telegram_id LIMIT $2::int OFFSET $3::int",
          3},
-    /* $1 group, $2 member, $3 actor */
+    /* $1 group, $2 member, $3 actor, $4 traceparent */
     [STMT_MEMBER_REMOVE] =
         {"member_remove",
          "WITH m AS (DELETE FROM group_members WHERE group_id = $1::uuid"
          "  AND student_telegram_id = $2::bigint RETURNING id, group_id, student_telegram_id),"
          " o AS (" OUTBOX_INSERT " SELECT 'students', 'DELETE', " ENROLLMENT_PATH(
              "m") ", NULL, $3::bigint, 'unenroll:' || "
-                  "m.id, " ENROLLMENT_PATH("m") " FROM m),"
+                  "m.id, " ENROLLMENT_PATH("m") ", $4::text FROM m),"
                                                 " a AS (" LS_AUDIT_INSERT " SELECT $3::bigint,"
                                                 "  CASE WHEN m.student_telegram_id = "
                                                 "$3::bigint THEN 'group.leave'"
@@ -131,7 +133,7 @@ const ls_pg_stmt_t groups_statements[STMT_COUNT] = {
                                                 "m.id)"
                                                 "  FROM m)"
                                                 " SELECT count(*) AS removed FROM m",
-         3},
+         4},
     /* The invitation's group, locked; the lock order everywhere is group row, then invitation row. */
     [STMT_JOIN_LOCK] = {"join_lock",
                         "SELECT id, teacher_telegram_id, capacity, status, is_free, price FROM groups"
@@ -142,7 +144,7 @@ const ls_pg_stmt_t groups_statements[STMT_COUNT] = {
                           " (max_uses IS NOT NULL AND uses >= max_uses) AS used_up"
                           " FROM group_invitations WHERE code = $1 FOR UPDATE",
                           1},
-    /* $1 group, $2 actor (the new member), $3 invitation */
+    /* $1 group, $2 actor (the new member), $3 invitation, $4 traceparent */
     [STMT_JOIN_INSERT] =
         {"join_insert",
          "WITH m AS (INSERT INTO group_members (group_id, student_telegram_id)"
@@ -150,7 +152,7 @@ const ls_pg_stmt_t groups_statements[STMT_COUNT] = {
          " i AS (UPDATE group_invitations SET uses = uses + 1 WHERE id = $3::uuid RETURNING uses),"
          " o AS (" OUTBOX_INSERT " SELECT 'students', 'PUT', " ENROLLMENT_PATH(
              "m") ", '{}', $2::bigint, 'enroll:' || "
-                  "m.id, " ENROLLMENT_PATH("m") " FROM m),"
+                  "m.id, " ENROLLMENT_PATH("m") ", $4::text FROM m),"
                                                 " a AS (" LS_AUDIT_INSERT " SELECT $2::bigint, 'group.join', "
                                                 "'group', m.group_id::text,"
                                                 "  "
@@ -161,7 +163,7 @@ const ls_pg_stmt_t groups_statements[STMT_COUNT] = {
                                                 "(SELECT uses FROM i)) FROM m)"
                                                 " SELECT group_id, student_telegram_id, "
                                                 "joined_at FROM m",
-         3},
+         4},
     /* $1 group, $2 code, $3 actor, $4 lifetime in seconds, $5 max_uses or NULL. The code itself is a
      * credential and stays out of the audit log. */
     [STMT_INVITE_CREATE] =

@@ -22,6 +22,7 @@
 
 #include "log.h"
 #include "rows.h"
+#include "trace.h"
 
 #define BATCH           32
 #define CALL_TIMEOUT_MS 10000
@@ -53,6 +54,9 @@ typedef struct {
     poller_t *p;
     char id[40];
     char request_id[48];
+    ls_trace_t trace;                         /* the trace the notification was created in, if any */
+    char traceparent[LS_TRACEPARENT_LEN + 1]; /* logged with the call, never sent to Telegram */
+    ls_log_ctx_t log;                         /* {request_id, trace.trace_id} */
     int attempt;
 } send_t;
 
@@ -144,7 +148,8 @@ static void on_stored(void *ud, ls_pg_status_t status, PGresult *res)
         type = PQfnumber(res, "type");
     for (int i = 0; i < rows; i++) {
         ls_log_line_t l;
-        if (ls_log_begin(&l, LS_LOG_INFO, NULL, "notification delivered (stored)")) {
+        ls_log_ctx_t ctx = {NULL, ls_row_text(res, i, "trace_id")}; /* NULL when the row has none */
+        if (ls_log_begin(&l, LS_LOG_INFO, &ctx, "notification delivered (stored)")) {
             ls_log_str(&l, "notification_id", PQgetvalue(res, i, id));
             ls_log_str(&l, "recipient_telegram_id", PQgetvalue(res, i, recipient));
             ls_log_str(&l, "type", PQgetvalue(res, i, type));
@@ -181,7 +186,7 @@ static void on_recorded(void *ud, ls_pg_status_t status, PGresult *res)
     if (status != LS_PG_OK) {
         /* The row stays leased and is sent again after the lease. */
         ls_log_line_t l;
-        if (ls_log_begin(&l, LS_LOG_WARN, s->request_id, "delivery: could not record an attempt")) {
+        if (ls_log_begin(&l, LS_LOG_WARN, &s->log, "delivery: could not record an attempt")) {
             ls_log_str(&l, "notification_id", s->id);
             ls_log_str(&l, "error", res != NULL ? ls_pg_errmsg(res) : "database unavailable");
             ls_log_end(&l);
@@ -249,7 +254,7 @@ static void on_sent(void *ud, const ls_http_response_t *resp)
         redact(p, error, sizeof(error), raw);
     }
     ls_log_line_t l;
-    if (ls_log_begin(&l, outcome == OUTCOME_SENT ? LS_LOG_INFO : LS_LOG_WARN, s->request_id,
+    if (ls_log_begin(&l, outcome == OUTCOME_SENT ? LS_LOG_INFO : LS_LOG_WARN, &s->log,
                      outcome == OUTCOME_SENT    ? "notification delivered (telegram)"
                      : outcome == OUTCOME_RETRY ? "notification delivery failed; will retry"
                                                 : "notification delivery failed; giving up")) {
@@ -305,6 +310,10 @@ static void send_one(poller_t *p, const PGresult *res, int row)
     s->p = p;
     snprintf(s->id, sizeof(s->id), "%s", ls_row_text(res, row, "id"));
     snprintf(s->request_id, sizeof(s->request_id), "notify-%s", s->id);
+    s->log.request_id = s->request_id;
+    s->log.trace_id = s->trace.trace_id;
+    if (ls_trace_join(&s->trace, ls_row_text(res, row, "trace_id")) == 0)
+        ls_trace_format(&s->trace, s->traceparent);
     s->attempt = (int)ls_row_id(res, row, "attempts");
     ls_http_request_t req = {
         .target = "telegram",
@@ -314,6 +323,7 @@ static void send_one(poller_t *p, const PGresult *res, int row)
         .body = body,
         .body_len = strlen(body),
         .request_id = s->request_id,
+        .traceparent = s->traceparent[0] != '\0' ? s->traceparent : NULL,
         .deadline = ls_now_ms() + CALL_TIMEOUT_MS,
     };
     p->pending++;

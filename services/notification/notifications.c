@@ -143,7 +143,7 @@ static void on_created(ls_req_t *r, ls_pg_status_t status, PGresult *res)
     }
     if (ls_row_is_null(res, 0, "created")) {
         json_object_put(out);
-        ls_logf(LS_LOG_ERROR, r->request_id, "no template for type %s", ls_json_get_str(r->body, "type"));
+        ls_logf(LS_LOG_ERROR, &r->log, "no template for type %s", ls_json_get_str(r->body, "type"));
         return ls_reply_problem(r, 500, "no template for this notification type");
     }
     int created = ls_row_bool(res, 0, "created");
@@ -171,10 +171,9 @@ void notifications_create(ls_req_t *r)
     char recipient[24];
     snprintf(recipient, sizeof(recipient), "%lld",
              (long long)ls_json_get_i64(body, "recipient_telegram_id", 0));
-    const char *sql_params[6] = {
-        recipient, ls_json_get_str(body, "type"), params_json, lang, key, ls_req_actor_text(r),
-    };
-    ls_req_pg(r, STMT_CREATE, 6, sql_params, on_created);
+    const char *type = ls_json_get_str(body, "type"), *actor = ls_req_actor_text(r);
+    const char *sql_params[7] = {recipient, type, params_json, lang, key, actor, r->trace.trace_id};
+    ls_req_pg(r, STMT_CREATE, 7, sql_params, on_created);
 }
 
 /* ---- GET /users/{telegram_id}/notifications ---- */

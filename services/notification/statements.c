@@ -32,9 +32,10 @@
 
 const ls_pg_stmt_t notification_statements[STMT_COUNT] = {
     /* $1 recipient, $2 type, $3 params, $4 requested language or NULL, $5 idempotency key or NULL,
-     * $6 actor or NULL. One statement decides everything, so a refused type stores nothing and
-     * identical concurrent requests meet at the unique key: the loser's DO UPDATE returns the winner's
-     * row (created = false) instead of failing. The language is the request's, else the recipient's
+     * $6 actor or NULL, $7 the request's trace id (kept for the delivery's log lines). One statement
+     * decides everything, so a refused type stores nothing and identical concurrent requests meet at
+     * the unique key: the loser's DO UPDATE returns the winner's row (created = false) instead of
+     * failing. The language is the request's, else the recipient's
      * setting, else English; a language without a template falls back to English. */
     [STMT_CREATE] =
         {"notification_create",
@@ -50,10 +51,10 @@ const ls_pg_stmt_t notification_statements[STMT_COUNT] = {
          "  WHERE tp.type = $2::notification_type AND tp.language_code IN (c.lang, 'en')"
          "  ORDER BY tp.language_code = c.lang DESC LIMIT 1),"
          " n AS (INSERT INTO notifications AS x (recipient_telegram_id, type, title, body, params,"
-         "   language_code, deliver_after, idempotency_key)"
+         "   language_code, deliver_after, idempotency_key, trace_id)"
          "  SELECT $1::bigint, $2::notification_type, notification_render(t.title_template, $3::jsonb),"
          "   notification_render(t.body_template, $3::jsonb), $3::jsonb, t.language_code, c.deliver_after,"
-         "   $5::text"
+         "   $5::text, $7::text"
          "  FROM c, t WHERE NOT c.disabled"
          "  ON CONFLICT (idempotency_key) DO UPDATE SET idempotency_key = EXCLUDED.idempotency_key"
          "  RETURNING x.*, (x.xmax = 0) AS created),"
@@ -61,7 +62,7 @@ const ls_pg_stmt_t notification_statements[STMT_COUNT] = {
          "  jsonb_build_object('recipient_telegram_id', n.recipient_telegram_id, 'type', n.type,"
          "   'params', n.params) FROM n WHERE n.created)"
          " SELECT c.disabled, n.created, " NOTIFICATION_COLUMNS("n.") " FROM c LEFT JOIN n ON true",
-         6},
+         7},
     /* $1 recipient, $2 limit, $3 offset. One row with NULL notification columns when the page is
      * empty, so the unread count always comes back. */
     [STMT_LIST_UNREAD_FIRST] = {"notification_list_unread_first",
@@ -135,10 +136,10 @@ const ls_pg_stmt_t notification_statements[STMT_COUNT] = {
              "$1::int") "),"
                         " s AS (UPDATE notifications n SET delivery_status = 'sent',"
                         "  attempts = n.attempts + 1 FROM due WHERE n.id = due.id"
-                        "  RETURNING n.id, n.recipient_telegram_id, n.type, n.attempts),"
+                        "  RETURNING n.id, n.recipient_telegram_id, n.type, n.attempts, n.trace_id),"
                         " l AS (INSERT INTO notification_logs (notification_id, attempt, channel, status)"
                         "  SELECT id, attempts, 'store', 'sent' FROM s)"
-                        " SELECT id, recipient_telegram_id, type FROM s",
+                        " SELECT id, recipient_telegram_id, type, trace_id FROM s",
          1},
     /* $1 batch, $2 lease in seconds: the claimed rows are not due again before the lease ends, so a
      * poller that dies mid-send leaves them to be retried later, never lost. */
@@ -148,7 +149,8 @@ const ls_pg_stmt_t notification_statements[STMT_COUNT] = {
                                    " UPDATE notifications n SET attempts = n.attempts + 1,"
                                    "  deliver_after = now() + make_interval(secs => $2::int)"
                                    " FROM due WHERE n.id = due.id"
-                                   " RETURNING n.id, n.recipient_telegram_id, n.title, n.body, n.attempts",
+                                   " RETURNING n.id, n.recipient_telegram_id, n.title, n.body, n.attempts,"
+                                   "  n.trace_id",
                     2},
     /* Outcomes of one Telegram attempt: $1 id, $2 attempt, $3 HTTP status or NULL, then as named. */
     [STMT_SENT] = {"notification_sent",

@@ -1261,3 +1261,194 @@ Test(bff, schedule_bounds_are_checked_and_normalised)
         lst_resp_free(&resp);
     }
 }
+
+/* ---- traces across daemons ---- */
+
+#define TRACE_VIEW   "0af7651916cd43dd8448eb211c80319c"
+#define TRACE_LESSON "4bf92f3577b34da6a3ce929d0e0e4736"
+#define CALLER_SPAN  "b7ad6b7169203331"
+
+/* api() with `traceparent: <traceparent>`. */
+static int api_traced(lst_resp_t *resp, long long as, const char *method, const char *path, const char *body,
+                      const char *traceparent)
+{
+    char auth[TMA_MAX_LEN + 64], name[32], tp[128], url[512];
+    snprintf(name, sizeof(name), "User%lld", as);
+    sign(auth, sizeof(auth), as, name, 0);
+    snprintf(tp, sizeof(tp), "traceparent: %s", traceparent);
+    snprintf(url, sizeof(url), "%s%s", bff.base_url, path);
+    const char *headers[] = {auth, tp, body != NULL ? "Content-Type: application/json" : NULL, NULL};
+    return lst_http(resp, method, url, headers, body);
+}
+
+/* The first line of d's log with this trace id, message and (when not NULL) path prefix: a new
+ * reference, or NULL. */
+static json_object *trace_line(const lst_daemon_t *d, const char *trace_id, const char *msg, const char *path)
+{
+    char id[64], m[96];
+    snprintf(id, sizeof(id), "\"trace_id\":\"%s\"", trace_id);
+    snprintf(m, sizeof(m), "\"msg\":\"%s\"", msg);
+    const char *needles[] = {id, m, NULL};
+    json_object *lines = lst_log_lines(d, needles), *found = NULL;
+    for (size_t i = 0; found == NULL && i < json_object_array_length(lines); i++) {
+        json_object *l = json_object_array_get_idx(lines, i);
+        const char *p = str_field(l, "path");
+        if (path == NULL || (p != NULL && strncmp(p, path, strlen(path)) == 0))
+            found = json_object_get(l);
+    }
+    json_object_put(lines);
+    return found;
+}
+
+/* Asserts that d's log has an access line of trace_id for path (a prefix) naming parent_span as its
+ * caller's span (no parent when NULL); its own span id goes to span. */
+static void expect_access(const lst_daemon_t *d, const char *what, const char *trace_id, const char *path,
+                          const char *parent_span, char span[32])
+{
+    json_object *l = trace_line(d, trace_id, "request", path);
+    cr_assert_not_null(l, "%s: no access line of trace %s for %s in %s", what, trace_id, path, d->log_path);
+    const char *own = str_field(l, "span_id"), *parent = str_field(l, "parent_span_id");
+    cr_expect(own != NULL && strlen(own) == 16, "%s: span_id %s", what, own ? own : "absent");
+    if (parent_span != NULL)
+        cr_expect(parent != NULL && strcmp(parent, parent_span) == 0, "%s: parent_span_id %s, want %s", what,
+                  parent ? parent : "absent", parent_span);
+    else
+        cr_expect_null(parent, "%s: a new trace has no parent, got %s", what, parent);
+    snprintf(span, 32, "%s", own != NULL ? own : "");
+    json_object_put(l);
+}
+
+static void expect_trace_header(lst_resp_t *resp, const char *trace_id)
+{
+    char *h = lst_resp_header(resp, "x-trace-id");
+    cr_expect(h != NULL && strcmp(h, trace_id) == 0, "X-Trace-Id %s, want %s", h ? h : "absent", trace_id);
+    free(h);
+}
+
+Test(bff, a_view_s_trace_id_is_on_the_lines_of_every_service_it_asks)
+{
+    school_t s;
+    seed_school_with_lessons(&s);
+    lst_resp_t resp;
+    char path[64], bff_span[32], span[32];
+    snprintf(path, sizeof(path), "/api/user/profile/%d", STUDENT_ID);
+    api_traced(&resp, STUDENT_ID, "GET", path, NULL, "00-" TRACE_VIEW "-" CALLER_SPAN "-01");
+    cr_assert_eq(resp.status, 200, "%.300s", resp.body);
+    cr_expect_eq(json_object_get_boolean(field(resp.json, "partial")), 0, "%.300s", resp.body);
+    expect_trace_header(&resp, TRACE_VIEW);
+    lst_resp_free(&resp);
+
+    /* The BFF continues the caller's trace; each service's request is a child of the BFF's span. */
+    expect_access(&bff, "bff", TRACE_VIEW, path, CALLER_SPAN, bff_span);
+    static const int asked[] = {S_AUTH, S_TEACHERS, S_STUDENTS, S_GROUPS, S_CALENDAR};
+    for (size_t i = 0; i < sizeof(asked) / sizeof(asked[0]); i++)
+        expect_access(&services[asked[i]].d, services[asked[i]].name, TRACE_VIEW, "/", bff_span, span);
+    /* The BFF's own line for each call carries it too. */
+    char id[64];
+    snprintf(id, sizeof(id), "\"trace_id\":\"%s\"", TRACE_VIEW);
+    const char *calls[] = {id, "\"msg\":\"http call\"", NULL};
+    json_object *lines = lst_log_lines(&bff, calls);
+    cr_expect_geq(json_object_array_length(lines), 5, "http call lines of the trace: %zu",
+                  json_object_array_length(lines));
+    json_object_put(lines);
+}
+
+static char *notification_db_value(const char *sql_fmt, const char *arg)
+{
+    char sql[512];
+    snprintf(sql, sizeof(sql), sql_fmt, arg);
+    return lst_pg_admin_exec(services[S_NOTIFICATION].dbname, sql);
+}
+
+Test(bff, a_lesson_s_trace_reaches_the_notification_delivery_through_the_outbox)
+{
+    cr_assert(have_notification, "notification-service is not built");
+    school_t s;
+    seed_school_with_lessons(&s);
+    char starts[32], bff_span[32], calendar_span[32], span[32];
+    day_at(starts, sizeof(starts), 3, 9);
+    char body[512];
+    snprintf(body, sizeof(body),
+             "{\"teacher_telegram_id\":%d,\"group_id\":\"%s\",\"starts_at\":\"%s\",\"duration_minutes\":60,"
+             "\"topic\":\"Traced\"}",
+             TEACHER_ID, s.group_id, starts);
+    lst_resp_t resp;
+    api_traced(&resp, TEACHER_ID, "POST", "/api/lessons", body, "00-" TRACE_LESSON "-" CALLER_SPAN "-01");
+    cr_assert_eq(resp.status, 201, "%.300s", resp.body);
+    expect_trace_header(&resp, TRACE_LESSON);
+    char lesson[64];
+    snprintf(lesson, sizeof(lesson), "%s", str_field(resp.json, "id"));
+    lst_resp_free(&resp);
+
+    expect_access(&bff, "bff", TRACE_LESSON, "/api/lessons", CALLER_SPAN, bff_span);
+    expect_access(&services[S_CALENDAR].d, "calendar", TRACE_LESSON, "/lessons", bff_span, calendar_span);
+    /* calendar-service asks teachers- and groups-service while the BFF waits: children of its span. */
+    expect_access(&services[S_TEACHERS].d, "teachers", TRACE_LESSON, "/teachers", calendar_span, span);
+    expect_access(&services[S_GROUPS].d, "groups", TRACE_LESSON, "/groups", calendar_span, span);
+    /* The outbox row keeps calendar's traceparent: the trace, calendar's span as the parent. */
+    char sql[256], want[96];
+    snprintf(sql, sizeof(sql),
+             "SELECT string_agg(traceparent, ',') FROM outbox WHERE idempotency_key LIKE 'lesson:%s:%%'",
+             lesson);
+    char *tp = lst_pg_admin_exec(services[S_CALENDAR].dbname, sql);
+    snprintf(want, sizeof(want), "00-%s-%s-01", TRACE_LESSON, calendar_span);
+    cr_expect_str_eq(tp, want);
+    free(tp);
+
+    /* After the commit the outbox delivers to notification-service, as a child of calendar's span, and
+     * the notification's delivery (stored: no Telegram here) logs the same trace id. Bounded poll. */
+    json_object *delivered = NULL;
+    for (int i = 0; i < 200 && delivered == NULL; i++) {
+        delivered =
+            trace_line(&services[S_NOTIFICATION].d, TRACE_LESSON, "notification delivered (stored)", NULL);
+        if (delivered == NULL)
+            usleep(50 * 1000);
+    }
+    cr_assert_not_null(delivered, "no delivery line of trace %s in %s", TRACE_LESSON,
+                       services[S_NOTIFICATION].d.log_path);
+    cr_expect_str_eq(str_field(delivered, "type"), "lesson_scheduled");
+    cr_expect_str_eq(str_field(delivered, "recipient_telegram_id"), STR(STUDENT_ID));
+    json_object_put(delivered);
+    expect_access(&services[S_NOTIFICATION].d, "notification", TRACE_LESSON, "/notifications", calendar_span,
+                  span);
+
+    /* The notification keeps the trace id, and the lesson's other notifications do not have it. */
+    char *tid = notification_db_value("SELECT string_agg(DISTINCT COALESCE(trace_id, 'none'), ',')"
+                                      " FROM notifications WHERE params->>'topic' = '%s'",
+                                      "Traced");
+    cr_expect_str_eq(tid, TRACE_LESSON);
+    free(tid);
+    char *other = notification_db_value("SELECT count(*) FROM notifications WHERE trace_id = '%s'"
+                                        " AND params->>'topic' <> 'Traced'",
+                                        TRACE_LESSON);
+    cr_expect_str_eq(other, "0");
+    free(other);
+}
+
+Test(bff, an_invalid_traceparent_starts_a_new_trace)
+{
+    seed_school();
+    static const char *const invalid[] = {
+        "00-0AF7651916CD43DD8448EB211C80319C-" CALLER_SPAN "-01", /* upper case */
+        "00-00000000000000000000000000000000-" CALLER_SPAN "-01", /* all-zero trace id */
+        "00-" TRACE_VIEW "-0000000000000000-01",                  /* all-zero parent */
+        "00-" TRACE_VIEW "-" CALLER_SPAN "-01-extra",             /* version 00 with more */
+    };
+    char path[64], span[32], bff_span[32];
+    snprintf(path, sizeof(path), "/api/user/profile/%d", STUDENT_ID);
+    for (size_t i = 0; i < sizeof(invalid) / sizeof(invalid[0]); i++) {
+        lst_resp_t resp;
+        api_traced(&resp, STUDENT_ID, "GET", path, NULL, invalid[i]);
+        cr_assert_eq(resp.status, 200, "%.300s", resp.body);
+        char *h = lst_resp_header(&resp, "x-trace-id");
+        lst_resp_free(&resp);
+        cr_assert(h != NULL && strlen(h) == 32 && strspn(h, "0123456789abcdef") == 32, "X-Trace-Id %s",
+                  h ? h : "absent");
+        cr_expect_str_neq(h, TRACE_VIEW, "%s was continued", invalid[i]);
+        /* A new trace: no parent at the BFF; the services it asked are its children. */
+        expect_access(&bff, "bff", h, path, NULL, bff_span);
+        expect_access(&services[S_AUTH].d, "auth", h, "/users/", bff_span, span);
+        free(h);
+    }
+    cr_expect_null(trace_line(&bff, TRACE_VIEW, "request", NULL), "an invalid traceparent was continued");
+}

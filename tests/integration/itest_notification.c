@@ -28,6 +28,7 @@ static struct {
     int calls; /* sendMessage requests seen */
     char last_body[2048];
     char last_auth[600];
+    char last_traceparent[128];
     long long chats[64]; /* chat_id of each call, in order */
 } bot = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
@@ -42,12 +43,15 @@ static int bot_handler(void *ud, lst_upstream_t *u, const lst_upstream_req_t *re
     if (body != NULL)
         json_object_object_get_ex(body, "chat_id", &chat);
     const char *auth = lst_upstream_req_header(req, "authorization");
+    const char *traceparent = lst_upstream_req_header(req, "traceparent");
     pthread_mutex_lock(&bot.lock);
     if (bot.calls < 64)
         bot.chats[bot.calls] = chat != NULL ? json_object_get_int64(chat) : -1;
     bot.calls++;
     snprintf(bot.last_body, sizeof(bot.last_body), "%s", req->body);
     snprintf(bot.last_auth, sizeof(bot.last_auth), "%s", auth != NULL ? auth : "");
+    snprintf(bot.last_traceparent, sizeof(bot.last_traceparent), "%s",
+             traceparent != NULL ? traceparent : "");
     int fail = bot.fail;
     pthread_mutex_unlock(&bot.lock);
     json_object_put(body);
@@ -705,6 +709,50 @@ Test(notification, telegram_delivery_success_is_logged)
 
     cr_expect(log_contains("notification delivered (telegram)"));
     cr_expect_not(log_contains(bot_token), "the bot token appears in the log %s", svc.daemon.log_path);
+    free(id);
+}
+
+#define TRACE "4bf92f3577b34da6a3ce929d0e0e4736"
+
+/* The lines of the daemon's log with the trace id and message. */
+static size_t trace_lines(const char *msg)
+{
+    char m[96];
+    snprintf(m, sizeof(m), "\"msg\":\"%s\"", msg);
+    const char *needles[] = {"\"trace_id\":\"" TRACE "\"", m, NULL};
+    json_object *lines = lst_log_lines(&svc.daemon, needles);
+    size_t n = json_object_array_length(lines);
+    json_object_put(lines);
+    return n;
+}
+
+Test(notification, a_telegram_delivery_keeps_the_trace_of_the_request_that_created_it)
+{
+    start(1, NULL);
+    char url[256], auth[600];
+    snprintf(url, sizeof(url), "%s/notifications", svc.daemon.base_url);
+    snprintf(auth, sizeof(auth), "Authorization: Bearer %s", svc.token);
+    const char *headers[] = {auth, "traceparent: 00-" TRACE "-00f067aa0ba902b7-01", NULL};
+    lst_resp_t resp;
+    lst_http(&resp, "POST", url, headers, "{\"recipient_telegram_id\":802,\"type\":\"registration\"}");
+    cr_assert_eq(resp.status, 201, "%.300s", resp.body);
+    char *id = strdup(lst_str_field(lst_field(resp.json, "notification"), "id"));
+    lst_resp_free(&resp);
+    expect_sent(id, "channel || ' ' || status", "telegram sent");
+
+    char sql[256];
+    snprintf(sql, sizeof(sql), "SELECT COALESCE(trace_id, 'none') FROM notifications WHERE id = '%s'", id);
+    char *tid = lst_pg_admin_exec(svc.dbname, sql);
+    cr_expect_str_eq(tid, TRACE);
+    free(tid);
+    cr_expect_eq(trace_lines("request"), 1, "the creation's access line");
+    cr_expect_eq(trace_lines("notification delivered (telegram)"), 1, "the delivery's line");
+    cr_expect_eq(trace_lines("http call"), 1, "the Bot API call's line");
+    pthread_mutex_lock(&bot.lock);
+    char sent[128];
+    snprintf(sent, sizeof(sent), "%s", bot.last_traceparent);
+    pthread_mutex_unlock(&bot.lock);
+    cr_expect_str_eq(sent, "", "a traceparent went to the Bot API: %s", sent);
     free(id);
 }
 

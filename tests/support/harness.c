@@ -904,6 +904,26 @@ void lst_resp_free(lst_resp_t *resp)
 
 /* ---- randomness ---- */
 
+json_object *lst_log_lines(const lst_daemon_t *d, const char *const *needles)
+{
+    FILE *f = fopen(d->log_path, "r");
+    cr_assert_not_null(f, "cannot read %s", d->log_path);
+    json_object *out = json_object_new_array();
+    char *line = NULL;
+    size_t cap = 0;
+    while (getline(&line, &cap, f) > 0) {
+        int all = 1;
+        for (size_t i = 0; all && needles[i] != NULL; i++)
+            all = strstr(line, needles[i]) != NULL;
+        json_object *obj = all ? json_tokener_parse(line) : NULL;
+        if (obj != NULL)
+            json_object_array_add(out, obj);
+    }
+    free(line);
+    fclose(f);
+    return out;
+}
+
 char *lst_random_hex(size_t nbytes)
 {
     cr_assert(sodium_init() >= 0, "sodium_init failed");

@@ -171,11 +171,14 @@ static const char *jstr(json_object *o, const char *k1, const char *k2)
 
 /* ---- round trips and headers ---- */
 
+#define TRACEPARENT "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+
 Test(http, get_passes_headers_on)
 {
     result_t r = {0};
     ls_http_request_t req = req_for("GET", "/echo?x=1", 5000);
     req.request_id = "rid-123";
+    req.traceparent = TRACEPARENT;
     req.actor = 279058397;
     req.actor_role = "teacher";
     send_ok(http, &req, &r);
@@ -194,6 +197,7 @@ Test(http, get_passes_headers_on)
     cr_assert_str_eq(jstr(o, "query", NULL), "x=1");
     cr_assert_str_eq(jstr(o, "headers", "authorization"), "Bearer sekret-token");
     cr_assert_str_eq(jstr(o, "headers", "x-request-id"), "rid-123");
+    cr_assert_str_eq(jstr(o, "headers", "traceparent"), TRACEPARENT);
     cr_assert_str_eq(jstr(o, "headers", "x-actor-telegram-id"), "279058397");
     cr_assert_str_eq(jstr(o, "headers", "x-actor-role"), "teacher");
     const char *dl = jstr(o, "headers", "x-deadline-ms");
@@ -220,6 +224,7 @@ Test(http, external_client_sends_no_internal_headers)
     result_t r = {0};
     ls_http_request_t req = req_for("POST", "/echo", 5000);
     req.request_id = "rid-ext";
+    req.traceparent = TRACEPARENT;
     req.actor = 42;
     req.actor_role = "admin";
     req.idempotency_key = "key-1";
@@ -230,7 +235,8 @@ Test(http, external_client_sends_no_internal_headers)
     cr_assert_eq(r.status, 200);
     json_object *o = parse(&r);
     static const char *const internal[] = {"authorization", "x-request-id",  "x-actor-telegram-id",
-                                           "x-actor-role",  "x-deadline-ms", "idempotency-key"};
+                                           "x-actor-role",  "x-deadline-ms", "idempotency-key",
+                                           "traceparent"};
     for (size_t i = 0; i < sizeof(internal) / sizeof(internal[0]); i++)
         cr_expect_null(jstr(o, "headers", internal[i]), "%s sent outside the system", internal[i]);
     cr_expect_str_eq(jstr(o, "headers", "content-type"), "application/json");
@@ -387,6 +393,7 @@ Test(http, each_call_is_logged_once)
     result_t r = {0};
     ls_http_request_t req = req_for("GET", "/fail?key=l&times=1&status=503", 5000);
     req.request_id = "rid-log";
+    req.traceparent = TRACEPARENT;
     send_ok(http, &req, &r);
     run_until_done(&r, 5000);
     cr_assert_eq(r.status, 200);
@@ -404,7 +411,9 @@ Test(http, each_call_is_logged_once)
             continue;
         lines++;
         cr_assert(strstr(line, "\"level\":\"info\""), "%s", line);
-        cr_assert(strstr(line, "\"request_id\":\"rid-log\""), "%s", line);
+        cr_assert(
+            strstr(line, "\"request_id\":\"rid-log\",\"trace_id\":\"4bf92f3577b34da6a3ce929d0e0e4736\""),
+            "%s", line);
         cr_assert(strstr(line, "\"target\":\"fake\""), "%s", line);
         cr_assert(strstr(line, "\"method\":\"GET\""), "%s", line);
         cr_assert(strstr(line, "\"path\":\"/fail?key=l&times=1&status=503\""), "%s", line);
@@ -798,6 +807,11 @@ Test(http, invalid_requests_are_refused_without_callback)
     cr_assert_eq(ls_http_send(http, &req, on_done, &r), -1);
     req = req_for("GET", "/echo", 1000);
     req.request_id = "bad\r\nInjected: 1";
+    cr_assert_eq(ls_http_send(http, &req, on_done, &r), -1);
+    req = req_for("GET", "/echo", 1000);
+    req.traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01\r\nInjected: 1";
+    cr_assert_eq(ls_http_send(http, &req, on_done, &r), -1);
+    req.traceparent = "00-00000000000000000000000000000000-00f067aa0ba902b7-01";
     cr_assert_eq(ls_http_send(http, &req, on_done, &r), -1);
     req = req_for("GET", "/echo", 1000);
     req.deadline = 0;

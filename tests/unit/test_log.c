@@ -26,8 +26,9 @@ static const char *capture(void (*fn)(void))
 static void write_line(void)
 {
     ls_log_line_t l;
+    ls_log_ctx_t ctx = {"rid-1", "4bf92f3577b34da6a3ce929d0e0e4736"};
     ls_log_init("test-daemon", LS_LOG_INFO);
-    if (ls_log_begin(&l, LS_LOG_WARN, "rid-1", "quote \" backslash \\ newline \n tab \t")) {
+    if (ls_log_begin(&l, LS_LOG_WARN, &ctx, "quote \" backslash \\ newline \n tab \t")) {
         ls_log_str(&l, "target", "auth");
         ls_log_int(&l, "status", -503);
         ls_log_str(&l, "none", NULL);
@@ -51,6 +52,13 @@ Test(log, writes_one_json_object_per_line)
     cr_expect_str_eq(json_object_get_string(v), "test-daemon");
     cr_assert(json_object_object_get_ex(obj, "request_id", &v));
     cr_expect_str_eq(json_object_get_string(v), "rid-1");
+    cr_assert(json_object_object_get_ex(obj, "trace_id", &v));
+    cr_expect_str_eq(json_object_get_string(v), "4bf92f3577b34da6a3ce929d0e0e4736");
+    /* The ids come first, in this order, before the message and the fields. */
+    cr_expect(
+        strstr(out, "\"request_id\":\"rid-1\",\"trace_id\":\"4bf92f3577b34da6a3ce929d0e0e4736\",\"msg\":") !=
+            NULL,
+        "%s", out);
     cr_assert(json_object_object_get_ex(obj, "msg", &v));
     cr_expect_str_eq(json_object_get_string(v), "quote \" backslash \\ newline \n tab \t");
     cr_assert(json_object_object_get_ex(obj, "status", &v));
@@ -82,6 +90,26 @@ Test(log, truncates_long_values_but_stays_valid_json)
     json_object *obj = json_tokener_parse(out);
     cr_assert_not_null(obj, "not JSON: %.200s", out);
     json_object_put(obj);
+}
+
+static void write_without_ids(void)
+{
+    ls_log_ctx_t none = {NULL, ""}, trace_only = {"", "0af7651916cd43dd8448eb211c80319c"};
+    ls_log_init("test-daemon", LS_LOG_INFO);
+    ls_log(LS_LOG_INFO, NULL, "no context");
+    ls_log(LS_LOG_INFO, &none, "empty ids");
+    ls_logf(LS_LOG_INFO, &trace_only, "trace %d", 1);
+}
+
+Test(log, leaves_out_absent_ids)
+{
+    const char *out = capture(write_without_ids);
+    const char *second = strchr(out, '\n'), *third = second ? strchr(second + 1, '\n') : NULL;
+    cr_assert(second != NULL && third != NULL, "three lines: %s", out);
+    cr_expect(memmem(out, (size_t)(third - out), "_id\"", 4) == NULL, "no ids in the first two: %s", out);
+    cr_expect(strstr(third, "\"request_id\"") == NULL, "%s", third);
+    cr_expect(strstr(third, "\"trace_id\":\"0af7651916cd43dd8448eb211c80319c\",\"msg\":\"trace 1\"") != NULL,
+              "%s", third);
 }
 
 static void write_filtered(void)
