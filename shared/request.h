@@ -10,7 +10,8 @@
  *
  * Replies: each ls_reply_* does nothing when the request was already answered or the client is gone.
  * The first reply sets r->status, writes the request's access log line (method, path, status,
- * duration_ms; warn for 5xx) and echoes X-Request-Id. Problems are application/problem+json.
+ * duration_ms; warn for 5xx), counts it in ls_http_requests_total and
+ * ls_http_request_duration_seconds (metrics.h) and echoes X-Request-Id. Problems are application/problem+json.
  */
 #ifndef LS_REQUEST_H
 #define LS_REQUEST_H

@@ -296,6 +296,30 @@ Test(system, failing_and_missing_upstreams_move_the_bffs_counters)
     free(t);
 }
 
+Test(system, outbox_deliveries_count_by_outcome_and_the_backlog_is_a_gauge)
+{
+    const char *groups = services[S_GROUPS].daemon.base_url;
+    /* A call students-service refuses (404: given up, "failed"), and one not due for an hour. */
+    free(lst_pg_admin_exec(services[S_GROUPS].dbname,
+                           "INSERT INTO outbox (target, method, path, idempotency_key)"
+                           " VALUES ('students', 'DELETE', '/no/such/path', 'metrics-test-1')"));
+    free(lst_pg_admin_exec(services[S_GROUPS].dbname,
+                           "INSERT INTO outbox (target, method, path, idempotency_key, next_attempt_at, created_at)"
+                           " VALUES ('students', 'DELETE', '/later', 'metrics-test-2', now() + interval '1 hour',"
+                           " now() - interval '100 seconds')"));
+    cr_expect_eq(lst_metric_wait(groups, token,
+                                 "ls_outbox_deliveries_total{target=\"students-service\",outcome=\"failed\"}", 1, 10000),
+                 1);
+    cr_expect_eq(lst_metric_wait(groups, token, "ls_outbox_pending_rows", 1, 10000), 1);
+    char *t = lst_metrics_text(groups, token);
+    double age = 0;
+    cr_expect(lst_metric_in(t, "ls_outbox_oldest_pending_age_seconds", &age) && age >= 100 && age < 200, "age %g", age);
+    expect_metric(t, "ls_upstream_calls_total{target=\"students-service\",outcome=\"4xx\"}", 1);
+    double v;
+    cr_expect(!lst_metric_in(t, "ls_outbox_deliveries_total{target=\"students-service\",outcome=\"delivered\"}", &v));
+    free(t);
+}
+
 /* promtool from PATH or /usr/bin, or NULL. */
 static const char *find_promtool(void)
 {
