@@ -218,6 +218,7 @@ static void req_http_send(ls_req_t *r, req_call_t *c, const char *target, const 
     };
     if (r->worker->http == NULL ||
         ls_http_send(r->worker->http, &spec, c->with_ud ? on_req_http_ud : on_req_http, c) != 0) {
+        ls_metrics_upstream_call(ls_metrics_target(target), LS_UP_TRANSPORT_ERROR, ls_metrics_now_ns(), 0);
         ls_timer_init(&c->timer, on_req_http_send_failed);
         ls_timer_start(r->worker->loop, &c->timer, 0);
     }

@@ -25,7 +25,9 @@
  *     backoff still ends before the deadline;
  *   - produces one log line when it completes (target, method, path, status, duration_ms,
  *     attempt), at info level for 2xx-4xx and warn otherwise, tagged with its request id and the
- *     trace id of its traceparent (an external client logs them too, and sends neither).
+ *     trace id of its traceparent (an external client logs them too, and sends neither), and
+ *     counts in ls_upstream_calls_total, ls_upstream_call_duration_seconds and
+ *     ls_upstream_retries_total under its target (metrics.h).
  *
  * The callback is called exactly once per ls_http_send() that returned 0, never from inside
  * ls_http_send() itself. The response and its body belong to the client and are valid only during

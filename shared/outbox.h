@@ -48,7 +48,9 @@
  *   4xx other than 408/409/429  -> failed_at = now(), last_error (logged at error: a bug, not an outage)
  *   409                         -> delivered (the receiver already has it)
  *   anything else / no answer   -> next_attempt_at = now() + backoff (1 s doubling, at most 5 min)
- * A poller wakes every poll_ms, and at once after ls_outbox_kick() on its own worker.
+ * A poller wakes every poll_ms, and at once after ls_outbox_kick() on its own worker. Each outcome
+ * counts in ls_outbox_deliveries_total; worker 0's poller refreshes ls_outbox_pending_rows and
+ * ls_outbox_oldest_pending_age_seconds every LS_METRICS_GAUGE_QUERY_MS (metrics.h).
  */
 #ifndef LS_OUTBOX_H
 #define LS_OUTBOX_H

@@ -17,6 +17,9 @@
  * wait in a FIFO of at most `queue_max` entries; when it is full the query fails at once with
  * LS_PG_BUSY.
  *
+ * Metrics (metrics.h): every query's latency by statement name and its failure by SQLSTATE class,
+ * the worker's connections by state and waiting queries, reconnects.
+ *
  * Every session runs with TimeZone=UTC, plan_cache_mode=force_generic_plan (prepared statements are
  * planned once, not per call) and application_name set to the daemon name.
  *

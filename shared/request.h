@@ -10,7 +10,8 @@
  *
  * Replies: each ls_reply_* does nothing when the request was already answered or the client is gone.
  * The first reply sets r->status, writes the request's access log line (method, path, status,
- * duration_ms, span_id, parent_span_id; warn for 5xx) and echoes X-Request-Id and X-Trace-Id.
+ * duration_ms, span_id, parent_span_id; warn for 5xx), counts it in ls_http_requests_total and
+ * ls_http_request_duration_seconds (metrics.h), and echoes X-Request-Id and X-Trace-Id.
  * Problems are application/problem+json.
  *
  * Logs: pass &r->log to ls_log_begin (log.h), so the line carries the request id and trace id.
@@ -26,6 +27,7 @@
 #include "body.h"
 #include "log.h"
 #include "loop.h"
+#include "metrics.h"
 #include "router.h"
 #include "trace.h"
 #include "vocab.h" /* ls_role_t */
@@ -53,6 +55,7 @@ struct ls_req {
     int refs;          /* the h2o request (until its pool is disposed) + each pending callback */
     json_object *body; /* set by ls_req_body_or_reply; released with the request */
     void *state;       /* the handler's own, e.g. from ls_req_alloc() */
+    ls_metrics_req_t metrics; /* route slot (set by the front door), method, arrival */
     h2o_mem_pool_t pool;
 };
 
