@@ -12,6 +12,8 @@ LS_PACKAGES=(
     libh2o-evloop-dev libssl-dev libpq-dev libjson-c-dev libcurl4-openssl-dev libsodium-dev libcriterion-dev
     postgresql postgresql-contrib curl
 )
+# What deploy/local/up --monitoring adds (promtool and amtool come with the first and the last).
+LS_MONITORING_PACKAGES=(prometheus prometheus-postgres-exporter prometheus-alertmanager)
 
 # The daemons: name, binary (relative to the build folder), default port, database ("-": none).
 # One line per daemon; deploy/local/up starts those whose binary exists.
@@ -62,15 +64,15 @@ ls_pg_bindir() {
     return 1
 }
 
-# Installs what is missing with apt-get when root; otherwise says what to install and exits 1.
-# A machine that has everything does no apt work at all.
+# ls_ensure_packages [EXTRA...]: installs what is missing of LS_PACKAGES and EXTRA with apt-get when
+# root; otherwise says what to install and exits 1. A machine that has everything does no apt work.
 ls_ensure_packages() {
     local missing=() p
     if ! command -v dpkg-query >/dev/null; then
         ls_say "note: not a Debian system (no dpkg-query); assuming the build dependencies are present"
         return 0
     fi
-    for p in "${LS_PACKAGES[@]}"; do
+    for p in "${LS_PACKAGES[@]}" "$@"; do
         ls_pkg_installed "$p" && continue
         # PostgreSQL installed some other way (e.g. LS_PGBIN) is good enough.
         if [[ $p == postgresql || $p == postgresql-contrib ]] && ls_pg_bindir >/dev/null; then
