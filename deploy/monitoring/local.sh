@@ -112,7 +112,7 @@ ls_mon_render() {
         subst+=(-e "s/@PG_EXPORTER_${db^^}_PORT@/$port/g")
     done < <(ls_mon_databases)
     sed "${subst[@]}" "$LS_MON_SRC/prometheus.yml" >"$LS_MON_DIR/prometheus.yml"
-    if grep -n '@[A-Z_]*@' "$LS_MON_DIR/prometheus.yml" >&2; then
+    if grep -n '^[^#]*@[A-Z_]*@' "$LS_MON_DIR/prometheus.yml" >&2; then
         ls_die "deploy/monitoring/prometheus.yml has placeholders up does not know (above)"
     fi
     # Every daemon is scraped under its own name (the binary's name: auth-service, bff, ...).
@@ -129,6 +129,7 @@ ls_mon_render() {
         cat "$LS_MON_DIR/check.out" >&2
         ls_die "amtool rejects $LS_MON_DIR/alertmanager.yml"
     }
+    rm -f "$LS_MON_DIR/check.out"
 }
 
 # ls_mon_spawn NAME PORT READY_PATH ENV... -- PROGRAM ARGS...: starts one process in its own
