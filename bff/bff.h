@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <time.h>
 
+#include <metrics.h>
 #include <server.h>
 #include <text.h>
 
@@ -70,8 +71,9 @@ void bff_span_value(ls_req_t *r, const bff_json_span_t *v, const char **s, size_
  * pass_through) between pieces they write themselves.
  * Ends a view's answer with its "partial" and "errors" members (errors: a json-c array, not taken)
  * and the closing brace, and answers 200 application/json with it, with "x-partial: true" when
- * errors is not empty; frees t's buffer either way. */
-void bff_text_reply(ls_req_t *r, ls_text_t *t, json_object *errors);
+ * errors is not empty (counted in ls_bff_partial_answers_total for view, by each entry's service);
+ * frees t's buffer either way. */
+void bff_text_reply(ls_req_t *r, ls_text_t *t, json_object *errors, ls_metrics_view_t view);
 
 /* Handlers. */
 void bff_signin(ls_req_t *r);

@@ -124,7 +124,7 @@ static void on_names(ls_req_t *r, bff_fanout_t *f)
     ls_text_lit(&t, ",\"lessons\":");
     add_span(&t, &gv->lessons_text);
 
-    bff_text_reply(r, &t, errors);
+    bff_text_reply(r, &t, errors, LS_VIEW_GROUP);
     json_object_put(members);
     release(gv);
 }

@@ -180,7 +180,7 @@ static void on_parts(ls_req_t *r, bff_fanout_t *f)
     ls_text_lit(&t, ",\"lessons\":");
     add_part(&t, &parts[P_LESSONS], 1, 0, errors);
 
-    bff_text_reply(r, &t, errors);
+    bff_text_reply(r, &t, errors, LS_VIEW_PROFILE);
     json_object_put(errors);
 }
 

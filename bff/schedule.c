@@ -171,7 +171,7 @@ static void on_names(ls_req_t *r, bff_fanout_t *f)
     if (tp != NULL && users == NULL)
         json_object_array_add(errors, bff_part_error(tp));
     ls_text_lit(&t, "]");
-    bff_text_reply(r, &t, errors);
+    bff_text_reply(r, &t, errors, LS_VIEW_SCHEDULE);
     json_object_put(errors);
 }
 

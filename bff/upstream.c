@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include <log.h>
+#include <metrics.h>
 
 enum { CLOSED = 0, OPEN = 1, HALF_OPEN = 2 };
 
@@ -24,6 +25,30 @@ static const char *const names[BFF_UP_COUNT] = {"auth",   "teachers", "students"
 static bff_upstream_config_t cfg;
 /* Each worker thread has its own breakers: threads share no mutable state. */
 static __thread breaker_t breakers[BFF_UP_COUNT];
+/* Their metrics target slots, plus one (0: not looked up yet). */
+static __thread int metric_slots[BFF_UP_COUNT];
+
+static int metric_slot(bff_upstream_id_t up)
+{
+    if (metric_slots[up] == 0)
+        metric_slots[up] = ls_metrics_target(names[up]) + 1;
+    return metric_slots[up] - 1;
+}
+
+/* ls_bff_breaker_open: 1 while calls are refused (open, or half-open with its probe out). */
+static void publish_breaker(bff_upstream_id_t up)
+{
+    ls_metrics_bff_breaker(metric_slot(up), breakers[up].state != CLOSED);
+}
+
+/* A call refused before it started: outcome breaker_open or shed. */
+static int refuse(bff_upstream_id_t up, ls_metrics_upstream_outcome_t outcome, const char **why)
+{
+    *why = outcome == LS_UP_SHED ? "too many concurrent requests" : "circuit open";
+    ls_metrics_upstream_refused(metric_slot(up), outcome);
+    publish_breaker(up);
+    return -1;
+}
 
 void bff_upstream_configure(const bff_upstream_config_t *config)
 {
@@ -59,24 +84,19 @@ int bff_upstream_acquire(bff_upstream_id_t up, const char **why)
     breaker_t *b = &breakers[up];
 
     if (b->state == OPEN) {
-        if (ls_now_ms() < b->open_until) {
-            *why = "circuit open";
-            return -1;
-        }
+        if (ls_now_ms() < b->open_until)
+            return refuse(up, LS_UP_BREAKER_OPEN, why);
         b->state = HALF_OPEN;
         b->probing = 0;
     }
-    if (b->state == HALF_OPEN && b->probing) {
-        *why = "circuit open";
-        return -1;
-    }
-    if (b->inflight >= cfg.max_inflight) {
-        *why = "too many concurrent requests";
-        return -1;
-    }
+    if (b->state == HALF_OPEN && b->probing)
+        return refuse(up, LS_UP_BREAKER_OPEN, why);
+    if (b->inflight >= cfg.max_inflight)
+        return refuse(up, LS_UP_SHED, why);
     if (b->state == HALF_OPEN)
         b->probing = 1;
     b->inflight++;
+    publish_breaker(up);
     return 0;
 }
 
@@ -99,6 +119,7 @@ void bff_upstream_release(bff_upstream_id_t up, const ls_http_response_t *resp)
         b->state = CLOSED;
         b->failures = 0;
         b->probing = 0;
+        publish_breaker(up);
         return;
     }
     if (b->state == HALF_OPEN || (b->state == CLOSED && ++b->failures >= cfg.breaker_failures)) {
@@ -109,6 +130,7 @@ void bff_upstream_release(bff_upstream_id_t up, const ls_http_response_t *resp)
         b->probing = 0;
         b->failures = 0;
     }
+    publish_breaker(up);
 }
 
 /* ---- fan-out ---- */

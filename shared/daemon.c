@@ -17,7 +17,12 @@
 #include "front.h"
 #include "listen.h"
 #include "log.h"
+#include "metrics.h"
 #include "migrate.h"
+
+#ifndef LS_VERSION /* meson passes the project's version */
+#define LS_VERSION "unknown"
+#endif
 
 /* One run of the daemon: what the steps below set up and the way down releases. */
 typedef struct {
@@ -29,6 +34,7 @@ typedef struct {
     int ninit;   /* workers to release (initialised, or tried) */
     int started; /* workers whose thread runs */
     ls_unix_listener_t unix_listeners[LS_CFG_LISTEN_MAX];
+    ls_metrics_t *metrics; /* one block per worker */
     sigset_t sigs; /* SIGINT and SIGTERM: blocked in every thread, awaited by the main one */
 } run_t;
 
@@ -135,8 +141,20 @@ static int init_workers(run_t *run)
     int unix_fds[LS_CFG_LISTEN_MAX];
     for (int i = 0; i < LS_CFG_LISTEN_MAX; i++)
         unix_fds[i] = run->unix_listeners[i].fd;
+    const ls_daemon_t *d = run->d;
+    ls_metrics_desc_t md = {
+        .daemon = d->name,
+        .version = LS_VERSION,
+        .routes = d->routes,
+        .nroutes = d->nroutes,
+        .stmts = d->stmts,
+        .nstmts = d->nstmts,
+        .nworkers = run->nthreads,
+        .features = (d->no_database ? 0 : LS_METRICS_F_DB) | (d->outbox.targets != NULL ? LS_METRICS_F_OUTBOX : 0),
+    };
+    run->metrics = ls_metrics_create(&md);
     run->workers = calloc((size_t)run->nthreads, sizeof(*run->workers));
-    if (run->workers == NULL)
+    if (run->workers == NULL || run->metrics == NULL)
         return -1;
     for (int i = 0; i < run->nthreads; i++) {
         int share = run->pool_size / run->nthreads + (i < run->pool_size % run->nthreads ? 1 : 0);
@@ -146,6 +164,7 @@ static int init_workers(run_t *run)
             ls_log(LS_LOG_ERROR, NULL, err);
             return -1;
         }
+        run->workers[i].metrics = ls_metrics_block(run->metrics, i);
     }
     return 0;
 }
@@ -248,6 +267,9 @@ static int run_workers(const ls_daemon_t *d)
     if (status == 0)
         ls_log(LS_LOG_INFO, NULL, "stopped");
     release(run);
+    /* Every worker thread has ended: nothing records any more. */
+    ls_metrics_destroy(run->metrics);
+    run->metrics = NULL;
     return status;
 }
 

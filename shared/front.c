@@ -8,6 +8,7 @@
 #include <sodium.h>
 
 #include "calls.h"
+#include "metrics.h"
 #include "scalar.h"
 #include "worker.h"
 
@@ -80,6 +81,7 @@ static int route_or_reply(ls_req_t *r, h2o_req_t *req)
     switch (ls_router_match(d->routes, d->nroutes, req->method.base, req->method.len, path.base, path.len,
                             &r->match)) {
     case LS_ROUTE_OK:
+        r->metrics.route = (int)(r->match.route - d->routes);
         return 0;
     case LS_ROUTE_NOT_FOUND:
         ls_reply_problem(r, 404, "no route for %.*s %.*s", (int)req->method.len, req->method.base,
@@ -114,6 +116,20 @@ static int token_ok(ls_req_t *r, h2o_req_t *req)
     if (v.len != token_len + 7 || strncasecmp(v.base, "Bearer ", 7) != 0)
         return 0;
     return sodium_memcmp(v.base + 7, token, token_len) == 0;
+}
+
+/* GET /metrics: behind the internal token on every daemon, the BFF included (README "Metrics"). */
+static void serve_metrics(ls_req_t *r, h2o_req_t *req)
+{
+    if (!token_ok(r, req))
+        return ls_reply_problem_str(r, 401, "missing or wrong internal token");
+    ls_text_t t = {0};
+    ls_metrics_write(ls_metrics_registry(r->worker->metrics), &t);
+    if (t.failed)
+        ls_reply_problem_str(r, 503, "out of memory");
+    else
+        ls_reply_raw(r, 200, LS_METRICS_CONTENT_TYPE, t.buf, t.len);
+    ls_text_free(&t);
 }
 
 /* The internal token, or the daemon's own authenticate(); -1 after answering. */
@@ -174,10 +190,18 @@ static void dispatch(ls_req_t *r, h2o_req_t *req)
     h2o_iovec_t path = req->path_normalized;
 
     if (h2o_memis(req->method.base, req->method.len, H2O_STRLIT("GET"))) {
-        if (h2o_memis(path.base, path.len, H2O_STRLIT("/healthz")))
+        if (h2o_memis(path.base, path.len, H2O_STRLIT("/healthz"))) {
+            r->metrics.route = LS_METRICS_ROUTE_HEALTHZ;
             return serve_builtin(r, 0);
-        if (h2o_memis(path.base, path.len, H2O_STRLIT("/readyz")))
+        }
+        if (h2o_memis(path.base, path.len, H2O_STRLIT("/readyz"))) {
+            r->metrics.route = LS_METRICS_ROUTE_READYZ;
             return serve_builtin(r, 1);
+        }
+        if (h2o_memis(path.base, path.len, H2O_STRLIT("/metrics"))) {
+            r->metrics.route = LS_METRICS_ROUTE_METRICS;
+            return serve_metrics(r, req);
+        }
     }
     if (route_or_reply(r, req) != 0 || caller_or_reply(r, req) != 0)
         return;

@@ -3,8 +3,9 @@
  *
  *   - `X-Request-Id` is taken when well-formed (1..64 of [A-Za-z0-9._-]) or generated (the
  *     worker's random prefix and a counter), and echoed on the reply;
- *   - built-in routes, before the daemon's own: GET /healthz (alive: 200) and GET /readyz (a
- *     database round trip within 1 s answers 200, otherwise 503; 200 for a daemon with no_database);
+ *   - built-in routes, before the daemon's own: GET /healthz (alive: 200), GET /readyz (a
+ *     database round trip within 1 s answers 200, otherwise 503; 200 for a daemon with no_database)
+ *     and GET /metrics (metrics.h; behind the internal token on every daemon, the BFF included);
  *   - routing by the daemon's route table: 404 / 405 (with Allow) / 400 for a bad path parameter;
  *   - `Authorization: Bearer <INTERNAL_TOKEN>` checked in constant time (401) unless the route is
  *     LS_ROUTE_PUBLIC, or the daemon's own authenticate() instead when it has one;

@@ -27,6 +27,7 @@
 #include <curl/curl.h>
 
 #include "log.h"
+#include "metrics.h"
 
 #define DEFAULT_MAX_ATTEMPTS       3
 #define DEFAULT_RETRY_BASE_MS      25
@@ -88,6 +89,7 @@ typedef struct call {
     ls_http_cb cb;
     void *ud;
     uint64_t started, deadline;
+    uint64_t t0_ns; /* for ls_upstream_call_duration_seconds */
     int attempts;
     int idempotent;
     int too_large;
@@ -510,6 +512,8 @@ static void complete(call_t *c)
             resp.content_type = ct;
     }
     log_call(c, duration);
+    ls_metrics_upstream_call(ls_metrics_target(c->target), ls_metrics_http_outcome(c->outcome, c->status),
+                             c->t0_ns, c->attempts);
     inflight_unlink(http, c);
     c->state = CALL_FREE;
     c->cb(c->ud, &resp);
@@ -880,6 +884,7 @@ headers_done:;
     c->cb = cb;
     c->ud = ud;
     c->started = ls_now_ms();
+    c->t0_ns = ls_metrics_now_ns();
     c->deadline = req->deadline;
     c->attempts = 0;
     c->idempotent = ikey != NULL || is_get || is_head || strcmp(req->method, "PUT") == 0 ||

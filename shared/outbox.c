@@ -17,6 +17,7 @@
 
 #include "scalar.h"
 #include "log.h"
+#include "metrics.h"
 
 #define DEFAULT_POLL_MS    1000
 #define DEFAULT_BATCH      32
@@ -44,6 +45,9 @@ static const char claim_sql[] =
 static const char delivered_sql[] =
     "UPDATE outbox SET delivered_at = now(), last_error = NULL WHERE id = $1::bigint";
 static const char failed_sql[] = "UPDATE outbox SET failed_at = now(), last_error = $2 WHERE id = $1::bigint";
+/* ls_outbox_pending_rows and ls_outbox_oldest_pending_age_seconds (worker 0's poller, now and then). */
+static const char gauges_sql[] = "SELECT count(*), COALESCE(EXTRACT(EPOCH FROM now() - min(created_at)), 0)"
+                                 " FROM outbox WHERE delivered_at IS NULL AND failed_at IS NULL";
 static const char retry_sql[] = "UPDATE outbox SET next_attempt_at = now() + make_interval(secs => $2::int),"
                                 " last_error = $3 WHERE id = $1::bigint";
 
@@ -61,6 +65,7 @@ struct ls_outbox {
     size_t round_left; /* rows of this round not yet settled */
     size_t pending;    /* callbacks still to come (queries and calls) */
     int stopped;
+    uint64_t gauges_due; /* next gauges_sql, ls_now_ms() time */
 };
 
 /* One row being delivered. */
@@ -69,6 +74,7 @@ typedef struct {
     char id[24];
     char request_id[32];
     int attempts;
+    int target; /* metrics slot */
 } delivery_t;
 
 typedef enum { OUTCOME_DELIVERED, OUTCOME_FAILED, OUTCOME_RETRY } outcome_t;
@@ -134,6 +140,9 @@ static void record(ls_outbox_t *ob, delivery_t *d, outcome_t outcome, const char
     uint64_t deadline = ls_now_ms() + SETTLE_DEADLINE_MS;
     snprintf(err, sizeof(err), "%s", error != NULL ? error : "");
     ob->pending++;
+    ls_metrics_outbox_delivery(d->target, outcome == OUTCOME_DELIVERED ? LS_OB_DELIVERED
+                                          : outcome == OUTCOME_FAILED  ? LS_OB_FAILED
+                                                                       : LS_OB_RETRY);
     if (outcome == OUTCOME_DELIVERED) {
         const char *params[1] = {d->id};
         ls_pg_exec_sql(ob->pg, delivered_sql, 1, params, deadline, on_recorded, d);
@@ -221,6 +230,7 @@ static void deliver(ls_outbox_t *ob, const PGresult *res, int row)
 
     const char *target = PQgetvalue(res, row, 1);
     const char *base_url = target_url(ob, target);
+    d->target = ls_metrics_target(target);
     if (base_url == NULL) {
         char error[128];
         snprintf(error, sizeof(error), "unknown target '%.64s'", target);
@@ -276,8 +286,28 @@ static void on_claimed(void *ud, ls_pg_status_t status, PGresult *res)
         deliver(ob, res, i);
 }
 
+static void on_gauges(void *ud, ls_pg_status_t status, PGresult *res)
+{
+    ls_outbox_t *ob = ud;
+    if (settle_pending(ob))
+        return;
+    if (status == LS_PG_OK && PQntuples(res) == 1)
+        ls_metrics_outbox_pending(strtoll(PQgetvalue(res, 0, 0), NULL, 10), strtod(PQgetvalue(res, 0, 1), NULL));
+}
+
+static void query_gauges(ls_outbox_t *ob)
+{
+    uint64_t now = ls_now_ms();
+    if (!LS_METRICS || !ls_metrics_first_worker() || now < ob->gauges_due)
+        return;
+    ob->gauges_due = now + LS_METRICS_GAUGE_QUERY_MS;
+    ob->pending++;
+    ls_pg_exec_sql(ob->pg, gauges_sql, 0, NULL, now + SETTLE_DEADLINE_MS, on_gauges, ob);
+}
+
 static void start_round(ls_outbox_t *ob)
 {
+    query_gauges(ob);
     char batch[16], lease[16];
     ob->running = 1;
     snprintf(batch, sizeof(batch), "%d", ob->config.batch);

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "metrics.h"
 
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000
@@ -52,6 +53,7 @@ typedef struct {
     ls_pg_cb cb;
     ls_pg_begin_cb begin_cb;
     void *ud;
+    uint64_t t0_ns; /* submission, for ls_pg_query_duration_seconds */
 } query_t;
 
 typedef enum {
@@ -117,6 +119,22 @@ static void conn_start(conn_t *conn);
 static void conn_fail(conn_t *conn, const char *why);
 static void pool_dispatch(ls_pg_pool_t *pool);
 
+/* The worker's ls_pg_connections and ls_pg_waiting_requests, after anything that changes them. */
+static void pool_publish(const ls_pg_pool_t *pool)
+{
+#if LS_METRICS
+    int by_state[LS_PGC_NSTATES] = {0};
+    for (int i = 0; i < pool->nconns; i++) {
+        const conn_t *c = &pool->conns[i];
+        if (c->state == C_READY)
+            by_state[c->count > 0 || c->reserved ? LS_PGC_BUSY : LS_PGC_READY]++;
+        else
+            by_state[c->state == C_CONNECTING || c->state == C_PREPARING ? LS_PGC_CONNECTING : LS_PGC_BROKEN]++;
+    }
+    ls_metrics_pg_pool(by_state, (int)pool->queue_len);
+#endif
+}
+
 /* ---- queries ---- */
 
 static void on_deadline(ls_timer_t *timer);
@@ -158,6 +176,7 @@ static query_t *query_new(ls_pg_pool_t *pool, query_kind_t kind, int nparams, co
     q->params = pv;
     q->deadline = deadline;
     q->ud = ud;
+    q->t0_ns = ls_metrics_now_ns();
     ls_timer_init(&q->timer, on_deadline);
     return q;
 }
@@ -175,6 +194,9 @@ static void query_deliver(query_t *q, ls_pg_status_t status, PGresult *res)
 {
     ls_timer_stop(q->pool->loop, &q->timer);
     q->where = AT_NONE;
+    ls_metrics_pg_query(q->kind == Q_EXEC || q->kind == Q_TXN_EXEC ? (int)q->stmt_index : -1, status,
+                        status == LS_PG_SQL_ERROR ? ls_pg_sqlstate(res) : "", q->t0_ns);
+    pool_publish(q->pool);
 
     ls_pg_txn_t *txn = q->txn;
     if (txn != NULL) {
@@ -426,6 +448,7 @@ static void query_send(conn_t *conn, query_t *q)
     } else {
         conn_send(conn, q->kind == Q_FINISH ? E_END : E_QUERY, q, NULL);
     }
+    pool_publish(conn->pool);
 }
 
 static void conn_ready(conn_t *conn)
@@ -441,7 +464,10 @@ static void conn_ready(conn_t *conn)
         ls_log_int(&l, "failed_attempts", conn->failures);
         ls_log_end(&l);
     }
+    if (conn->failures > 0)
+        ls_metrics_pg_reconnect();
     conn->failures = 0;
+    pool_publish(pool);
     pool_dispatch(pool);
 }
 
@@ -498,10 +524,12 @@ static void entry_finish(conn_t *conn, entry_t *e)
         return;
     case E_END:
         conn->reserved = 0;
-        if (q != NULL)
+        if (q != NULL) {
             query_deliver(q, st, e->res);
-        else
+        } else {
             PQclear(e->res);
+            pool_publish(conn->pool);
+        }
         return;
     }
 }
@@ -668,6 +696,7 @@ static void conn_fail(conn_t *conn, const char *why)
         conn->pool->nready--;
     conn_close(conn);
     conn->state = C_FAILING;
+    pool_publish(conn->pool);
     if (!conn->pool->destroying)
         ls_timer_start(conn->pool->loop, &conn->timer, 0);
 }
@@ -722,6 +751,7 @@ static void conn_handle_failure(conn_t *conn)
     }
     conn->failures++;
     conn->state = C_IDLE;
+    pool_publish(pool);
     ls_timer_start(pool->loop, &conn->timer, conn->backoff_ms);
     conn->backoff_ms = conn->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : conn->backoff_ms * 2;
 
@@ -778,6 +808,7 @@ static void conn_start(conn_t *conn)
     keys[n] = NULL, vals[n] = NULL;
 
     conn->state = C_CONNECTING;
+    pool_publish(conn->pool);
     ls_timer_start(conn->pool->loop, &conn->timer, CONNECT_TIMEOUT_MS);
     conn->pg = PQconnectStartParams(keys, vals, 1);
     if (conn->pg == NULL) {
@@ -861,6 +892,7 @@ static void pool_submit(ls_pg_pool_t *pool, query_t *q)
     q->where = AT_QUEUE;
     h2o_linklist_insert(&pool->queue, &q->link);
     pool->queue_len++;
+    pool_publish(pool);
     query_arm_deadline(q);
 }
 

@@ -53,6 +53,7 @@ ls_req_t *ls_req_new(h2o_req_t *req, ls_worker_t *w, const ls_daemon_t *d)
     r->state = NULL;
     r->match.route = NULL;
     r->match.nparams = 0;
+    ls_metrics_request_start(&r->metrics, req->method.base, req->method.len);
     h2o_mem_init_pool(&r->pool);
     w->inflight++;
     ls_req_t **guard = h2o_mem_alloc_shared(&req->pool, sizeof(*guard), on_h2o_pool_dispose);
@@ -98,6 +99,7 @@ void ls_reply_raw(ls_req_t *r, int status, const char *content_type, const char 
     if (r->status != 0)
         return;
     r->status = status;
+    ls_metrics_request_done(&r->metrics, status);
     log_access(r);
     h2o_req_t *req = r->h2o;
     if (req == NULL)

@@ -22,6 +22,7 @@
 
 #include "body.h"
 #include "loop.h"
+#include "metrics.h"
 #include "router.h"
 #include "vocab.h" /* ls_role_t */
 
@@ -46,6 +47,7 @@ struct ls_req {
     int refs;          /* the h2o request (until its pool is disposed) + each pending callback */
     json_object *body; /* set by ls_req_body_or_reply; released with the request */
     void *state;       /* the handler's own, e.g. from ls_req_alloc() */
+    ls_metrics_req_t metrics; /* route slot (set by the front door), method, arrival */
     h2o_mem_pool_t pool;
 };
 

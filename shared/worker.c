@@ -204,6 +204,7 @@ static void close_context(ls_worker_t *w)
 static void *worker_main(void *arg)
 {
     ls_worker_t *w = arg;
+    ls_metrics_bind(w->metrics);
     watch_sockets(w);
     open_clients(w);
     serve(w);

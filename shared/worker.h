@@ -21,6 +21,7 @@
 #include "config.h"
 #include "http.h"
 #include "loop.h"
+#include "metrics.h"
 #include "pg.h"
 
 #define LS_SHUTDOWN_GRACE_MS 5000
@@ -63,6 +64,7 @@ struct ls_worker {
     int disposed;        /* its h2o context and loop were torn down at exit */
     char rid_prefix[13];
     uint64_t rid_counter;
+    ls_metrics_block_t *metrics; /* bound to the worker's thread; set by the runner after init */
 };
 
 /*

@@ -11,6 +11,7 @@ LS_PACKAGES=(
     build-essential meson ninja-build pkg-config
     libh2o-evloop-dev libssl-dev libpq-dev libjson-c-dev libcurl4-openssl-dev libsodium-dev libcriterion-dev
     postgresql postgresql-contrib curl
+    prometheus # its promtool checks every daemon's /metrics (tests/integration/itest_metrics.c)
 )
 # What deploy/local/up --monitoring adds (promtool and amtool come with the first and the last).
 LS_MONITORING_PACKAGES=(prometheus prometheus-postgres-exporter prometheus-alertmanager)

@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "metrics.h"
 #include "rows.h"
 
 #define BATCH           32
@@ -46,6 +47,7 @@ typedef struct {
     size_t round_left; /* notifications of this round not yet settled */
     size_t pending;    /* callbacks still to come (queries and calls) */
     int stopped;
+    uint64_t gauges_due; /* next queue_depth_sql (worker 0), ls_now_ms() time */
 } poller_t;
 
 /* One notification being sent. */
@@ -143,6 +145,7 @@ static void on_stored(void *ud, ls_pg_status_t status, PGresult *res)
     int id = PQfnumber(res, "id"), recipient = PQfnumber(res, "recipient_telegram_id"),
         type = PQfnumber(res, "type");
     for (int i = 0; i < rows; i++) {
+        ls_metrics_notification_delivery(LS_NT_STORED);
         ls_log_line_t l;
         if (ls_log_begin(&l, LS_LOG_INFO, NULL, "notification delivered (stored)")) {
             ls_log_str(&l, "notification_id", PQgetvalue(res, i, id));
@@ -200,6 +203,9 @@ static void record(poller_t *p, send_t *s, outcome_t outcome, int http_status, c
     snprintf(status_text, sizeof(status_text), "%d", http_status);
     const char *status_param = http_status > 0 ? status_text : NULL;
     uint64_t deadline = ls_now_ms() + SETTLE_MS;
+    ls_metrics_notification_delivery(outcome == OUTCOME_SENT     ? LS_NT_SENT
+                                     : outcome == OUTCOME_FAILED ? LS_NT_FAILED
+                                                                 : LS_NT_RETRY);
     p->pending++;
     if (outcome == OUTCOME_SENT) {
         const char *params[3] = {s->id, attempt, status_param};
@@ -346,8 +352,30 @@ static void on_claimed(void *ud, ls_pg_status_t status, PGresult *res)
         send_one(p, res, i);
 }
 
+/* ls_notification_queue_depth, from worker 0's poller now and then. */
+static void on_queue_depth(void *ud, ls_pg_status_t status, PGresult *res)
+{
+    poller_t *p = ud;
+    if (settle_pending(p))
+        return;
+    if (status == LS_PG_OK && PQntuples(res) == 1)
+        ls_metrics_notification_queue(strtoll(PQgetvalue(res, 0, 0), NULL, 10));
+}
+
+static void query_queue_depth(poller_t *p)
+{
+    static const char sql[] = "SELECT count(*) FROM notifications WHERE delivery_status = 'pending'";
+    uint64_t now = ls_now_ms();
+    if (!LS_METRICS || !ls_metrics_first_worker() || now < p->gauges_due)
+        return;
+    p->gauges_due = now + LS_METRICS_GAUGE_QUERY_MS;
+    p->pending++;
+    ls_pg_exec_sql(p->pg, sql, 0, NULL, now + SETTLE_MS, on_queue_depth, p);
+}
+
 static void start_round(poller_t *p)
 {
+    query_queue_depth(p);
     char batch[16], lease[16];
     snprintf(batch, sizeof(batch), "%d", BATCH);
     snprintf(lease, sizeof(lease), "%d", NOTIFY_LEASE_S);

@@ -955,3 +955,56 @@ void lst_call_expect_problem(const char *base_url, const char *token, const char
     lst_expect_problem(&resp, status, needle);
     lst_resp_free(&resp);
 }
+
+/* ---- metrics ---- */
+
+char *lst_metrics_text(const char *base_url, const char *token)
+{
+    lst_resp_t resp;
+    lst_call_as(&resp, base_url, token, "GET", "/metrics", NULL, NULL, NULL);
+    cr_assert_eq(resp.status, 200, "GET %s/metrics: %d %.300s", base_url, resp.status,
+                 resp.body != NULL ? resp.body : "");
+    char *ct = lst_resp_header(&resp, "content-type");
+    cr_assert(ct != NULL && strcmp(ct, "text/plain; version=0.0.4; charset=utf-8") == 0,
+              "GET %s/metrics: content-type %s", base_url, ct != NULL ? ct : "none");
+    free(ct);
+    char *text = resp.body;
+    resp.body = NULL;
+    lst_resp_free(&resp);
+    return text;
+}
+
+int lst_metric_in(const char *text, const char *series, double *value)
+{
+    size_t n = strlen(series);
+    for (const char *line = text; line != NULL && *line != '\0';) {
+        if (strncmp(line, series, n) == 0 && line[n] == ' ') {
+            *value = strtod(line + n + 1, NULL);
+            return 1;
+        }
+        line = strchr(line, '\n');
+        if (line != NULL)
+            line++;
+    }
+    return 0;
+}
+
+double lst_metric(const char *base_url, const char *token, const char *series)
+{
+    double v = 0;
+    char *text = lst_metrics_text(base_url, token);
+    if (!lst_metric_in(text, series, &v))
+        v = 0;
+    free(text);
+    return v;
+}
+
+double lst_metric_wait(const char *base_url, const char *token, const char *series, double want, int timeout_ms)
+{
+    double v = lst_metric(base_url, token, series);
+    for (int waited = 0; v != want && waited < timeout_ms; waited += 100) {
+        usleep(100 * 1000);
+        v = lst_metric(base_url, token, series);
+    }
+    return v;
+}

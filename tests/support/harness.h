@@ -161,6 +161,22 @@ const char *lst_str_field(json_object *obj, const char *key);
  */
 void lst_expect_problem(const lst_resp_t *resp, int status, const char *needle);
 
+/*
+ * A daemon's GET /metrics (with the internal token), its body malloc'ed; fails the test unless it
+ * answers 200 with the Prometheus text format's content type.
+ */
+char *lst_metrics_text(const char *base_url, const char *token);
+/*
+ * The value of one series in an exposition: series is the name with its labels exactly as the
+ * daemon writes them, e.g. "ls_http_requests_total{route=\"/healthz\",method=\"GET\",status=\"2xx\"}".
+ * 1 and *value when the series is there, else 0.
+ */
+int lst_metric_in(const char *text, const char *series, double *value);
+/* lst_metric_in of a fresh scrape; an absent series reads as 0. */
+double lst_metric(const char *base_url, const char *token, const char *series);
+/* Scrapes every 100 ms until the series reads want or timeout_ms passed; returns the last value. */
+double lst_metric_wait(const char *base_url, const char *token, const char *series, double want, int timeout_ms);
+
 /* Random hex token of 2*nbytes characters (malloc'ed). */
 char *lst_random_hex(size_t nbytes);
 
