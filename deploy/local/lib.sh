@@ -13,6 +13,8 @@ LS_PACKAGES=(
     postgresql postgresql-contrib curl
     prometheus # its promtool checks every daemon's /metrics (tests/integration/itest_metrics.c)
 )
+# What deploy/local/up --monitoring adds (promtool and amtool come with the first and the last).
+LS_MONITORING_PACKAGES=(prometheus prometheus-postgres-exporter prometheus-alertmanager)
 
 # The daemons: name, binary (relative to the build folder), default port, database ("-": none).
 # One line per daemon; deploy/local/up starts those whose binary exists.
