@@ -16,9 +16,8 @@
 #   bk_role NAME / bk_db NAME   the role and the database name of NAME
 # Local: the administrator is the cluster's superuser (LS_PG_SUPERUSER in the env file), dumps use
 # the service's own DATABASE_URL. Compose: the tools run inside the db-<name> container (the
-# server's own binaries), connected over its local socket as POSTGRES_USER with POSTGRES_PASSWORD
-# from the container's environment; that role must be allowed CREATE DATABASE (the ls/postgres
-# entrypoint's POSTGRES_USER, like the usual postgres images').
+# server's own binaries) as the superuser "postgres" over the container's socket (ls/postgres's
+# peer authentication); the service's role and database are its POSTGRES_USER and POSTGRES_DB.
 
 BK_NAMES=(auth teachers students groups calendar notification)
 BK_MODE=""
@@ -80,20 +79,22 @@ bk_container() {
     printf '%s\n' "${ids%%$'\n'*}"
 }
 
-# bk_in NAME [-i] SCRIPT ARGS...: a sh script inside db-NAME's container, with libpq's PGUSER,
-# PGDATABASE and PGPASSWORD set from the container's POSTGRES_* settings.
+# bk_in NAME [-i] SCRIPT ARGS...: a sh script inside db-NAME's container as its "postgres" user, with
+# libpq's PGHOST and PGUSER set for the superuser over the container's socket (ls/postgres admits
+# it there by peer authentication), ROLE and DB set from the container's POSTGRES_USER and
+# POSTGRES_DB, and the server's binaries on the PATH (the image's ENV).
 bk_in() {
-    local name=$1 c opts=()
+    local name=$1 c opts=(-u postgres)
     shift
     if [[ $1 == -i ]]; then
-        opts=(-i)
+        opts+=(-i)
         shift
     fi
     c=$(bk_container "$name") || return 1
     local script=$1
     shift
     docker exec "${opts[@]}" "$c" sh -c \
-        'export PGUSER="$POSTGRES_USER" PGDATABASE="${POSTGRES_DB:-$POSTGRES_USER}" PGPASSWORD="$POSTGRES_PASSWORD"; '"$script" \
+        'export PGHOST=/var/run/postgresql PGUSER=postgres; ROLE=$POSTGRES_USER; DB=${POSTGRES_DB:-$POSTGRES_USER}; '"$script" \
         sh "$@"
 }
 
@@ -102,21 +103,21 @@ bk_in() {
 bk_role() {
     case $BK_MODE in
     local) printf '%s\n' "$1" ;;
-    compose) bk_in "$1" 'printf "%s\n" "$PGUSER"' ;;
+    compose) bk_in "$1" 'printf "%s\n" "$ROLE"' ;;
     esac
 }
 
 bk_db() {
     case $BK_MODE in
     local) printf '%s\n' "$1" ;;
-    compose) bk_in "$1" 'printf "%s\n" "$PGDATABASE"' ;;
+    compose) bk_in "$1" 'printf "%s\n" "$DB"' ;;
     esac
 }
 
 bk_dump() {
     case $BK_MODE in
     local) "$BK_PG_BIN/pg_dump" -Fc "$(bk_local_url "$1")" ;;
-    compose) bk_in "$1" 'exec pg_dump -Fc' ;;
+    compose) bk_in "$1" 'exec pg_dump -Fc -d "$DB"' ;;
     esac
 }
 
