@@ -94,9 +94,8 @@ static int prepare_process(const ls_daemon_t *d)
 static int prepare_data(const ls_daemon_t *d)
 {
     char err[512];
-    if (!d->no_database &&
-        ls_migrate_run(d->common->database_url, d->common->migrations_dir, d->common->database_wait_ms, err,
-                       sizeof(err)) < 0) {
+    if (!d->no_database && ls_migrate_run(d->common->database_url, d->common->migrations_dir,
+                                          d->common->database_wait_ms, err, sizeof(err)) < 0) {
         ls_log_line_t l;
         if (ls_log_begin(&l, LS_LOG_ERROR, NULL, "migrations failed")) {
             ls_log_str(&l, "error", err);

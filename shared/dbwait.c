@@ -18,8 +18,8 @@ static void sleep_ms(uint64_t ms)
         ;
 }
 
-PGconn *ls_dbwait_connect(const char *conninfo, const char *fallback_application_name, long long wait_ms, char *err,
-                          size_t errlen)
+PGconn *ls_dbwait_connect(const char *conninfo, const char *fallback_application_name, long long wait_ms,
+                          char *err, size_t errlen)
 {
     uint64_t t0 = ls_now_ms();
     uint64_t deadline = t0 + (uint64_t)(wait_ms > 0 ? wait_ms : 0);
@@ -30,10 +30,13 @@ PGconn *ls_dbwait_connect(const char *conninfo, const char *fallback_application
         uint64_t now = ls_now_ms();
         uint64_t left_s = deadline > now ? (deadline - now + 999) / 1000 : 0;
         char timeout[16];
-        snprintf(timeout, sizeof(timeout), "%llu", (unsigned long long)(left_s < 2 ? 2 : left_s > 10 ? 10 : left_s));
+        snprintf(timeout, sizeof(timeout), "%llu",
+                 (unsigned long long)(left_s < 2    ? 2
+                                      : left_s > 10 ? 10
+                                                    : left_s));
         /* Options come before dbname so that the caller's conninfo overrides them. */
-        const char *const keys[] = {"connect_timeout", "fallback_application_name", "client_encoding", "dbname",
-                                    NULL};
+        const char *const keys[] = {"connect_timeout", "fallback_application_name", "client_encoding",
+                                    "dbname", NULL};
         const char *const values[] = {timeout, fallback_application_name, "UTF8", conninfo, NULL};
         PGconn *conn = PQconnectdbParams(keys, values, 1);
         if (conn != NULL && PQstatus(conn) == CONNECTION_OK) {

@@ -31,7 +31,7 @@
  * within DATABASE_WAIT_MS=<wait_ms> ms (<n> attempts): <last reason>"; without one, "cannot connect
  * to PostgreSQL: <reason>".
  */
-PGconn *ls_dbwait_connect(const char *conninfo, const char *fallback_application_name, long long wait_ms, char *err,
-                          size_t errlen);
+PGconn *ls_dbwait_connect(const char *conninfo, const char *fallback_application_name, long long wait_ms,
+                          char *err, size_t errlen);
 
 #endif

@@ -730,8 +730,8 @@ static int pool_warming_up(const ls_pg_pool_t *pool)
 {
     for (int i = 0; i < pool->nconns; i++) {
         const conn_t *c = &pool->conns[i];
-        if ((c->state == C_RESOLVING || c->state == C_CONNECTING || c->state == C_PREPARING) && c->failures == 0 &&
-            !c->was_ready)
+        if ((c->state == C_RESOLVING || c->state == C_CONNECTING || c->state == C_PREPARING) &&
+            c->failures == 0 && !c->was_ready)
             return 1;
     }
     return 0;
@@ -906,6 +906,12 @@ static char *conninfo_host_name(const char *conninfo)
         else if (strcmp(o->keyword, "hostaddr") == 0)
             has_hostaddr = 1;
     }
+    /* What the string leaves out, libpq takes from PGHOST and PGHOSTADDR (read-only here: settings are
+     * read before the workers start). */
+    if (host == NULL)
+        host = getenv("PGHOST");
+    if (!has_hostaddr && getenv("PGHOSTADDR") != NULL && getenv("PGHOSTADDR")[0] != '\0')
+        has_hostaddr = 1;
     char *name = host != NULL && !has_hostaddr && ls_resolve_is_name(host) ? strdup(host) : NULL;
     PQconninfoFree(opts);
     return name;

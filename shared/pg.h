@@ -10,11 +10,12 @@
  * h2o_evloop_socket_create on a dup()ed fd); nothing here blocks once the pool is created.
  *
  * Host names: libpq would resolve a host name synchronously inside PQconnectPoll. When the
- * connection string names one host by name (not an address, not a socket folder, no hostaddr), the
- * pool looks it up off the loop (resolve.h) before every connection attempt (a container's address
- * may change between attempts) and gives libpq the addresses as hostaddr, keeping the name as host
- * for TLS and messages. The lookup counts against the attempt's connect timeout (10 s). A list of
- * several hosts is left to libpq, which then resolves on the loop: give such a pool addresses.
+ * connection string (or PGHOST, when it has no host) names one host by name (not an address, not a
+ * socket folder, no hostaddr nor PGHOSTADDR), the pool looks it up off the loop (resolve.h) before
+ * every connection attempt (a container's address may change between attempts) and gives libpq the
+ * addresses as hostaddr, keeping the name as host for TLS and messages. The lookup counts against
+ * the attempt's connect timeout (10 s). A list of several hosts is left to libpq, which then
+ * resolves on the loop: give such a pool addresses.
  *
  * Statements: the daemon passes a table of ls_pg_stmt_t; each is prepared on every connection as it
  * comes up, and queries name a statement by its index in that table.

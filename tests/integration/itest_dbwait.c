@@ -103,8 +103,8 @@ Test(dbwait, a_database_that_comes_up_later_is_waited_for, .timeout = 120)
     snprintf(url, sizeof(url), "%s/readyz", d.base_url);
     cr_expect_eq(lst_http(&resp, "GET", url, NULL, NULL), 200);
     lst_resp_free(&resp);
-    cr_expect_eq(lst_call_as(&resp, d.base_url, token, "GET", "/teachers?ids=1", NULL, "1", "admin"), 200, "%s",
-                 resp.body ? resp.body : "");
+    cr_expect_eq(lst_call_as(&resp, d.base_url, token, "GET", "/teachers?ids=1", NULL, "1", "admin"), 200,
+                 "%s", resp.body ? resp.body : "");
     lst_resp_free(&resp);
 
     const char *attempt[] = {"database not reachable yet", "\"attempt\":1,", "localhost", "retry_ms", NULL};
@@ -131,8 +131,8 @@ Test(dbwait, the_wait_is_bounded_by_DATABASE_WAIT_MS, .timeout = 60)
 {
     /* nothing listens on that port */
     char conninfo[256];
-    snprintf(conninfo, sizeof(conninfo), "host=localhost port=%d user=ls password=hunter2secret dbname=teachers",
-             lst_free_port());
+    snprintf(conninfo, sizeof(conninfo),
+             "host=localhost port=%d user=ls password=hunter2secret dbname=teachers", lst_free_port());
     char *token = lst_random_hex(24);
     lst_daemon_t d;
     struct timespec t0, t1;
@@ -144,7 +144,8 @@ Test(dbwait, the_wait_is_bounded_by_DATABASE_WAIT_MS, .timeout = 60)
     long ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
     cr_expect_geq(ms, 1500, "gave up after %ld ms", ms);
 
-    const char *needles[] = {"migrations failed", "PostgreSQL not reachable within DATABASE_WAIT_MS=1500 ms", NULL};
+    const char *needles[] = {"migrations failed", "PostgreSQL not reachable within DATABASE_WAIT_MS=1500 ms",
+                             NULL};
     json_object *lines = lst_log_lines(&d, needles);
     cr_expect_eq(json_object_array_length(lines), 1, "one clear final line (log: %s)", d.log_path);
     json_object_put(lines);

@@ -35,11 +35,11 @@ static void loop_close(ls_loop_t *loop)
 
 /* ---- scripted lookups (run on the lookup thread) ---- */
 
-static atomic_int lookups;         /* lookups started */
-static atomic_int lookups_done;    /* lookups returned */
-static atomic_int slow_ms;         /* how long a lookup takes */
-static const char *answers[4];     /* the n-th lookup's answer; "fail": a failed lookup */
-static atomic_int lookup_on_loop;  /* a lookup ran on the thread that called lookup() */
+static atomic_int lookups;        /* lookups started */
+static atomic_int lookups_done;   /* lookups returned */
+static atomic_int slow_ms;        /* how long a lookup takes */
+static const char *answers[4];    /* the n-th lookup's answer; "fail": a failed lookup */
+static atomic_int lookup_on_loop; /* a lookup ran on the thread that called lookup() */
 static pthread_t loop_thread;
 
 static int scripted(const char *host, char *addrs, size_t addrslen, char *err, size_t errlen)
@@ -182,7 +182,8 @@ Test(resolve, a_slow_lookup_does_not_stop_the_loop)
     cr_expect_eq(atomic_load(&lookups), 1, "one lookup for every caller");
     cr_expect_not(atomic_load(&lookup_on_loop), "the lookup ran on a thread of its own");
     cr_expect_geq(k.ticks, 100, "the loop kept serving timers (%d ticks)", k.ticks);
-    cr_expect_lt(k.longest_gap, 200, "no gap between ticks (longest %llu ms)", (unsigned long long)k.longest_gap);
+    cr_expect_lt(k.longest_gap, 200, "no gap between ticks (longest %llu ms)",
+                 (unsigned long long)k.longest_gap);
 
     /* the next lookup is a new one */
     script(0, "fail", NULL);
@@ -369,7 +370,8 @@ Test(resolve_pool, a_failed_lookup_is_retried_and_destroy_mid_lookup_is_clean, .
      * when the pool is destroyed. */
     script(0, "fail", NULL);
     ls_loop_t *loop = ls_loop_create();
-    ls_pg_pool_t *pool = pool_new(loop, "host=db.gone.invalid port=1 dbname=x user=x connect_timeout=2", 2, scripted);
+    ls_pg_pool_t *pool =
+        pool_new(loop, "host=db.gone.invalid port=1 dbname=x user=x connect_timeout=2", 2, scripted);
     res_t r = {0};
     RUN_UNTIL(loop, atomic_load(&lookups_done) >= 1, 5000);
     RUN_UNTIL(loop, 0, 50);
