@@ -19,6 +19,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "migrate.h"
+#include "resolve.h"
 
 #ifndef LS_VERSION /* meson passes the project's version */
 #define LS_VERSION "unknown"
@@ -81,6 +82,11 @@ static int prepare_process(const ls_daemon_t *d)
         return -1;
     }
     signal(SIGPIPE, SIG_IGN);
+    /* Threaded (or c-ares): curl's lookups then stay off the loops (docs/ARCHITECTURE.md §8). */
+    if (ls_resolve_curl_kind() == NULL)
+        ls_log(LS_LOG_WARN, NULL,
+               "libcurl resolves host names synchronously (no AsynchDNS): a slow DNS lookup of a service URL "
+               "blocks a worker's event loop; use a libcurl built with the threaded resolver or c-ares");
     return 0;
 }
 
@@ -88,8 +94,8 @@ static int prepare_process(const ls_daemon_t *d)
 static int prepare_data(const ls_daemon_t *d)
 {
     char err[512];
-    if (!d->no_database &&
-        ls_migrate_run(d->common->database_url, d->common->migrations_dir, err, sizeof(err)) < 0) {
+    if (!d->no_database && ls_migrate_run(d->common->database_url, d->common->migrations_dir,
+                                          d->common->database_wait_ms, err, sizeof(err)) < 0) {
         ls_log_line_t l;
         if (ls_log_begin(&l, LS_LOG_ERROR, NULL, "migrations failed")) {
             ls_log_str(&l, "error", err);

@@ -8,6 +8,11 @@
  * for one, HTTP client; every request goes through the front door (front.h) to its route's
  * handler. SIGTERM/SIGINT: every worker stops accepting, lets in-flight requests finish (at most
  * LS_SHUTDOWN_GRACE_MS), and the process exits 0; a failure to start exits 1.
+ *
+ * A database that is not up yet is waited for before the migrations, up to DATABASE_WAIT_MS (dbwait.h:
+ * one warning line per failed attempt); after that the daemon exits 1 with the last reason. Nothing
+ * is served meanwhile, not even /healthz. At start it also warns when libcurl resolves host names
+ * synchronously (resolve.h), which would block the loops of daemons that call others.
  */
 #ifndef LS_DAEMON_H
 #define LS_DAEMON_H
@@ -42,6 +47,7 @@ typedef struct {
     long long max_body_bytes;
     long long request_timeout_ms;
     char *migrations_dir;
+    long long database_wait_ms;
 } ls_daemon_config_t;
 
 // clang-format off
@@ -63,9 +69,12 @@ typedef struct {
     {"REQUEST_TIMEOUT_MS", LS_CFG_INT, "5000", 10, 600000, offsetof(type, m.request_timeout_ms),             \
      "longest a request may take when the caller sends no X-Deadline-Ms"},                                   \
     {"MIGRATIONS_DIR", LS_CFG_STR, default_migrations, 1, 4096, offsetof(type, m.migrations_dir),            \
-     "folder of this service's NNN_name.sql migrations"}
+     "folder of this service's NNN_name.sql migrations"},                                                    \
+    {"DATABASE_WAIT_MS", LS_CFG_INT, "60000", 0, 3600000, offsetof(type, m.database_wait_ms),                 \
+     "how long to wait at start for the database to accept connections (0: fail at once)"}
 
-/* The same without DATABASE_URL, PG_POOL_SIZE and MIGRATIONS_DIR, for a daemon with no_database. */
+/* The same without DATABASE_URL, PG_POOL_SIZE, MIGRATIONS_DIR and DATABASE_WAIT_MS, for a daemon with
+ * no_database. */
 #define LS_DAEMON_CONFIG_FIELDS_NO_DB(type, m, default_listen)                                                \
     {"LISTEN", LS_CFG_LISTEN, default_listen, 0, 0, offsetof(type, m.listen),                                \
      "address to listen on"},                                                                                 \

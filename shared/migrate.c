@@ -11,6 +11,7 @@
  */
 #include "migrate.h"
 
+#include "dbwait.h"
 #include "errbuf.h"
 #include "log.h"
 
@@ -33,25 +34,6 @@
 /* "LSMIGRAT" as a big-endian 64-bit integer: one key for every database, since advisory locks are
  * per database and each service migrates only its own. */
 #define LOCK_KEY "5499824547074031956"
-
-/* Copies a possibly multi-line libpq message as one line. */
-static void flatten(char *dst, size_t len, const char *src)
-{
-    size_t j = 0;
-    if (len == 0)
-        return;
-    for (size_t i = 0; src != NULL && src[i] != '\0' && j + 1 < len; i++) {
-        char c = src[i];
-        if (c == '\n' || c == '\r' || c == '\t')
-            c = ' ';
-        if (c == ' ' && (j == 0 || dst[j - 1] == ' '))
-            continue;
-        dst[j++] = c;
-    }
-    while (j > 0 && dst[j - 1] == ' ')
-        j--;
-    dst[j] = '\0';
-}
 
 void ls_migrate_checksum(const void *data, size_t len, char hex[65])
 {
@@ -394,7 +376,7 @@ static void describe_pg_error(const PGresult *res, const PGconn *conn, const cha
     char msg[512];
     const char *primary = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
     if (primary == NULL) {
-        flatten(msg, sizeof(msg), PQerrorMessage(conn));
+        err_flatten(msg, sizeof(msg), PQerrorMessage(conn));
         snprintf(buf, len, "%s", msg[0] ? msg : "unknown error");
         return;
     }
@@ -405,14 +387,14 @@ static void describe_pg_error(const PGresult *res, const PGconn *conn, const cha
     char where[48] = "";
     if (sql != NULL && pos != NULL)
         snprintf(where, sizeof(where), "line %d: ", line_of_position(sql, atol(pos)));
-    flatten(msg, sizeof(msg), primary);
+    err_flatten(msg, sizeof(msg), primary);
     int n = snprintf(buf, len, "%s%s", where, msg);
     if (detail != NULL && n >= 0 && (size_t)n < len) {
-        flatten(msg, sizeof(msg), detail);
+        err_flatten(msg, sizeof(msg), detail);
         n += snprintf(buf + n, len - (size_t)n, " (%s)", msg);
     }
     if (hint != NULL && n >= 0 && (size_t)n < len) {
-        flatten(msg, sizeof(msg), hint);
+        err_flatten(msg, sizeof(msg), hint);
         n += snprintf(buf + n, len - (size_t)n, " hint: %s", msg);
     }
     if (state != NULL && n >= 0 && (size_t)n < len)
@@ -534,7 +516,7 @@ static void warn_missing_file(const PGresult *applied, int row)
     }
 }
 
-int ls_migrate_run(const char *conninfo, const char *dir, char *err, size_t errlen)
+int ls_migrate_run(const char *conninfo, const char *dir, long long wait_ms, char *err, size_t errlen)
 {
     ls_migration_t *files = NULL;
     size_t nfiles = 0;
@@ -547,15 +529,10 @@ int ls_migrate_run(const char *conninfo, const char *dir, char *err, size_t errl
     if (ls_migrate_scan(dir, &files, &nfiles, err, errlen) != 0)
         goto done;
 
-    /* Options come before dbname so that the caller's conninfo overrides them. */
-    static const char *const keys[] = {"connect_timeout", "fallback_application_name", "client_encoding",
-                                       "dbname", NULL};
-    const char *const values[] = {"10", "ls-migrate", "UTF8", conninfo, NULL};
-    conn = PQconnectdbParams(keys, values, 1);
-    if (conn == NULL || PQstatus(conn) != CONNECTION_OK) {
-        /* libpq's message names host and user, never the password. */
-        flatten(msg, sizeof(msg), conn ? PQerrorMessage(conn) : "out of memory");
-        set_err(err, errlen, "migrations: cannot connect to PostgreSQL: %s", msg);
+    /* Waits for a database that is not up yet, up to wait_ms. */
+    conn = ls_dbwait_connect(conninfo, "ls-migrate", wait_ms, msg, sizeof(msg));
+    if (conn == NULL) {
+        set_err(err, errlen, "migrations: %s", msg);
         goto done;
     }
     PQsetNoticeReceiver(conn, on_notice, &ctx);

@@ -3,7 +3,7 @@
  *
  * A migrations folder holds files named NNN_name.sql (NNN: one or more digits; files not matching
  * are ignored). ls_migrate_run() connects with the given conninfo (blocking: it runs before the
- * daemon serves), takes a session advisory lock so that replicas starting together apply each
+ * daemon serves; a database not up yet is waited for up to wait_ms, dbwait.h), takes a session advisory lock so that replicas starting together apply each
  * file once, creates schema_migrations if needed, and for every file in numeric order:
  *   - applied before: its SHA-256 must equal the recorded checksum, else it fails naming the file;
  *   - new: runs the file and records (version, name, checksum) in one transaction.
@@ -34,7 +34,8 @@ int ls_migrate_scan(const char *dir, ls_migration_t **out, size_t *n, char *err,
 /* Hex SHA-256 of a buffer. */
 void ls_migrate_checksum(const void *data, size_t len, char hex[65]);
 
-/* Applies what is pending. Returns the number applied (>= 0), or -1 with err filled. */
-int ls_migrate_run(const char *conninfo, const char *dir, char *err, size_t errlen);
+/* Applies what is pending, after waiting up to wait_ms (DATABASE_WAIT_MS; 0: no wait) for the
+ * database to accept a connection. Returns the number applied (>= 0), or -1 with err filled. */
+int ls_migrate_run(const char *conninfo, const char *dir, long long wait_ms, char *err, size_t errlen);
 
 #endif

@@ -19,6 +19,7 @@
 
 #include "log.h"
 #include "metrics.h"
+#include "resolve.h"
 
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000
@@ -71,7 +72,8 @@ typedef struct {
     PGresult *res;
 } entry_t;
 
-typedef enum { C_IDLE, C_CONNECTING, C_PREPARING, C_READY, C_FAILING } conn_state_t;
+/* C_RESOLVING: waiting for the pool's host name lookup (resolve.h) before libpq may start. */
+typedef enum { C_IDLE, C_RESOLVING, C_CONNECTING, C_PREPARING, C_READY, C_FAILING } conn_state_t;
 
 struct conn {
     ls_pg_pool_t *pool;
@@ -113,6 +115,10 @@ struct ls_pg_pool {
     int destroying;
     int nconns;
     conn_t *conns;
+    /* The DATABASE_URL host when it is a name: looked up off the loop before every connection
+     * attempt, libpq then gets the address as hostaddr (and the name as host, for TLS and messages).
+     * NULL when libpq resolves nothing (an address, a socket folder, several hosts, or a hostaddr). */
+    ls_resolver_t *resolver;
 };
 
 static void conn_start(conn_t *conn);
@@ -129,7 +135,9 @@ static void pool_publish(const ls_pg_pool_t *pool)
         if (c->state == C_READY)
             by_state[c->count > 0 || c->reserved ? LS_PGC_BUSY : LS_PGC_READY]++;
         else
-            by_state[c->state == C_CONNECTING || c->state == C_PREPARING ? LS_PGC_CONNECTING : LS_PGC_BROKEN]++;
+            by_state[c->state == C_RESOLVING || c->state == C_CONNECTING || c->state == C_PREPARING
+                         ? LS_PGC_CONNECTING
+                         : LS_PGC_BROKEN]++;
     }
     ls_metrics_pg_pool(by_state, (int)pool->queue_len);
 #endif
@@ -722,7 +730,8 @@ static int pool_warming_up(const ls_pg_pool_t *pool)
 {
     for (int i = 0; i < pool->nconns; i++) {
         const conn_t *c = &pool->conns[i];
-        if ((c->state == C_CONNECTING || c->state == C_PREPARING) && c->failures == 0 && !c->was_ready)
+        if ((c->state == C_RESOLVING || c->state == C_CONNECTING || c->state == C_PREPARING) &&
+            c->failures == 0 && !c->was_ready)
             return 1;
     }
     return 0;
@@ -770,6 +779,9 @@ static void on_conn_timer(ls_timer_t *timer)
     case C_IDLE:
         conn_start(conn);
         break;
+    case C_RESOLVING:
+        conn_fail(conn, "host name lookup timed out");
+        break;
     case C_CONNECTING:
     case C_PREPARING:
         conn_fail(conn, "connect timeout");
@@ -791,12 +803,14 @@ static void on_notice(void *arg, const char *message)
     }
 }
 
-static void conn_start(conn_t *conn)
+/* Starts libpq on the connection string as it is (addrs NULL), or with the pool's host name resolved:
+ * addrs (comma-separated) as hostaddr, the name repeated as host. */
+static void conn_connect(conn_t *conn, const char *addrs)
 {
     const ls_pg_config_t *cfg = &conn->pool->config;
     /* dbname first: with expand_dbname its connection string is expanded, and the keywords after it
      * override what it says. */
-    const char *keys[4], *vals[4];
+    const char *keys[6], *vals[6];
     int n = 0;
     keys[n] = "dbname", vals[n++] = cfg->conninfo;
     if (cfg->application_name != NULL)
@@ -805,11 +819,20 @@ static void conn_start(conn_t *conn)
      * left to choose, PostgreSQL 15 kept re-planning list queries (0.67 ms of planning for 0.20 ms
      * of execution, tests/bench/RESULTS.md). */
     keys[n] = "options", vals[n++] = "-c TimeZone=UTC -c plan_cache_mode=force_generic_plan";
+    char hosts[LS_RESOLVE_MAX_ADDRS * (LS_RESOLVE_HOST_MAX + 1)];
+    if (addrs != NULL) {
+        /* libpq wants as many hosts as addresses; it tries them in turn. */
+        const char *name = ls_resolver_host(conn->pool->resolver);
+        size_t off = 0;
+        for (const char *a = addrs; a != NULL && off < sizeof(hosts); a = strchr(a + 1, ','))
+            off += (size_t)snprintf(hosts + off, sizeof(hosts) - off, "%s%s", off > 0 ? "," : "", name);
+        keys[n] = "host", vals[n++] = hosts;
+        keys[n] = "hostaddr", vals[n++] = addrs;
+    }
     keys[n] = NULL, vals[n] = NULL;
 
     conn->state = C_CONNECTING;
     pool_publish(conn->pool);
-    ls_timer_start(conn->pool->loop, &conn->timer, CONNECT_TIMEOUT_MS);
     conn->pg = PQconnectStartParams(keys, vals, 1);
     if (conn->pg == NULL) {
         conn_fail(conn, "out of memory");
@@ -827,6 +850,71 @@ static void conn_start(conn_t *conn)
     }
     conn->want = PGRES_POLLING_WRITING;
     conn_want_write(conn);
+}
+
+/* One connection attempt, bounded by CONNECT_TIMEOUT_MS from here: the host name lookup (fresh for
+ * every attempt, since a container's address may change; shared by the connections asking at the
+ * same time), then libpq's connect. */
+static void conn_start(conn_t *conn)
+{
+    ls_pg_pool_t *pool = conn->pool;
+    ls_timer_start(pool->loop, &conn->timer, CONNECT_TIMEOUT_MS);
+    if (pool->resolver == NULL) {
+        conn_connect(conn, NULL);
+        return;
+    }
+    conn->state = C_RESOLVING;
+    pool_publish(pool);
+    if (ls_resolver_lookup(pool->resolver) != 0)
+        conn_fail(conn, "could not start a host name lookup");
+}
+
+/* The lookup ended: every connection waiting for it goes on (or fails and retries with backoff). */
+static void on_resolved(void *ud, const char *addrs, const char *err)
+{
+    ls_pg_pool_t *pool = ud;
+    ls_log_line_t l;
+    if (ls_log_begin(&l, addrs != NULL ? LS_LOG_DEBUG : LS_LOG_WARN, NULL, "pg host name lookup")) {
+        ls_log_str(&l, "host", ls_resolver_host(pool->resolver));
+        ls_log_str(&l, addrs != NULL ? "addrs" : "error", addrs != NULL ? addrs : err);
+        ls_log_end(&l);
+    }
+    for (int i = 0; i < pool->nconns; i++) {
+        conn_t *c = &pool->conns[i];
+        if (c->state != C_RESOLVING)
+            continue;
+        if (addrs != NULL)
+            conn_connect(c, addrs);
+        else
+            conn_fail(c, err);
+    }
+}
+
+/* The connection string's host when libpq would resolve it as a name (malloc'ed), else NULL. */
+static char *conninfo_host_name(const char *conninfo)
+{
+    PQconninfoOption *opts = PQconninfoParse(conninfo, NULL);
+    if (opts == NULL)
+        return NULL; /* libpq reports a bad string when it connects */
+    const char *host = NULL;
+    int has_hostaddr = 0;
+    for (const PQconninfoOption *o = opts; o->keyword != NULL; o++) {
+        if (o->val == NULL || o->val[0] == '\0')
+            continue;
+        if (strcmp(o->keyword, "host") == 0)
+            host = o->val;
+        else if (strcmp(o->keyword, "hostaddr") == 0)
+            has_hostaddr = 1;
+    }
+    /* What the string leaves out, libpq takes from PGHOST and PGHOSTADDR (read-only here: settings are
+     * read before the workers start). */
+    if (host == NULL)
+        host = getenv("PGHOST");
+    if (!has_hostaddr && getenv("PGHOSTADDR") != NULL && getenv("PGHOSTADDR")[0] != '\0')
+        has_hostaddr = 1;
+    char *name = host != NULL && !has_hostaddr && ls_resolve_is_name(host) ? strdup(host) : NULL;
+    PQconninfoFree(opts);
+    return name;
 }
 
 /* ---- dispatch ---- */
@@ -950,6 +1038,13 @@ ls_pg_pool_t *ls_pg_pool_create(ls_loop_t *loop, const ls_pg_config_t *config)
         if (c->ring == NULL)
             goto fail;
     }
+    char *name = conninfo_host_name(config->conninfo);
+    if (name != NULL) {
+        pool->resolver = ls_resolver_create(loop, name, config->resolve, on_resolved, pool);
+        free(name);
+        if (pool->resolver == NULL)
+            goto fail;
+    }
     for (int i = 0; i < pool->nconns; i++)
         conn_start(&pool->conns[i]);
     return pool;
@@ -969,6 +1064,9 @@ void ls_pg_pool_destroy(ls_pg_pool_t *pool)
     if (pool == NULL)
         return;
     pool->destroying = 1;
+    /* A lookup still running is abandoned: its thread frees its own part when it returns. */
+    ls_resolver_destroy(pool->resolver);
+    pool->resolver = NULL;
     for (int i = 0; i < pool->nconns; i++) {
         conn_t *c = &pool->conns[i];
         ls_timer_stop(pool->loop, &c->timer);

@@ -1,13 +1,21 @@
 /*
  * pg: an asynchronous PostgreSQL pool for one worker thread's event loop.
  *
- * pg.c is one module (about 1,100 lines) because it is one state machine: a connection's start-up,
+ * pg.c is one module (about 1,200 lines) because it is one state machine: a connection's start-up,
  * preparing, pipeline, transactions, deadlines and reconnects all move the same per-connection
  * state, and splitting them would spread that state's invariants over several files.
  *
  * Each worker owns one ls_pg_pool_t holding its share of PG_POOL_SIZE connections. Connections are
  * opened with PQconnectStartParams/PQconnectPoll and driven by the loop (PQsocket wrapped with
  * h2o_evloop_socket_create on a dup()ed fd); nothing here blocks once the pool is created.
+ *
+ * Host names: libpq would resolve a host name synchronously inside PQconnectPoll. When the
+ * connection string (or PGHOST, when it has no host) names one host by name (not an address, not a
+ * socket folder, no hostaddr nor PGHOSTADDR), the pool looks it up off the loop (resolve.h) before
+ * every connection attempt (a container's address may change between attempts) and gives libpq the
+ * addresses as hostaddr, keeping the name as host for TLS and messages. The lookup counts against
+ * the attempt's connect timeout (10 s). A list of several hosts is left to libpq, which then
+ * resolves on the loop: give such a pool addresses.
  *
  * Statements: the daemon passes a table of ls_pg_stmt_t; each is prepared on every connection as it
  * comes up, and queries name a statement by its index in that table.
@@ -58,6 +66,7 @@
 #include <libpq-fe.h>
 
 #include "loop.h"
+#include "resolve.h"
 
 #define LS_PG_PIPELINE_DEPTH 16
 #define LS_PG_MAX_PARAMS     32
@@ -89,6 +98,7 @@ typedef struct {
     size_t queue_max; /* waiting queries beyond the pipelines; 0 means 1024 */
     const ls_pg_stmt_t *stmts;
     size_t nstmts;
+    ls_resolve_fn resolve; /* how a host name is looked up (resolve.h); NULL: getaddrinfo */
 } ls_pg_config_t;
 
 /*

@@ -321,9 +321,10 @@ static int pg_tool(const lst_cluster_t *c, const char *tool, const char *const *
     return rc == 0 ? 0 : -1;
 }
 
-void lst_cluster_create(lst_cluster_t *c)
+static void cluster_create(lst_cluster_t *c, int tcp)
 {
     memset(c, 0, sizeof(*c));
+    c->tcp = tcp;
     const char *runas = getenv("LS_TEST_PGRUNAS");
     const char *password = lst_env("LS_TEST_PGPASSWORD");
     const char *superuser = lst_env("LS_TEST_PGUSER");
@@ -378,6 +379,23 @@ void lst_cluster_create(lst_cluster_t *c)
     }
 }
 
+void lst_cluster_create(lst_cluster_t *c)
+{
+    cluster_create(c, 0);
+}
+
+void lst_cluster_create_tcp(lst_cluster_t *c)
+{
+    cluster_create(c, 1);
+}
+
+char *lst_cluster_conninfo_tcp(const lst_cluster_t *c, const char *host, const char *dbname)
+{
+    char port[16];
+    snprintf(port, sizeof(port), "%d", c->port);
+    return make_conninfo(host, port, lst_env("LS_TEST_PGUSER"), lst_env("LS_TEST_PGPASSWORD"), dbname);
+}
+
 char *lst_cluster_conninfo(const lst_cluster_t *c, const char *dbname)
 {
     char port[16];
@@ -397,8 +415,8 @@ int lst_cluster_start(lst_cluster_t *c)
     cluster_root(c, root, sizeof(root));
     snprintf(log, sizeof(log), "%s/server.log", root);
     /* fsync off: throwaway data, and the machine is shared with parallel tests. */
-    snprintf(opts, sizeof(opts), "-p %d -k %s -c listen_addresses='' -c fsync=off -c max_connections=100",
-             c->port, c->sockdir);
+    snprintf(opts, sizeof(opts), "-p %d -k %s -c listen_addresses='%s' -c fsync=off -c max_connections=100",
+             c->port, c->sockdir, c->tcp ? "127.0.0.1" : "");
     const char *args[] = {"-D", c->dir, "-o", opts, "-l", log, "-w", "-t", "30", "start", NULL};
     int rc = pg_tool(c, "pg_ctl", args);
     if (rc != 0)

@@ -51,9 +51,14 @@ typedef struct {
     char dir[256];     /* data directory */
     char sockdir[256]; /* unix socket directory */
     int port;
+    int tcp; /* also listens on 127.0.0.1:port */
 } lst_cluster_t;
 
 void lst_cluster_create(lst_cluster_t *c);
+/* The same cluster, listening on TCP 127.0.0.1:port as well (for connections through a host name). */
+void lst_cluster_create_tcp(lst_cluster_t *c);
+/* Superuser conninfo for dbname over TCP, through host (a name such as "localhost", or an address). */
+char *lst_cluster_conninfo_tcp(const lst_cluster_t *c, const char *host, const char *dbname);
 /* Superuser conninfo for dbname on the private cluster (malloc'ed). */
 char *lst_cluster_conninfo(const lst_cluster_t *c, const char *dbname);
 /* pg_ctl stop -m fast / start -w. Return 0 or -1. */

@@ -14,6 +14,7 @@
 
 #include "harness.h"
 #include "log.h"
+#include "loop.h"
 #include "migrate.h"
 
 /* ---- temp folders ----------------------------------------------------------------------------- */
@@ -240,7 +241,7 @@ TestSuite(migrate_db, .init = suite_open, .fini = suite_close);
 /* Runs the migrations of f's folder: ls_migrate_run must return want (the files applied, or -1). */
 static void migrate(fixture_t *f, int want)
 {
-    cr_assert_eq(ls_migrate_run(f->conninfo, f->dir, f->err, sizeof(f->err)), want, "%s", f->err);
+    cr_assert_eq(ls_migrate_run(f->conninfo, f->dir, 0, f->err, sizeof(f->err)), want, "%s", f->err);
 }
 
 /* First column of the first row of sql on the fixture's database (malloc'ed). */
@@ -365,7 +366,7 @@ Test(migrate_db, transaction_control_in_a_file_is_rejected)
         fixture_open(&f);
         write_file(f.dir, "1_tx.sql", cases[i].text);
         char err[512] = "", want[256];
-        cr_expect_eq(ls_migrate_run(f.conninfo, f.dir, err, sizeof(err)), -1, "[%zu]", i);
+        cr_expect_eq(ls_migrate_run(f.conninfo, f.dir, 0, err, sizeof(err)), -1, "[%zu]", i);
         snprintf(
             want, sizeof(want),
             "migration 1_tx.sql, line %d: %s is not allowed; each migration already runs in one transaction",
@@ -416,11 +417,30 @@ Test(migrate_db, unreachable_database_is_a_clear_error)
 {
     char err[512] = "";
     cr_assert_eq(ls_migrate_run("host=127.0.0.1 port=1 user=nobody password=hunter2secret connect_timeout=2",
-                                fx.dir, err, sizeof(err)),
+                                fx.dir, 0, err, sizeof(err)),
                  -1);
     cr_expect(strncmp(err, "migrations: cannot connect to PostgreSQL: ", 42) == 0, "%s", err);
     cr_expect_null(strstr(err, "hunter2secret"), "password leaked: %s", err);
     cr_expect_null(strchr(err, '\n'), "one line: %s", err);
+}
+
+Test(migrate_db, unreachable_database_is_waited_for_then_a_clear_error)
+{
+    char err[512] = "";
+    uint64_t t0 = ls_now_ms();
+    cr_assert_eq(ls_migrate_run("host=127.0.0.1 port=1 user=nobody password=hunter2secret", fx.dir, 1200, err,
+                                sizeof(err)),
+                 -1);
+    uint64_t took = ls_now_ms() - t0;
+    /* attempts at 0, 250, 750 ms and one at the deadline (the last pause is cut to the time left) */
+    cr_expect_geq(took, 1200, "waited %llu ms", (unsigned long long)took);
+    cr_expect_lt(took, 4000, "waited %llu ms", (unsigned long long)took);
+    const char *head = "migrations: PostgreSQL not reachable within DATABASE_WAIT_MS=1200 ms (";
+    cr_assert(strncmp(err, head, strlen(head)) == 0, "%s", err);
+    int attempts = atoi(err + strlen(head));
+    cr_expect(attempts >= 3 && attempts <= 5, "retried with backoff: %s", err);
+    cr_expect_neq(strstr(err, "127.0.0.1"), NULL, "the reason names the server: %s", err);
+    cr_expect_null(strstr(err, "hunter2secret"), "password leaked: %s", err);
 }
 
 struct racer {
@@ -434,7 +454,7 @@ static void *race(void *arg)
 {
     struct racer *r = arg;
     pthread_barrier_wait(r->start);
-    r->rc = ls_migrate_run(r->conninfo, r->dir, r->err, sizeof(r->err));
+    r->rc = ls_migrate_run(r->conninfo, r->dir, 0, r->err, sizeof(r->err));
     return NULL;
 }
 
