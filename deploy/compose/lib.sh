@@ -12,7 +12,7 @@ LS_COMPOSE_PROJECT=${LS_COMPOSE_PROJECT:-ls}
 LS_COMPOSE_ENV=${LS_COMPOSE_ENV:-$LS_COMPOSE_DIR/.env}
 # The services that have a database of their own, and every service's port.
 LS_COMPOSE_DBS="auth teachers students groups calendar notification"
-declare -A LS_COMPOSE_PORTS=([bff]=8080 [auth]=8081 [teachers]=8082 [students]=8083 [groups]=8084
+declare -gA LS_COMPOSE_PORTS=([bff]=8080 [auth]=8081 [teachers]=8082 [students]=8083 [groups]=8084
     [calendar]=8085 [notification]=8086)
 
 # ls_compose ARGS...: docker-compose on this project, with its file and its .env.
