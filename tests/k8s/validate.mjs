@@ -87,7 +87,7 @@ function checkDeployment(objs, daemon, overlay) {
   if (image !== spec.image) problems.push(`image ${c.image}, expected ${overlay ? "…/" : ""}${spec.image}`);
   const port = (c.ports ?? []).find((p) => p.containerPort === spec.port);
   if (!port) problems.push(`no container port ${spec.port}`);
-  if (env(c, "LISTEN")?.value !== `:${spec.port}`) problems.push(`LISTEN is not :${spec.port}`);
+  if (env(c, "LISTEN")?.value !== `0.0.0.0:${spec.port}`) problems.push(`LISTEN is not 0.0.0.0:${spec.port} (":port" listens on loopback only)`);
   const probe = (kind, path) => {
     const p = c[kind];
     const pp = p?.httpGet?.port;
