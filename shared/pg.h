@@ -2,8 +2,8 @@
  * pg: an asynchronous PostgreSQL pool for one worker thread's event loop.
  *
  * pg.c is one module (about 1,200 lines) because it is one state machine: a connection's start-up,
- * preparing, pipeline, transactions, deadlines and reconnects all move the same per-connection
- * state, and splitting them would spread that state's invariants over several files.
+ * host lookup, preparing, pipeline, transactions, deadlines and reconnects all move the same
+ * per-connection state, and splitting them would spread that state's invariants over several files.
  *
  * Each worker owns one ls_pg_pool_t holding its share of PG_POOL_SIZE connections. Connections are
  * opened with PQconnectStartParams/PQconnectPoll and driven by the loop (PQsocket wrapped with
