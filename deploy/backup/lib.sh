@@ -144,7 +144,7 @@ bk_restore() {
     role=$(bk_role "$name") || return 1
     # --no-owner --role: whoever owned the objects where the dump was taken, here the service's
     # role creates and owns them all, so the service may change them afterwards.
-    local opts=(--exit-on-error --single-transaction --no-owner --role="$role")
+    local opts=(--exit-on-error --single-transaction --no-owner --no-comments --role="$role")
     case $BK_MODE in
     local)
         PGPASSWORD=$BK_PG_PASSWORD "$BK_PG_BIN/pg_restore" "${opts[@]}" \
