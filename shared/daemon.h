@@ -51,35 +51,27 @@ typedef struct {
 } ls_daemon_config_t;
 
 // clang-format off
-#define LS_DAEMON_CONFIG_FIELDS(type, m, default_listen, default_migrations)                                  \
-    {"LISTEN", LS_CFG_LISTEN, default_listen, 0, 0, offsetof(type, m.listen),                                \
-     "address to listen on"},                                                                                 \
-    {"THREADS", LS_CFG_INT, "0", 0, 64, offsetof(type, m.threads),                                            \
-     "worker threads, each with its own event loop (0: one per core)"},                                      \
-    {"DATABASE_URL", LS_CFG_SECRET, NULL, 1, 4096, offsetof(type, m.database_url),                           \
-     "libpq connection string of this service's own database"},                                              \
-    {"PG_POOL_SIZE", LS_CFG_INT, "5", 1, 256, offsetof(type, m.pg_pool_size),                                \
-     "PostgreSQL connections in all, shared out across threads"},                                            \
-    {"INTERNAL_TOKEN", LS_CFG_SECRET, NULL, 16, 512, offsetof(type, m.internal_token),                       \
-     "bearer token every internal call must carry"},                                                         \
-    {"LOG_LEVEL", LS_CFG_LEVEL, "info", 0, 0, offsetof(type, m.log_level),                                   \
-     "debug, info, warn or error"},                                                                          \
-    {"MAX_BODY_BYTES", LS_CFG_INT, "65536", 1024, 16777216, offsetof(type, m.max_body_bytes),                \
-     "largest request body accepted (413 above)"},                                                           \
-    {"REQUEST_TIMEOUT_MS", LS_CFG_INT, "5000", 10, 600000, offsetof(type, m.request_timeout_ms),             \
-     "longest a request may take when the caller sends no X-Deadline-Ms"},                                   \
-    {"MIGRATIONS_DIR", LS_CFG_STR, default_migrations, 1, 4096, offsetof(type, m.migrations_dir),            \
-     "folder of this service's NNN_name.sql migrations"},                                                    \
-    {"DATABASE_WAIT_MS", LS_CFG_INT, "60000", 0, 3600000, offsetof(type, m.database_wait_ms),                 \
-     "how long to wait at start for the database to accept connections (0: fail at once)"}
+#define LS_DAEMON_CONFIG_FIELDS(type, m, default_listen, default_migrations)                                 \
+    LS__CFG_SERVING(type, m, default_listen), LS__CFG_DATABASE(type, m), LS__CFG_REQUESTS(type, m),          \
+        LS__CFG_MIGRATIONS(type, m, default_migrations)
 
 /* The same without DATABASE_URL, PG_POOL_SIZE, MIGRATIONS_DIR and DATABASE_WAIT_MS, for a daemon with
  * no_database. */
-#define LS_DAEMON_CONFIG_FIELDS_NO_DB(type, m, default_listen)                                                \
+#define LS_DAEMON_CONFIG_FIELDS_NO_DB(type, m, default_listen)                                               \
+    LS__CFG_SERVING(type, m, default_listen), LS__CFG_REQUESTS(type, m)
+
+/* The groups of rows the two lists above are made of, in the order --help prints them. */
+#define LS__CFG_SERVING(type, m, default_listen)                                                             \
     {"LISTEN", LS_CFG_LISTEN, default_listen, 0, 0, offsetof(type, m.listen),                                \
-     "address to listen on"},                                                                                 \
-    {"THREADS", LS_CFG_INT, "0", 0, 64, offsetof(type, m.threads),                                            \
-     "worker threads, each with its own event loop (0: one per core)"},                                      \
+     "address to listen on"},                                                                                \
+    {"THREADS", LS_CFG_INT, "0", 0, 64, offsetof(type, m.threads),                                           \
+     "worker threads, each with its own event loop (0: one per core)"}
+#define LS__CFG_DATABASE(type, m)                                                                            \
+    {"DATABASE_URL", LS_CFG_SECRET, NULL, 1, 4096, offsetof(type, m.database_url),                           \
+     "libpq connection string of this service's own database"},                                              \
+    {"PG_POOL_SIZE", LS_CFG_INT, "5", 1, 256, offsetof(type, m.pg_pool_size),                                \
+     "PostgreSQL connections in all, shared out across threads"}
+#define LS__CFG_REQUESTS(type, m)                                                                            \
     {"INTERNAL_TOKEN", LS_CFG_SECRET, NULL, 16, 512, offsetof(type, m.internal_token),                       \
      "bearer token every internal call must carry"},                                                         \
     {"LOG_LEVEL", LS_CFG_LEVEL, "info", 0, 0, offsetof(type, m.log_level),                                   \
@@ -88,6 +80,11 @@ typedef struct {
      "largest request body accepted (413 above)"},                                                           \
     {"REQUEST_TIMEOUT_MS", LS_CFG_INT, "5000", 10, 600000, offsetof(type, m.request_timeout_ms),             \
      "longest a request may take when the caller sends no X-Deadline-Ms"}
+#define LS__CFG_MIGRATIONS(type, m, default_migrations)                                                      \
+    {"MIGRATIONS_DIR", LS_CFG_STR, default_migrations, 1, 4096, offsetof(type, m.migrations_dir),            \
+     "folder of this service's NNN_name.sql migrations"},                                                    \
+    {"DATABASE_WAIT_MS", LS_CFG_INT, "60000", 0, 3600000, offsetof(type, m.database_wait_ms),                \
+     "how long to wait at start for the database to accept connections (0: fail at once)"}
 // clang-format on
 
 /* One receiver of the daemon's outbox rows (outbox.h): the name the rows give as their target, and
