@@ -81,7 +81,8 @@ void bff_text_reply(ls_req_t *r, ls_text_t *t, json_object *errors, ls_metrics_v
 {
     int partial = json_object_array_length(errors) > 0;
     for (size_t i = 0; LS_METRICS && i < json_object_array_length(errors); i++)
-        ls_metrics_bff_partial(view, ls_metrics_target(bff_str_of(json_object_array_get_idx(errors, i), "service")));
+        ls_metrics_bff_partial(
+            view, ls_metrics_target(bff_str_of(json_object_array_get_idx(errors, i), "service")));
     if (partial)
         ls_text_lit(t, ",\"partial\":true,\"errors\":");
     else

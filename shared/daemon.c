@@ -36,7 +36,7 @@ typedef struct {
     int started; /* workers whose thread runs */
     ls_unix_listener_t unix_listeners[LS_CFG_LISTEN_MAX];
     ls_metrics_t *metrics; /* one block per worker */
-    sigset_t sigs; /* SIGINT and SIGTERM: blocked in every thread, awaited by the main one */
+    sigset_t sigs;         /* SIGINT and SIGTERM: blocked in every thread, awaited by the main one */
 } run_t;
 
 /* Static: workers whose h2o context could not be disposed at exit stay reachable from it (for leak
@@ -156,7 +156,8 @@ static int init_workers(run_t *run)
         .stmts = d->stmts,
         .nstmts = d->nstmts,
         .nworkers = run->nthreads,
-        .features = (d->no_database ? 0 : LS_METRICS_F_DB) | (d->outbox.targets != NULL ? LS_METRICS_F_OUTBOX : 0),
+        .features =
+            (d->no_database ? 0 : LS_METRICS_F_DB) | (d->outbox.targets != NULL ? LS_METRICS_F_OUTBOX : 0),
     };
     run->metrics = ls_metrics_create(&md);
     run->workers = calloc((size_t)run->nthreads, sizeof(*run->workers));

@@ -12,9 +12,8 @@
 
 /* Bucket bounds in nanoseconds, as the contract's seconds. */
 const uint64_t ls_metrics_bucket_ns[LS_METRICS_NBUCKETS] = {
-    500000ull,    1000000ull,    2500000ull,    5000000ull,    10000000ull,
-    25000000ull,  50000000ull,   100000000ull,  250000000ull,  500000000ull,
-    1000000000ull, 2500000000ull, 5000000000ull, 10000000000ull,
+    500000ull,    1000000ull,   2500000ull,   5000000ull,    10000000ull,   25000000ull,   50000000ull,
+    100000000ull, 250000000ull, 500000000ull, 1000000000ull, 2500000000ull, 5000000000ull, 10000000000ull,
 };
 
 static __thread ls_metrics_block_t *tl_block;

@@ -78,10 +78,24 @@ void ls_metrics_label_value(ls_text_t *t, const char *v);
 
 /* ---- labels ---- */
 
-enum { LS_M_GET, LS_M_HEAD, LS_M_POST, LS_M_PUT, LS_M_PATCH, LS_M_DELETE, LS_M_OPTIONS, LS_M_OTHER, LS_M_NMETHODS };
+enum {
+    LS_M_GET,
+    LS_M_HEAD,
+    LS_M_POST,
+    LS_M_PUT,
+    LS_M_PATCH,
+    LS_M_DELETE,
+    LS_M_OPTIONS,
+    LS_M_OTHER,
+    LS_M_NMETHODS
+};
 /* Route slots besides the route table's indexes. */
-enum { LS_METRICS_ROUTE_HEALTHZ = -1, LS_METRICS_ROUTE_READYZ = -2, LS_METRICS_ROUTE_METRICS = -3,
-       LS_METRICS_ROUTE_UNMATCHED = -4 };
+enum {
+    LS_METRICS_ROUTE_HEALTHZ = -1,
+    LS_METRICS_ROUTE_READYZ = -2,
+    LS_METRICS_ROUTE_METRICS = -3,
+    LS_METRICS_ROUTE_UNMATCHED = -4
+};
 typedef enum {
     LS_UP_2XX,
     LS_UP_3XX,
@@ -94,9 +108,21 @@ typedef enum {
     LS_UP_NOUTCOMES
 } ls_metrics_upstream_outcome_t;
 typedef enum { LS_OB_DELIVERED, LS_OB_RETRY, LS_OB_FAILED, LS_OB_NOUTCOMES } ls_metrics_outbox_outcome_t;
-typedef enum { LS_NT_SENT, LS_NT_RETRY, LS_NT_FAILED, LS_NT_STORED, LS_NT_NOUTCOMES } ls_metrics_notify_outcome_t;
+typedef enum {
+    LS_NT_SENT,
+    LS_NT_RETRY,
+    LS_NT_FAILED,
+    LS_NT_STORED,
+    LS_NT_NOUTCOMES
+} ls_metrics_notify_outcome_t;
 typedef enum { LS_VIEW_PROFILE, LS_VIEW_GROUP, LS_VIEW_SCHEDULE, LS_VIEW_COUNT } ls_metrics_view_t;
-typedef enum { LS_PGC_READY, LS_PGC_BUSY, LS_PGC_CONNECTING, LS_PGC_BROKEN, LS_PGC_NSTATES } ls_metrics_pg_state_t;
+typedef enum {
+    LS_PGC_READY,
+    LS_PGC_BUSY,
+    LS_PGC_CONNECTING,
+    LS_PGC_BROKEN,
+    LS_PGC_NSTATES
+} ls_metrics_pg_state_t;
 
 /* A request's part, kept in ls_req_t. */
 typedef struct {
@@ -112,11 +138,16 @@ ls_metrics_upstream_outcome_t ls_metrics_http_outcome(int http_outcome, int stat
 /* ---- recording (into the calling thread's block) ---- */
 
 #if LS_METRICS
-#define LS_METRICS_FN(decl) decl;
+#define LS_METRICS_FN(decl)     decl;
 #define LS_METRICS_FN_INT(decl) decl;
 #else
-#define LS_METRICS_FN(decl)     static inline decl {}
-#define LS_METRICS_FN_INT(decl) static inline decl { return 0; }
+#define LS_METRICS_FN(decl)                                                                                  \
+    static inline decl {}
+#define LS_METRICS_FN_INT(decl)                                                                              \
+    static inline decl                                                                                       \
+    {                                                                                                        \
+        return 0;                                                                                            \
+    }
 #endif
 
 /* CLOCK_MONOTONIC in nanoseconds (0 without LS_METRICS). */

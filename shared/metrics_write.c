@@ -14,7 +14,7 @@
 static const char *const bucket_le[LS_METRICS_NBUCKETS] = {"0.0005", "0.001", "0.0025", "0.005", "0.01",
                                                            "0.025",  "0.05",  "0.1",    "0.25",  "0.5",
                                                            "1",      "2.5",   "5",      "10"};
-static const char *const method_names[LS_M_NMETHODS] = {"GET",    "HEAD",    "POST", "PUT",
+static const char *const method_names[LS_M_NMETHODS] = {"GET",   "HEAD",   "POST",    "PUT",
                                                         "PATCH", "DELETE", "OPTIONS", "other"};
 static const char *const status_names[5] = {"1xx", "2xx", "3xx", "4xx", "5xx"};
 static const char *const up_outcomes[LS_UP_NOUTCOMES] = {
@@ -190,7 +190,8 @@ static int proc_stat(char *buf, size_t size, char **fields, int max)
         return 0;
     int nf = 0;
     char *save = NULL;
-    for (char *tok = strtok_r(p + 1, " \n", &save); tok != NULL && nf < max; tok = strtok_r(NULL, " \n", &save))
+    for (char *tok = strtok_r(p + 1, " \n", &save); tok != NULL && nf < max;
+         tok = strtok_r(NULL, " \n", &save))
         fields[nf++] = tok;
     return nf;
 }
@@ -230,7 +231,8 @@ static int open_fds(void)
 
 static void write_process(ls_text_t *t, const ls_metrics_t *m)
 {
-    fam_t start = {"process_start_time_seconds", "gauge", "Start time of the process since unix epoch in seconds."};
+    fam_t start = {"process_start_time_seconds", "gauge",
+                   "Start time of the process since unix epoch in seconds."};
     fam_t cpu = {"process_cpu_seconds_total", "counter", "Total user and system CPU time spent in seconds."};
     fam_t rss = {"process_resident_memory_bytes", "gauge", "Resident memory size in bytes."};
     fam_t vsz = {"process_virtual_memory_bytes", "gauge", "Virtual memory size in bytes."};
@@ -266,30 +268,38 @@ static const char *route_name(const ls_metrics_t *m, size_t slot)
 
 static void write_requests(ls_text_t *t, const ls_metrics_t *m)
 {
-    fam_t total = {"ls_http_requests_total", "counter", "Requests answered, by route, method and status class."};
-    fam_t dur = {"ls_http_request_duration_seconds", "histogram", "Time from a request's arrival to its reply."};
+    fam_t total = {"ls_http_requests_total", "counter",
+                   "Requests answered, by route, method and status class."};
+    fam_t dur = {"ls_http_request_duration_seconds", "histogram",
+                 "Time from a request's arrival to its reply."};
     for (size_t s = 0; s < m->nroute_slots; s++)
         for (int meth = 0; meth < LS_M_NMETHODS; meth++)
             for (int c = 0; c < 5; c++) {
                 uint64_t v = csum(m, m->off_req + (s * LS_M_NMETHODS + (size_t)meth) * 5 + (size_t)c);
-                label_t l[3] = {{"route", route_name(m, s)}, {"method", method_names[meth]}, {"status", status_names[c]}};
+                label_t l[3] = {
+                    {"route", route_name(m, s)}, {"method", method_names[meth]}, {"status", status_names[c]}};
                 if (v > 0)
                     sample_u(t, &total, l, 3, v);
             }
     for (size_t s = 0; s < m->nroute_slots; s++)
         for (int meth = 0; meth < LS_M_NMETHODS; meth++) {
             label_t l[2] = {{"route", route_name(m, s)}, {"method", method_names[meth]}};
-            histogram(t, &dur, m, m->off_req_hist + (s * LS_M_NMETHODS + (size_t)meth) * LS_METRICS_HSLOTS, l, 2);
+            histogram(t, &dur, m, m->off_req_hist + (s * LS_M_NMETHODS + (size_t)meth) * LS_METRICS_HSLOTS, l,
+                      2);
         }
 }
 
 static void write_upstream(ls_text_t *t, const ls_metrics_t *m, const int *slots, int nslots)
 {
     fam_t calls = {"ls_upstream_calls_total", "counter", "Calls to other daemons, by target and outcome."};
-    fam_t dur = {"ls_upstream_call_duration_seconds", "histogram", "A call to another daemon, all attempts, to its end."};
-    fam_t retries = {"ls_upstream_retries_total", "counter", "Attempts of calls to other daemons after the first."};
-    fam_t breaker = {"ls_bff_breaker_open", "gauge", "1 while the target's circuit breaker is open on any worker."};
-    fam_t partial = {"ls_bff_partial_answers_total", "counter", "Views answered partial, by view and missing part."};
+    fam_t dur = {"ls_upstream_call_duration_seconds", "histogram",
+                 "A call to another daemon, all attempts, to its end."};
+    fam_t retries = {"ls_upstream_retries_total", "counter",
+                     "Attempts of calls to other daemons after the first."};
+    fam_t breaker = {"ls_bff_breaker_open", "gauge",
+                     "1 while the target's circuit breaker is open on any worker."};
+    fam_t partial = {"ls_bff_partial_answers_total", "counter",
+                     "Views answered partial, by view and missing part."};
     unsigned seen = atomic_load_explicit(&m->breaker_seen, memory_order_relaxed);
 
     for (int j = 0, i = 0; j < nslots && (i = slots[j], 1); j++)
@@ -337,9 +347,12 @@ static void write_pg(ls_text_t *t, const ls_metrics_t *m)
 {
     fam_t conns = {"ls_pg_connections", "gauge", "PostgreSQL connections by state."};
     fam_t waiting = {"ls_pg_waiting_requests", "gauge", "Queries queued for a PostgreSQL connection."};
-    fam_t reconnects = {"ls_pg_reconnects_total", "counter", "PostgreSQL connections re-opened after a failure."};
-    fam_t dur = {"ls_pg_query_duration_seconds", "histogram", "PostgreSQL queries from submission to result, by statement."};
-    fam_t errors = {"ls_pg_errors_total", "counter", "Failed PostgreSQL queries by SQLSTATE class or reason."};
+    fam_t reconnects = {"ls_pg_reconnects_total", "counter",
+                        "PostgreSQL connections re-opened after a failure."};
+    fam_t dur = {"ls_pg_query_duration_seconds", "histogram",
+                 "PostgreSQL queries from submission to result, by statement."};
+    fam_t errors = {"ls_pg_errors_total", "counter",
+                    "Failed PostgreSQL queries by SQLSTATE class or reason."};
     if (!(atomic_load_explicit(&m->features, memory_order_relaxed) & LS_METRICS_F_DB))
         return;
     for (int s = 0; s < LS_PGC_NSTATES; s++) {
@@ -365,9 +378,12 @@ static void write_pg(ls_text_t *t, const ls_metrics_t *m)
 static void write_deliveries(ls_text_t *t, const ls_metrics_t *m, const int *slots, int nslots)
 {
     fam_t rows = {"ls_outbox_pending_rows", "gauge", "Outbox rows not yet delivered."};
-    fam_t age = {"ls_outbox_oldest_pending_age_seconds", "gauge", "Age of the oldest undelivered outbox row (0 when none)."};
-    fam_t ob = {"ls_outbox_deliveries_total", "counter", "Delivery attempts of outbox rows, by target and outcome."};
-    fam_t nt = {"ls_notification_deliveries_total", "counter", "Notification deliveries by outcome (stored: no Telegram configured)."};
+    fam_t age = {"ls_outbox_oldest_pending_age_seconds", "gauge",
+                 "Age of the oldest undelivered outbox row (0 when none)."};
+    fam_t ob = {"ls_outbox_deliveries_total", "counter",
+                "Delivery attempts of outbox rows, by target and outcome."};
+    fam_t nt = {"ls_notification_deliveries_total", "counter",
+                "Notification deliveries by outcome (stored: no Telegram configured)."};
     fam_t depth = {"ls_notification_queue_depth", "gauge", "Notifications pending delivery."};
     unsigned features = atomic_load_explicit(&m->features, memory_order_relaxed);
     if (features & LS_METRICS_F_OUTBOX) {

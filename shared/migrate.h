@@ -3,8 +3,9 @@
  *
  * A migrations folder holds files named NNN_name.sql (NNN: one or more digits; files not matching
  * are ignored). ls_migrate_run() connects with the given conninfo (blocking: it runs before the
- * daemon serves; a database not up yet is waited for up to wait_ms, dbwait.h), takes a session advisory lock so that replicas starting together apply each
- * file once, creates schema_migrations if needed, and for every file in numeric order:
+ * daemon serves; a database not up yet is waited for up to wait_ms, dbwait.h), takes a session advisory lock
+ * so that replicas starting together apply each file once, creates schema_migrations if needed, and for every
+ * file in numeric order:
  *   - applied before: its SHA-256 must equal the recorded checksum, else it fails naming the file;
  *   - new: runs the file and records (version, name, checksum) in one transaction.
  * Two files with the same number, an unreadable file or a failing statement stop it with a clear

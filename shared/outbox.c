@@ -304,7 +304,8 @@ static void on_gauges(void *ud, ls_pg_status_t status, PGresult *res)
     if (settle_pending(ob))
         return;
     if (status == LS_PG_OK && PQntuples(res) == 1)
-        ls_metrics_outbox_pending(strtoll(PQgetvalue(res, 0, 0), NULL, 10), strtod(PQgetvalue(res, 0, 1), NULL));
+        ls_metrics_outbox_pending(strtoll(PQgetvalue(res, 0, 0), NULL, 10),
+                                  strtod(PQgetvalue(res, 0, 1), NULL));
 }
 
 static void query_gauges(ls_outbox_t *ob)

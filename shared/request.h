@@ -38,23 +38,22 @@ typedef struct ls_worker ls_worker_t; /* worker.h */
 typedef struct ls_daemon ls_daemon_t; /* daemon.h */
 typedef struct ls_req ls_req_t;
 
-
 struct ls_req {
     h2o_req_t *h2o; /* NULL once the client has gone */
     ls_worker_t *worker;
     const ls_daemon_t *daemon;
     ls_route_match_t match;
     char request_id[LS_REQUEST_ID_MAX + 1];
-    ls_trace_t trace;  /* traceparent: the trace, this request's span, its caller's (trace.h) */
-    ls_log_ctx_t log;  /* {request_id, trace.trace_id}: the context of the request's log lines */
-    int64_t actor;     /* X-Actor-Telegram-Id, 0 when absent */
-    ls_role_t role;    /* X-Actor-Role, LS_ROLE_NONE when absent */
-    uint64_t started;  /* ls_now_ms() at arrival */
-    uint64_t deadline; /* ls_now_ms() time by which the answer is due */
-    int status;        /* status replied, 0 before */
-    int refs;          /* the h2o request (until its pool is disposed) + each pending callback */
-    json_object *body; /* set by ls_req_body_or_reply; released with the request */
-    void *state;       /* the handler's own, e.g. from ls_req_alloc() */
+    ls_trace_t trace;         /* traceparent: the trace, this request's span, its caller's (trace.h) */
+    ls_log_ctx_t log;         /* {request_id, trace.trace_id}: the context of the request's log lines */
+    int64_t actor;            /* X-Actor-Telegram-Id, 0 when absent */
+    ls_role_t role;           /* X-Actor-Role, LS_ROLE_NONE when absent */
+    uint64_t started;         /* ls_now_ms() at arrival */
+    uint64_t deadline;        /* ls_now_ms() time by which the answer is due */
+    int status;               /* status replied, 0 before */
+    int refs;                 /* the h2o request (until its pool is disposed) + each pending callback */
+    json_object *body;        /* set by ls_req_body_or_reply; released with the request */
+    void *state;              /* the handler's own, e.g. from ls_req_alloc() */
     ls_metrics_req_t metrics; /* route slot (set by the front door), method, arrival */
     h2o_mem_pool_t pool;
 };

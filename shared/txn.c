@@ -87,6 +87,8 @@ void ls_txn_fail(ls_txn_t *t, int status, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(detail, sizeof(detail), fmt, ap);
     va_end(ap);
+    /* Formatted first: ending the transaction runs release(), which may free what the arguments
+     * point at; replied last: the reply may be what lets the request go. */
     txn_end(t);
     ls_reply_problem_str(t->r, status, detail);
 }

@@ -194,7 +194,6 @@ void users_put(ls_req_t *r)
 
 /* ---- PATCH /users/{telegram_id}: a transaction — check the actor, update, audit ---- */
 
-
 static const ls_json_field_t patch_fields[] = {
     {"role", LS_JSON_ENUM, 0, 0, 0, 0, ls_roles},
     {"is_verified", LS_JSON_BOOL, 0, 0, 0, 0, NULL},

@@ -69,8 +69,10 @@ Test(service, counts_requests_by_route_and_queries_by_statement)
     call(&teachers.daemon, tok, "GET", "/readyz", 200);
 
     char *t = lst_metrics_text(url, tok);
-    expect_metric(t, "ls_http_requests_total{route=\"/teachers/{telegram_id:id}\",method=\"GET\",status=\"4xx\"}", 3);
-    expect_metric(t, "ls_http_request_duration_seconds_count{route=\"/teachers/{telegram_id:id}\",method=\"GET\"}", 3);
+    expect_metric(
+        t, "ls_http_requests_total{route=\"/teachers/{telegram_id:id}\",method=\"GET\",status=\"4xx\"}", 3);
+    expect_metric(
+        t, "ls_http_request_duration_seconds_count{route=\"/teachers/{telegram_id:id}\",method=\"GET\"}", 3);
     expect_metric(t, "ls_http_requests_total{route=\"unmatched\",method=\"GET\",status=\"4xx\"}", 2);
     expect_metric(t, "ls_http_requests_total{route=\"unmatched\",method=\"DELETE\",status=\"4xx\"}", 1);
     expect_metric(t, "ls_http_requests_total{route=\"/readyz\",method=\"GET\",status=\"2xx\"}", 2);
@@ -78,8 +80,11 @@ Test(service, counts_requests_by_route_and_queries_by_statement)
     expect_metric(t, "ls_build_info{daemon=\"teachers-service\",version=\"0.1.0\"}", 1);
     expect_metric(t, "ls_ready", 1);
     double v;
-    cr_expect(!lst_metric_in(t, "ls_http_requests_total{route=\"/teachers/{telegram_id:id}\",method=\"GET\",status=\"2xx\"}", &v),
-              "no 2xx was answered on that route");
+    cr_expect(
+        !lst_metric_in(
+            t, "ls_http_requests_total{route=\"/teachers/{telegram_id:id}\",method=\"GET\",status=\"2xx\"}",
+            &v),
+        "no 2xx was answered on that route");
     cr_expect(!lst_metric_in(t, "ls_pg_query_duration_seconds_count{statement=\"teacher_put\"}", &v));
     free(t);
 
@@ -101,8 +106,8 @@ Test(service, metrics_need_the_internal_token)
     lst_http(&resp, "GET", url, NULL, NULL);
     lst_expect_problem(&resp, 401, "internal token");
     lst_resp_free(&resp);
-    lst_call_expect_problem(teachers.daemon.base_url, "not-the-token-0123456789", "GET", "/metrics", NULL, NULL,
-                            401, "internal token");
+    lst_call_expect_problem(teachers.daemon.base_url, "not-the-token-0123456789", "GET", "/metrics", NULL,
+                            NULL, 401, "internal token");
     char *t = lst_metrics_text(teachers.daemon.base_url, teachers.token);
     expect_metric(t, "ls_http_requests_total{route=\"/metrics\",method=\"GET\",status=\"4xx\"}", 2);
     free(t);
@@ -112,9 +117,9 @@ Test(service, metrics_need_the_internal_token)
 
 enum { S_AUTH, S_TEACHERS, S_STUDENTS, S_NOTIFICATION, S_GROUPS, S_CALENDAR, S_COUNT };
 static const char *const relpaths[S_COUNT] = {
-    "services/auth/auth-service",     "services/teachers/teachers-service",
+    "services/auth/auth-service",         "services/teachers/teachers-service",
     "services/students/students-service", "services/notification/notification-service",
-    "services/groups/groups-service", "services/calendar/calendar-service",
+    "services/groups/groups-service",     "services/calendar/calendar-service",
 };
 static lst_service_t services[S_COUNT];
 static lst_daemon_t bff;
@@ -123,7 +128,8 @@ static atomic_int calendar_fails;
 static char *token;
 static unsigned char tma_key[TMA_KEY_BYTES];
 
-static int calendar_handler(void *ud, lst_upstream_t *u, const lst_upstream_req_t *req, lst_upstream_resp_t *resp)
+static int calendar_handler(void *ud, lst_upstream_t *u, const lst_upstream_req_t *req,
+                            lst_upstream_resp_t *resp)
 {
     (void)ud, (void)u;
     if (strcmp(req->path, "/lessons") != 0)
@@ -177,9 +183,20 @@ static void system_setup(void)
     snprintf(urls[4], sizeof(urls[4]), "NOTIFICATION_URL=%s", services[S_NOTIFICATION].daemon.base_url);
     snprintf(urls[5], sizeof(urls[5]), "CALENDAR_URL=%s", lst_upstream_url(fake_calendar));
     snprintf(tok, sizeof(tok), "INTERNAL_TOKEN=%s", token);
-    const char *env[] = {urls[0], urls[1], urls[2], urls[3], urls[4], urls[5], tok, "BOT_TOKEN=" BOT_TOKEN,
-                         "THREADS=1", "LOG_LEVEL=debug", "BFF_DEADLINE_MS=2000", "BREAKER_FAILURES=3",
-                         "BREAKER_OPEN_MS=600000", NULL};
+    const char *env[] = {urls[0],
+                         urls[1],
+                         urls[2],
+                         urls[3],
+                         urls[4],
+                         urls[5],
+                         tok,
+                         "BOT_TOKEN=" BOT_TOKEN,
+                         "THREADS=1",
+                         "LOG_LEVEL=debug",
+                         "BFF_DEADLINE_MS=2000",
+                         "BREAKER_FAILURES=3",
+                         "BREAKER_OPEN_MS=600000",
+                         NULL};
     memset(&bff, 0, sizeof(bff));
     lst_daemon_start(&bff, "bff/bff", env);
 }
@@ -260,7 +277,8 @@ Test(system, failing_and_missing_upstreams_move_the_bffs_counters)
     cr_assert(status == 201, "sign-in: %d", status);
     /* The registration notification, stored (no Telegram configured) by notification-service. */
     cr_expect_eq(lst_metric_wait(services[S_NOTIFICATION].daemon.base_url, token,
-                                 "ls_notification_deliveries_total{outcome=\"stored\"}", 1, 10000), 1);
+                                 "ls_notification_deliveries_total{outcome=\"stored\"}", 1, 10000),
+                 1);
 
     atomic_store(&calendar_fails, 1);
     for (int i = 0; i < 3; i++) /* BREAKER_FAILURES */
@@ -278,10 +296,15 @@ Test(system, failing_and_missing_upstreams_move_the_bffs_counters)
     expect_metric(t, "ls_upstream_calls_total{" CAL ",outcome=\"breaker_open\"}", 1);
     expect_metric(t, "ls_upstream_calls_total{" CAL ",outcome=\"5xx\"}", 3);
     expect_metric(t, "ls_bff_partial_answers_total{view=\"profile\",part=\"calendar-service\"}", 4);
-    expect_metric(t, "ls_http_requests_total{route=\"/api/user/profile/{telegram_id:id}\",method=\"GET\",status=\"2xx\"}", 4);
-    expect_metric(t, "ls_http_requests_total{route=\"/api/auth/telegram\",method=\"POST\",status=\"2xx\"}", 1);
+    expect_metric(
+        t,
+        "ls_http_requests_total{route=\"/api/user/profile/{telegram_id:id}\",method=\"GET\",status=\"2xx\"}",
+        4);
+    expect_metric(t, "ls_http_requests_total{route=\"/api/auth/telegram\",method=\"POST\",status=\"2xx\"}",
+                  1);
     double v;
-    cr_expect(lst_metric_in(t, "ls_upstream_calls_total{target=\"auth-service\",outcome=\"2xx\"}", &v) && v >= 5,
+    cr_expect(lst_metric_in(t, "ls_upstream_calls_total{target=\"auth-service\",outcome=\"2xx\"}", &v) &&
+                  v >= 5,
               "auth-service answered the sign-in and four profiles");
     free(t);
 
@@ -303,20 +326,24 @@ Test(system, outbox_deliveries_count_by_outcome_and_the_backlog_is_a_gauge)
     free(lst_pg_admin_exec(services[S_GROUPS].dbname,
                            "INSERT INTO outbox (target, method, path, idempotency_key)"
                            " VALUES ('students', 'DELETE', '/no/such/path', 'metrics-test-1')"));
-    free(lst_pg_admin_exec(services[S_GROUPS].dbname,
-                           "INSERT INTO outbox (target, method, path, idempotency_key, next_attempt_at, created_at)"
-                           " VALUES ('students', 'DELETE', '/later', 'metrics-test-2', now() + interval '1 hour',"
-                           " now() - interval '100 seconds')"));
+    free(lst_pg_admin_exec(
+        services[S_GROUPS].dbname,
+        "INSERT INTO outbox (target, method, path, idempotency_key, next_attempt_at, created_at)"
+        " VALUES ('students', 'DELETE', '/later', 'metrics-test-2', now() + interval '1 hour',"
+        " now() - interval '100 seconds')"));
     cr_expect_eq(lst_metric_wait(groups, token,
-                                 "ls_outbox_deliveries_total{target=\"students-service\",outcome=\"failed\"}", 1, 10000),
+                                 "ls_outbox_deliveries_total{target=\"students-service\",outcome=\"failed\"}",
+                                 1, 10000),
                  1);
     cr_expect_eq(lst_metric_wait(groups, token, "ls_outbox_pending_rows", 1, 10000), 1);
     char *t = lst_metrics_text(groups, token);
     double age = 0;
-    cr_expect(lst_metric_in(t, "ls_outbox_oldest_pending_age_seconds", &age) && age >= 100 && age < 200, "age %g", age);
+    cr_expect(lst_metric_in(t, "ls_outbox_oldest_pending_age_seconds", &age) && age >= 100 && age < 200,
+              "age %g", age);
     expect_metric(t, "ls_upstream_calls_total{target=\"students-service\",outcome=\"4xx\"}", 1);
     double v;
-    cr_expect(!lst_metric_in(t, "ls_outbox_deliveries_total{target=\"students-service\",outcome=\"delivered\"}", &v));
+    cr_expect(!lst_metric_in(
+        t, "ls_outbox_deliveries_total{target=\"students-service\",outcome=\"delivered\"}", &v));
     free(t);
 }
 
@@ -353,8 +380,8 @@ static void expect_promtool_accepts(const char *promtool, const char *daemon, co
     out[n] = '\0';
     int rc = pclose(p);
     cr_expect(WIFEXITED(rc) && WEXITSTATUS(rc) == 0 && n == 0,
-              "promtool check metrics on %s's /metrics: status %d, said:\n%s\n(exposition kept in %s)", daemon,
-              WIFEXITED(rc) ? WEXITSTATUS(rc) : -1, out, file);
+              "promtool check metrics on %s's /metrics: status %d, said:\n%s\n(exposition kept in %s)",
+              daemon, WIFEXITED(rc) ? WEXITSTATUS(rc) : -1, out, file);
     if (WIFEXITED(rc) && WEXITSTATUS(rc) == 0 && n == 0)
         unlink(file);
 }
@@ -369,8 +396,10 @@ Test(system, promtool_accepts_every_daemons_metrics)
     atomic_store(&calendar_fails, 1);
     profile_expect_partial();
     cr_expect_eq(lst_metric_wait(services[S_NOTIFICATION].daemon.base_url, token,
-                                 "ls_notification_deliveries_total{outcome=\"stored\"}", 1, 10000), 1);
-    static const char *const names[S_COUNT] = {"auth", "teachers", "students", "notification", "groups", "calendar"};
+                                 "ls_notification_deliveries_total{outcome=\"stored\"}", 1, 10000),
+                 1);
+    static const char *const names[S_COUNT] = {"auth",         "teachers", "students",
+                                               "notification", "groups",   "calendar"};
     for (int i = 0; i < S_COUNT; i++) {
         char *t = lst_metrics_text(services[i].daemon.base_url, token);
         double v;

@@ -1037,7 +1037,8 @@ double lst_metric(const char *base_url, const char *token, const char *series)
     return v;
 }
 
-double lst_metric_wait(const char *base_url, const char *token, const char *series, double want, int timeout_ms)
+double lst_metric_wait(const char *base_url, const char *token, const char *series, double want,
+                       int timeout_ms)
 {
     double v = lst_metric(base_url, token, series);
     for (int waited = 0; v != want && waited < timeout_ms; waited += 100) {

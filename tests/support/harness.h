@@ -183,7 +183,8 @@ int lst_metric_in(const char *text, const char *series, double *value);
 /* lst_metric_in of a fresh scrape; an absent series reads as 0. */
 double lst_metric(const char *base_url, const char *token, const char *series);
 /* Scrapes every 100 ms until the series reads want or timeout_ms passed; returns the last value. */
-double lst_metric_wait(const char *base_url, const char *token, const char *series, double want, int timeout_ms);
+double lst_metric_wait(const char *base_url, const char *token, const char *series, double want,
+                       int timeout_ms);
 
 /* Random hex token of 2*nbytes characters (malloc'ed). */
 char *lst_random_hex(size_t nbytes);

@@ -106,18 +106,23 @@ Test(metrics, requests_are_summed_over_the_workers_blocks)
     request(LS_METRICS_ROUTE_HEALTHZ, "GET", 200);
 
     const char *t = scrape();
-    expect_value(t, "ls_http_requests_total{route=\"/users/{telegram_id:id}\",method=\"GET\",status=\"2xx\"}", 3);
-    expect_value(t, "ls_http_requests_total{route=\"/users/{telegram_id:id}\",method=\"GET\",status=\"4xx\"}", 1);
+    expect_value(t, "ls_http_requests_total{route=\"/users/{telegram_id:id}\",method=\"GET\",status=\"2xx\"}",
+                 3);
+    expect_value(t, "ls_http_requests_total{route=\"/users/{telegram_id:id}\",method=\"GET\",status=\"4xx\"}",
+                 1);
     expect_value(t, "ls_http_requests_total{route=\"/users\",method=\"POST\",status=\"5xx\"}", 1);
     expect_value(t, "ls_http_requests_total{route=\"unmatched\",method=\"other\",status=\"4xx\"}", 1);
     expect_value(t, "ls_http_requests_total{route=\"/healthz\",method=\"GET\",status=\"2xx\"}", 1);
-    expect_value(t, "ls_http_request_duration_seconds_count{route=\"/users/{telegram_id:id}\",method=\"GET\"}", 4);
+    expect_value(
+        t, "ls_http_request_duration_seconds_count{route=\"/users/{telegram_id:id}\",method=\"GET\"}", 4);
     /* nothing counted: no series */
     expect_absent(t, "ls_http_requests_total{route=\"/users\",method=\"POST\",status=\"2xx\"}");
     expect_absent(t, "ls_http_request_duration_seconds_count{route=\"/readyz\",method=\"GET\"}");
     cr_expect_eq(count_lines(t, "# TYPE ls_http_requests_total counter"), 1);
     cr_expect_eq(count_lines(t, "# TYPE ls_http_request_duration_seconds histogram"), 1);
-    cr_expect_eq(count_lines(t, "# HELP ls_http_requests_total Requests answered, by route, method and status class."), 1);
+    cr_expect_eq(
+        count_lines(t, "# HELP ls_http_requests_total Requests answered, by route, method and status class."),
+        1);
     expect_value(t, "ls_build_info{daemon=\"auth-service\",version=\"0.1.0\"}", 1);
 }
 
@@ -137,9 +142,9 @@ Test(metrics, histograms_have_cumulative_buckets_sum_and_count)
     static const struct {
         const char *le;
         double n;
-    } want[] = {{"0.0005", 0}, {"0.001", 0}, {"0.0025", 0}, {"0.005", 1}, {"0.01", 1}, {"0.025", 1},
-                {"0.05", 2},   {"0.1", 2},   {"0.25", 2},   {"0.5", 2},   {"1", 2},    {"2.5", 2},
-                {"5", 2},      {"10", 2},    {"+Inf", 3}};
+    } want[] = {{"0.0005", 0}, {"0.001", 0}, {"0.0025", 0}, {"0.005", 1}, {"0.01", 1},
+                {"0.025", 1},  {"0.05", 2},  {"0.1", 2},    {"0.25", 2},  {"0.5", 2},
+                {"1", 2},      {"2.5", 2},   {"5", 2},      {"10", 2},    {"+Inf", 3}};
     for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
         char series[256];
         snprintf(series, sizeof(series), "%s\"%s\"}", h, want[i].le);
@@ -178,7 +183,8 @@ Test(metrics, label_values_are_escaped)
     ls_metrics_write(m2, &o);
     ls_text_add(&o, "", 1);
     cr_expect(strstr(o.buf, "ls_build_info{daemon=\"x\\ny\",version=\"1\"} 1\n") != NULL, "%s", o.buf);
-    cr_expect(strstr(o.buf, "ls_http_requests_total{route=\"/q\\\"uote\\\\d\",method=\"GET\",status=\"2xx\"} 1\n") !=
+    cr_expect(strstr(o.buf,
+                     "ls_http_requests_total{route=\"/q\\\"uote\\\\d\",method=\"GET\",status=\"2xx\"} 1\n") !=
                   NULL,
               "%s", o.buf);
     ls_text_free(&o);
@@ -281,6 +287,7 @@ Test(metrics, a_thread_with_no_block_records_nothing)
     request(0, "GET", 200);
     ls_metrics_pg_reconnect();
     const char *t = scrape();
-    expect_absent(t, "ls_http_requests_total{route=\"/users/{telegram_id:id}\",method=\"GET\",status=\"2xx\"}");
+    expect_absent(t,
+                  "ls_http_requests_total{route=\"/users/{telegram_id:id}\",method=\"GET\",status=\"2xx\"}");
     expect_value(t, "ls_pg_reconnects_total", 0);
 }
