@@ -13,13 +13,11 @@ static bff_config_t config;
     {env, LS_CFG_URL, def, 0, 0, offsetof(bff_config_t, url[idx]), "base URL of " what}
 
 /* A rate limit's two settings: PREFIX_PER_S and PREFIX_BURST (ratelimit.h). */
-#define RATE(prefix, m, per_s, burst, what)                                                                 \
+#define RATE(prefix, m, per_s, burst, what)                                                                  \
     {prefix "_PER_S", LS_CFG_INT, per_s, 0, BFF_RATE_MAX, offsetof(bff_config_t, m##_per_s),                 \
-     "tokens a second of " what " (0: no limit); 429 with Retry-After when none is left"},                  \
-    {                                                                                                        \
-        prefix "_BURST", LS_CFG_INT, burst, 1, BFF_RATE_MAX, offsetof(bff_config_t, m##_burst),              \
-            "tokens " what " may spend at once"                                                              \
-    }
+     "rate limit of " what ": tokens a second (0: no limit; over it: 429 with Retry-After)"},                \
+    {prefix "_BURST", LS_CFG_INT, burst, 1, BFF_RATE_MAX, offsetof(bff_config_t, m##_burst),                 \
+     "rate limit of " what ": tokens it may spend at once"}
 
 static const ls_cfg_field_t config_fields[] = {
     LS_DAEMON_CONFIG_FIELDS_NO_DB(bff_config_t, common, "127.0.0.1:8080"),
@@ -44,9 +42,8 @@ static const ls_cfg_field_t config_fields[] = {
     {"UPSTREAM_MAX_INFLIGHT", LS_CFG_INT, "256", 1, 100000, offsetof(bff_config_t, max_inflight),
      "calls in flight to one service per worker thread; more fail at once (503)"},
     RATE("RATE_READ", rate_read, "20", "100", "a person's reads (GET, HEAD)"),
-    RATE("RATE_WRITE", rate_write, "5", "60", "a person's writes (any other method)"),
-    RATE("RATE_ADDR", rate_addr, "200", "600",
-         "a client address's requests, checked before the signature (a school's NAT is one address)"),
+    RATE("RATE_WRITE", rate_write, "5", "60", "a person's writes (other methods)"),
+    RATE("RATE_ADDR", rate_addr, "200", "600", "a client address, checked before the signature"),
     {"TRUSTED_PROXY", LS_CFG_STR, "", 0, 4096, offsetof(bff_config_t, trusted_proxy),
      "comma-separated proxies (addresses, CIDR networks, `unix`) whose X-Forwarded-For names the client"},
 };
