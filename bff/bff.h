@@ -6,10 +6,11 @@
  * Per-request state: the authenticate hook puts a bff_req_t into r->state; it holds the caller as
  * initData names them. Handlers keep their own state in request memory.
  *
- * The files: main.c (settings, route table, start-up), authenticate.c (the caller, from initData),
- * tma.c (initData's signature), upstream.c (breakers, limits, fan-out), json_scan.c (reading the
- * services' answers as text), view.c (what every view uses), the views profile.c, group_view.c and
- * schedule.c, signin.c, proxy.c (writes and passed-on reads), tma_sign.c (the tma-sign tool).
+ * The files: main.c (settings, route table, start-up), authenticate.c (the caller, from initData,
+ * and the rate limits), ratelimit.c (token buckets, the client's address), tma.c (initData's
+ * signature), upstream.c (breakers, limits, fan-out), json_scan.c (reading the services' answers as
+ * text), view.c (what every view uses), the views profile.c, group_view.c and schedule.c, signin.c,
+ * proxy.c (writes and passed-on reads), tma_sign.c (the tma-sign tool).
  */
 #ifndef BFF_H
 #define BFF_H
@@ -21,6 +22,7 @@
 #include <server.h>
 #include <text.h>
 
+#include "ratelimit.h"
 #include "tma.h"
 #include "upstream.h"
 
@@ -28,21 +30,39 @@ typedef struct {
     ls_daemon_config_t common;
     char *bot_token;
     long long init_data_max_age;
+    long long init_data_max_age_write; /* writes (not GET or HEAD); 0: as init_data_max_age */
     long long deadline_ms;
     char *url[BFF_UP_COUNT];
     long long breaker_failures;
     long long breaker_open_ms;
     long long max_inflight;
-    unsigned char tma_key[TMA_KEY_BYTES]; /* derived from bot_token at start */
+    /* rate limits (ratelimit.h): tokens a second (0: no limit) and burst */
+    long long rate_read_per_s, rate_read_burst;   /* a person's GET and HEAD */
+    long long rate_write_per_s, rate_write_burst; /* a person's other requests */
+    long long rate_addr_per_s, rate_addr_burst;   /* a client address's, before the signature check */
+    char *trusted_proxy;                          /* TRUSTED_PROXY */
+    /* derived at start */
+    bff_proxies_t proxies;
+    unsigned char tma_key[TMA_KEY_BYTES]; /* from bot_token */
 } bff_config_t;
 
 typedef struct {
     tma_user_t caller;
 } bff_req_t;
 
-/* authenticate.c: the authenticate hook; caps r->deadline at BFF_DEADLINE_MS from arrival (the view's
- * one deadline). */
+/*
+ * authenticate.c: the authenticate hook. In order: the client address's rate limit; the initData
+ * (tma.h), at most INIT_DATA_MAX_AGE old for a read (GET, HEAD) and INIT_DATA_MAX_AGE_WRITE for
+ * anything else; the person's rate limit for reads or for writes. 429 with Retry-After when a limit
+ * refuses (counted in ls_bff_rate_limited_total), 401 for the initData. Then caps r->deadline at
+ * BFF_DEADLINE_MS from arrival (the view's one deadline).
+ */
 int bff_authenticate(ls_req_t *r);
+
+/* The limits' tables of the calling worker thread, made from the settings at its start (exits 1 when
+ * out of memory) and freed at its stop: the on_worker_start and on_worker_stop hooks. */
+void bff_limits_start(ls_worker_t *w);
+void bff_limits_stop(ls_worker_t *w);
 
 /* ---- view.c: what every view uses ---- */
 

@@ -12,12 +12,21 @@ static bff_config_t config;
 #define UPSTREAM_URL(env, idx, def, what)                                                                   \
     {env, LS_CFG_URL, def, 0, 0, offsetof(bff_config_t, url[idx]), "base URL of " what}
 
+/* A rate limit's two settings: PREFIX_PER_S and PREFIX_BURST (ratelimit.h). */
+#define RATE(prefix, m, per_s, burst, what)                                                                  \
+    {prefix "_PER_S", LS_CFG_INT, per_s, 0, BFF_RATE_MAX, offsetof(bff_config_t, m##_per_s),                 \
+     "rate limit of " what ": tokens a second (0: no limit; over it: 429 with Retry-After)"},                \
+    {prefix "_BURST", LS_CFG_INT, burst, 1, BFF_RATE_MAX, offsetof(bff_config_t, m##_burst),                 \
+     "rate limit of " what ": tokens it may spend at once"}
+
 static const ls_cfg_field_t config_fields[] = {
     LS_DAEMON_CONFIG_FIELDS_NO_DB(bff_config_t, common, "127.0.0.1:8080"),
     {"BOT_TOKEN", LS_CFG_SECRET, NULL, 1, 512, offsetof(bff_config_t, bot_token),
      "the Telegram bot's token: the key that Mini App init data is signed with"},
     {"INIT_DATA_MAX_AGE", LS_CFG_INT, "86400", 0, 31536000, offsetof(bff_config_t, init_data_max_age),
-     "seconds an initData stays valid after its auth_date (0: no age check — tests only)"},
+     "seconds an initData stays valid after its auth_date (0: no age check at all — tests only)"},
+    {"INIT_DATA_MAX_AGE_WRITE", LS_CFG_INT, "3600", 0, 31536000, offsetof(bff_config_t, init_data_max_age_write),
+     "the same for writes (any method but GET and HEAD); at most INIT_DATA_MAX_AGE (0: INIT_DATA_MAX_AGE)"},
     {"BFF_DEADLINE_MS", LS_CFG_INT, "3000", 50, 60000, offsetof(bff_config_t, deadline_ms),
      "one deadline per request for all its calls to the services"},
     UPSTREAM_URL("AUTH_URL", BFF_UP_AUTH, "http://127.0.0.1:8081", "auth-service"),
@@ -32,6 +41,11 @@ static const ls_cfg_field_t config_fields[] = {
      "how long an open breaker fails calls at once before one probe is let through"},
     {"UPSTREAM_MAX_INFLIGHT", LS_CFG_INT, "256", 1, 100000, offsetof(bff_config_t, max_inflight),
      "calls in flight to one service per worker thread; more fail at once (503)"},
+    RATE("RATE_READ", rate_read, "20", "100", "a person's reads (GET, HEAD)"),
+    RATE("RATE_WRITE", rate_write, "5", "60", "a person's writes (other methods)"),
+    RATE("RATE_ADDR", rate_addr, "200", "600", "a client address, checked before the signature"),
+    {"TRUSTED_PROXY", LS_CFG_STR, "", 0, 4096, offsetof(bff_config_t, trusted_proxy),
+     "comma-separated proxies (addresses, CIDR networks, `unix`) whose X-Forwarded-For names the client"},
 };
 // clang-format on
 
@@ -57,6 +71,13 @@ static int on_start(void *cfg, char *err, size_t errlen)
     };
     for (int i = 0; i < BFF_UP_COUNT; i++)
         uc.base_url[i] = c->url[i];
+    if (c->init_data_max_age > 0 && c->init_data_max_age_write > c->init_data_max_age) {
+        snprintf(err, errlen, "INIT_DATA_MAX_AGE_WRITE (%lld) must be at most INIT_DATA_MAX_AGE (%lld)",
+                 c->init_data_max_age_write, c->init_data_max_age);
+        return -1;
+    }
+    if (bff_proxies_parse(c->trusted_proxy, &c->proxies, err, errlen) != 0)
+        return -1;
     bff_upstream_configure(&uc);
     tma_derive_key(c->bot_token, c->tma_key);
     return 0;
@@ -72,6 +93,8 @@ static ls_daemon_t daemon_spec = {
     .uses_http = 1,
     .no_database = 1,
     .on_start = on_start,
+    .on_worker_start = bff_limits_start,
+    .on_worker_stop = bff_limits_stop,
     .authenticate = bff_authenticate,
 };
 

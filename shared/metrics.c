@@ -56,6 +56,7 @@ static void layout(ls_metrics_t *m)
     m->off_partial = c, c += LS_VIEW_COUNT * LS_METRICS_MAX_TARGETS;
     m->off_outbox = c, c += LS_METRICS_MAX_TARGETS * LS_OB_NOUTCOMES;
     m->off_notify = c, c += LS_NT_NOUTCOMES;
+    m->off_rate_limited = c, c += LS_RL_NSCOPES * 2;
     m->nctr = c;
     m->off_breaker = g, g += LS_METRICS_MAX_TARGETS;
     m->off_pg_conns = g, g += LS_PGC_NSTATES;
@@ -266,6 +267,13 @@ void ls_metrics_bff_partial(ls_metrics_view_t view, int target)
     if (b == NULL || !target_ok(target) || view >= LS_VIEW_COUNT)
         return;
     add(&b->c[b->m->off_partial + (size_t)view * LS_METRICS_MAX_TARGETS + (size_t)target], 1);
+}
+
+void ls_metrics_bff_rate_limited(ls_metrics_rate_scope_t scope, int write)
+{
+    ls_metrics_block_t *b = tl_block;
+    if (b != NULL && scope < LS_RL_NSCOPES)
+        add(&b->c[b->m->off_rate_limited + (size_t)scope * 2 + (write != 0)], 1);
 }
 
 /* "23505" -> its class's slot; an error without a SQLSTATE counts as XX (internal error). */

@@ -116,6 +116,8 @@ typedef enum {
     LS_NT_NOUTCOMES
 } ls_metrics_notify_outcome_t;
 typedef enum { LS_VIEW_PROFILE, LS_VIEW_GROUP, LS_VIEW_SCHEDULE, LS_VIEW_COUNT } ls_metrics_view_t;
+/* Which of the BFF's rate limits refused a request: its client address's or its person's. */
+typedef enum { LS_RL_ADDR, LS_RL_USER, LS_RL_NSCOPES } ls_metrics_rate_scope_t;
 typedef enum {
     LS_PGC_READY,
     LS_PGC_BUSY,
@@ -164,6 +166,8 @@ LS_METRICS_FN(void ls_metrics_upstream_call(int target, ls_metrics_upstream_outc
 LS_METRICS_FN(void ls_metrics_upstream_refused(int target, ls_metrics_upstream_outcome_t outcome))
 LS_METRICS_FN(void ls_metrics_bff_breaker(int target, int open))
 LS_METRICS_FN(void ls_metrics_bff_partial(ls_metrics_view_t view, int target))
+/* A request refused with 429 by a rate limit; write: it was not a GET or HEAD. */
+LS_METRICS_FN(void ls_metrics_bff_rate_limited(ls_metrics_rate_scope_t scope, int write))
 /* A query ended: stmt its statement index (-1: other), status an ls_pg_status_t, sqlstate its
  * SQLSTATE for LS_PG_SQL_ERROR ("" when none). */
 LS_METRICS_FN(void ls_metrics_pg_query(int stmt, int status, const char *sqlstate, uint64_t t0_ns))

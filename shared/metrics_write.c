@@ -22,6 +22,7 @@ static const char *const up_outcomes[LS_UP_NOUTCOMES] = {
 static const char *const ob_outcomes[LS_OB_NOUTCOMES] = {"delivered", "retry", "failed"};
 static const char *const nt_outcomes[LS_NT_NOUTCOMES] = {"sent", "retry", "failed", "stored"};
 static const char *const view_names[LS_VIEW_COUNT] = {"profile", "group", "schedule"};
+static const char *const rate_scopes[LS_RL_NSCOPES] = {"addr", "user"};
 static const char *const pgc_names[LS_PGC_NSTATES] = {"ready", "busy", "connecting", "broken"};
 static const char *const builtin_routes[4] = {"/healthz", "/readyz", "/metrics", "unmatched"};
 
@@ -300,6 +301,9 @@ static void write_upstream(ls_text_t *t, const ls_metrics_t *m, const int *slots
                      "1 while the target's circuit breaker is open on any worker."};
     fam_t partial = {"ls_bff_partial_answers_total", "counter",
                      "Views answered partial, by view and missing part."};
+    fam_t limited = {
+        "ls_bff_rate_limited_total", "counter",
+        "Requests refused with 429 by a rate limit, by scope (addr, user) and kind (read, write)."};
     unsigned seen = atomic_load_explicit(&m->breaker_seen, memory_order_relaxed);
 
     for (int j = 0, i = 0; j < nslots && (i = slots[j], 1); j++)
@@ -330,6 +334,13 @@ static void write_upstream(ls_text_t *t, const ls_metrics_t *m, const int *slots
             label_t l[2] = {{"view", view_names[v]}, {"part", m->labels[i]}};
             if (n > 0)
                 sample_u(t, &partial, l, 2, n);
+        }
+    for (int s = 0; s < LS_RL_NSCOPES; s++)
+        for (int w = 0; w < 2; w++) {
+            uint64_t n = csum(m, m->off_rate_limited + (size_t)s * 2 + (size_t)w);
+            label_t l[2] = {{"scope", rate_scopes[s]}, {"kind", w ? "write" : "read"}};
+            if (n > 0)
+                sample_u(t, &limited, l, 2, n);
         }
 }
 

@@ -3,7 +3,10 @@
  *
  *   GET   /users/{telegram_id}   one user
  *   GET   /users?ids=1,2,3       many users (at most AUTH_BATCH_MAX ids), in the order asked
- *   PUT   /users/{telegram_id}   create or update from Telegram data; answers {"user", "created"}
+ *   PUT   /users/{telegram_id}   create or update from Telegram data; answers {"user", "created"};
+ *                                 a creation also queues the person's `registration` notification
+ *                                 in the outbox (target "notification", NOTIFICATION_URL), which
+ *                                 every worker delivers to notification-service after the commit
  *   PATCH /users/{telegram_id}   role / is_verified; the actor must be an admin
  * Every change writes an audit_log row in the same transaction.
  */
@@ -12,13 +15,16 @@
 
 #include "server.h"
 
-#define AUTH_BATCH_MAX  100
-#define AUTH_MAX_ADMINS 64
+#define AUTH_NOTIFY_TARGET "notification" /* outbox.target of the registration notification */
+#define AUTH_BATCH_MAX     100
+#define AUTH_MAX_ADMINS    64
 
 typedef struct {
     ls_daemon_config_t common;
-    char *data_key_hex; /* AUTH_DATA_KEY: 64 hex characters */
-    char *admin_ids;    /* ADMIN_TELEGRAM_IDS: comma-separated telegram ids */
+    char *data_key_hex;       /* AUTH_DATA_KEY: 64 hex characters */
+    char *admin_ids;          /* ADMIN_TELEGRAM_IDS: comma-separated telegram ids */
+    char *notification_url;   /* NOTIFICATION_URL: where the outbox delivers */
+    long long outbox_poll_ms; /* OUTBOX_POLL_MS */
     /* derived at start-up */
     unsigned char data_key[32];
     char admin_array[AUTH_MAX_ADMINS * 21 + 3]; /* "{1,2,3}" for SQL */

@@ -9,6 +9,10 @@ static const ls_cfg_field_t config_fields[] = {
      "64 hex characters: key that encrypts sensitive fields (phone numbers) at rest"},
     {"ADMIN_TELEGRAM_IDS", LS_CFG_STR, "", 0, 4096, offsetof(auth_config_t, admin_ids),
      "comma-separated telegram ids that get the admin role when they first sign in"},
+    {"NOTIFICATION_URL", LS_CFG_URL, "http://127.0.0.1:8086", 0, 0, offsetof(auth_config_t, notification_url),
+     "notification-service, told of a first sign-in (the registration notification, through the outbox)"},
+    {"OUTBOX_POLL_MS", LS_CFG_INT, "1000", 10, 60000, offsetof(auth_config_t, outbox_poll_ms),
+     "how often each worker looks for outbox rows that are due (a commit also wakes it)"},
 };
 
 static const ls_route_t routes[] = {
@@ -23,9 +27,13 @@ static int on_start(void *cfg, char *err, size_t errlen)
     return auth_prepare_config(cfg, err, errlen);
 }
 
+/* Each worker delivers the notifications its own commits queue (and any others that are due). */
+static const ls_daemon_outbox_target_t outbox_targets[] = {{AUTH_NOTIFY_TARGET, &config.notification_url}};
+
 static const ls_daemon_t daemon_spec = {
     .name = "auth-service",
-    .summary = "users of the school keyed by telegram_id: names, role, verification",
+    .summary = "users of the school keyed by telegram_id: names, role, verification; a first sign-in"
+               " notified through notification-service",
     .config_fields = config_fields,
     .nconfig_fields = sizeof(config_fields) / sizeof(config_fields[0]),
     .config = &config,
@@ -35,6 +43,10 @@ static const ls_daemon_t daemon_spec = {
     .stmts = auth_statements,
     .nstmts = STMT_COUNT,
     .on_start = on_start,
+    .uses_http = 1,
+    .outbox = {.targets = outbox_targets,
+               .ntargets = sizeof(outbox_targets) / sizeof(outbox_targets[0]),
+               .poll_ms = &config.outbox_poll_ms},
 };
 
 int main(int argc, char **argv)

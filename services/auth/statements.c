@@ -15,7 +15,12 @@ const ls_pg_stmt_t auth_statements[STMT_COUNT] = {
                              "u.") " FROM unnest($1::bigint[]) WITH ORDINALITY AS q(tid, ord)"
                                    " JOIN users u ON u.telegram_id = q.tid ORDER BY q.ord",
                          1},
-    /* $1 id, $2..$6 names, $7 sealed phone, $8 phone given, $9 admin ids, $10 actor, $11 changes */
+    /* $1 id, $2..$6 names, $7 sealed phone, $8 phone given, $9 admin ids, $10 actor, $11 changes,
+     * $12 traceparent. A user it creates (not one it updates) also gets its `registration`
+     * notification as an outbox row (shared/outbox.h), in this same statement and so in the same
+     * transaction: exactly once, whatever happens to the caller after the commit. The body is the
+     * one notification-service takes: the first name as a template parameter, and the language
+     * when it is an ISO 639 code (Telegram sends IETF tags such as "pt-br"; templates are per code). */
     [STMT_USER_PUT] =
         {"user_put",
          "WITH u AS ("
@@ -32,9 +37,17 @@ const ls_pg_stmt_t auth_statements[STMT_COUNT] = {
          " RETURNING t.*, (t.xmax = 0) AS created),"
          " a AS (" LS_AUDIT_INSERT
          "SELECT $10::bigint, CASE WHEN created THEN 'user.create' ELSE 'user.update' END,"
-         "   'user', telegram_id::text, $11::jsonb FROM u)"
+         "   'user', telegram_id::text, $11::jsonb FROM u),"
+         " o AS (INSERT INTO outbox (target, method, path, body, actor_telegram_id, idempotency_key,"
+         "  traceparent)"
+         " SELECT '" AUTH_NOTIFY_TARGET "', 'POST', '/notifications',"
+         "  json_strip_nulls(json_build_object('recipient_telegram_id', telegram_id, 'type', 'registration',"
+         "   'params', json_build_object('first_name', first_name), 'language_code',"
+         "   CASE WHEN language_code ~ '^[a-z]{2,3}$' THEN language_code END))::text,"
+         "  telegram_id, 'registration:' || telegram_id, $12 FROM u WHERE created"
+         " ON CONFLICT (idempotency_key) DO NOTHING)"
          " SELECT " USER_COLUMNS("") ", created FROM u",
-         11},
+         12},
     [STMT_USER_ROLE] = {"user_role", "SELECT role FROM users WHERE telegram_id = $1::bigint", 1},
     [STMT_USER_PATCH] = {"user_patch",
                          "UPDATE users SET role = COALESCE($2::user_role, role),"

@@ -7,6 +7,7 @@
 #include <sodium.h>
 
 #include "log.h"
+#include "outbox.h"
 #include "rows.h"
 #include "txn.h"
 
@@ -141,6 +142,9 @@ static void on_user_put(ls_req_t *r, ls_pg_status_t status, PGresult *res)
     if (ls_pg_ok_or_reply(r, status, res) != 0)
         return;
     int created = ls_row_bool(res, 0, "created");
+    /* The statement committed the registration notification with the user: deliver it now. */
+    if (created)
+        ls_outbox_kick(ls_worker_outbox(r->worker));
     json_object *out = json_object_new_object();
     json_object_object_add(out, "user", user_json(r, res, 0));
     json_object_object_add(out, "created", json_object_new_boolean(created));
@@ -176,7 +180,7 @@ void users_put(ls_req_t *r)
     char actor[24];
     snprintf(actor, sizeof(actor), "%lld", (long long)(r->actor != 0 ? r->actor : id));
 
-    const char *params[11] = {
+    const char *params[12] = {
         id_text,
         ls_json_get_str(body, "username"),
         ls_json_get_str(body, "first_name"),
@@ -188,8 +192,9 @@ void users_put(ls_req_t *r)
         cfg->admin_array,
         actor,
         changes_text,
+        ls_req_traceparent(r),
     };
-    ls_req_pg(r, STMT_USER_PUT, 11, params, on_user_put);
+    ls_req_pg(r, STMT_USER_PUT, 12, params, on_user_put);
 }
 
 /* ---- PATCH /users/{telegram_id}: a transaction — check the actor, update, audit ---- */

@@ -2,6 +2,7 @@
  * auth-service end to end: the real daemon on a fresh database of the test cluster.
  */
 #include <criterion/criterion.h>
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +29,9 @@ static void daemon_env(const char **env, size_t cap, char *bufs[4], const char *
     asprintf(&bufs[3], "ADMIN_TELEGRAM_IDS=%d", ADMIN_ID);
     for (int i = 0; i < 4; i++)
         env[n++] = bufs[i];
+    /* Where nothing ever listens, unless a test says otherwise: its outbox keeps what it queues. */
+    if (extra == NULL || strncmp(extra, "NOTIFICATION_URL=", 17) != 0)
+        env[n++] = "NOTIFICATION_URL=unix:/nonexistent/ls-no-notification-service.sock";
     env[n++] = "THREADS=2";
     env[n++] = "LOG_LEVEL=debug";
     if (extra != NULL)
@@ -498,14 +502,28 @@ Test(auth, two_daemons_starting_together_apply_each_migration_once)
     cr_expect_eq(a_rc, 0, "first daemon failed; see %s", a.log_path);
     cr_expect_eq(b_rc, 0, "second daemon failed; see %s", b.log_path);
 
+    /* As many as migrations/auth holds. */
+    int files = 0;
+    char dir[1024];
+    snprintf(dir, sizeof(dir), "%s/migrations/auth", lst_env("LS_TEST_SOURCE_DIR"));
+    DIR *dp = opendir(dir);
+    cr_assert_not_null(dp, "cannot read %s", dir);
+    for (struct dirent *e; (e = readdir(dp)) != NULL;) {
+        size_t len = strlen(e->d_name);
+        files += len > 4 && strcmp(e->d_name + len - 4, ".sql") == 0;
+    }
+    closedir(dp);
+    cr_assert_geq(files, 3);
+    char want[32];
+    snprintf(want, sizeof(want), "%d/%d", files, files);
     char *rows =
         lst_pg_admin_exec(db2, "SELECT count(*) || '/' || count(DISTINCT version) FROM schema_migrations");
-    cr_expect_str_eq(rows, "2/2");
+    cr_expect_str_eq(rows, want);
     free(rows);
     int applied =
         count_in_file(a.log_path, "migration applied") + count_in_file(b.log_path, "migration applied");
-    cr_expect_eq(applied, 2, "each of the 2 files must be applied by exactly one daemon (logs: %s, %s)",
-                 a.log_path, b.log_path);
+    cr_expect_eq(applied, files, "each of the %d files must be applied by exactly one daemon (logs: %s, %s)",
+                 files, a.log_path, b.log_path);
     if (a_rc == 0)
         cr_expect_eq(lst_daemon_stop(&a), 0);
     if (b_rc == 0)
@@ -599,4 +617,116 @@ Test(auth, database_outage_gives_fast_503_and_recovers_without_restart, .timeout
         free(bufs[i]);
     free(admin);
     lst_cluster_destroy(&c);
+}
+
+/* ---- the registration notification, through the outbox ---- */
+
+static long long count_in(const char *db, const char *sql)
+{
+    char *v = lst_pg_admin_exec(db, sql);
+    long long n = atoll(v);
+    free(v);
+    return n;
+}
+
+/* Polls `sql` (a count) on db every 50 ms until it reads want or timeout_ms passed; the last count. */
+static long long wait_count(const char *db, const char *sql, long long want, int timeout_ms)
+{
+    long long n = count_in(db, sql);
+    for (int waited = 0; n != want && waited < timeout_ms; waited += 50) {
+        usleep(50 * 1000);
+        n = count_in(db, sql);
+    }
+    return n;
+}
+
+Test(auth, a_first_sign_in_notifies_once_through_the_outbox_even_when_notification_service_is_down,
+     .timeout = 120)
+{
+    char *db = NULL, *conn = lst_db_create("auth_outbox", &db);
+    char url_var[80], path[64];
+    int port = lst_free_port(); /* notification-service comes up here later */
+    snprintf(url_var, sizeof(url_var), "NOTIFICATION_URL=http://127.0.0.1:%d", port);
+    const char *env[14];
+    char *bufs[4];
+    daemon_env(env, 12, bufs, conn, url_var);
+    size_t n = 0;
+    while (env[n] != NULL)
+        n++;
+    env[n++] = "OUTBOX_POLL_MS=50";
+    env[n] = NULL;
+    lst_daemon_t d;
+    lst_daemon_start(&d, DAEMON, env);
+    for (int i = 0; i < 4; i++)
+        free(bufs[i]);
+
+    /* Two first sign-ins while notification-service is down: each queues its notification with the
+     * user, in the same transaction. */
+    static const struct {
+        long long id;
+        const char *body;
+        const char *want; /* the notification's body: a language only when it is an ISO 639 code */
+    } users[] = {
+        {4242, "{\"first_name\":\"Olga\",\"username\":\"olga\",\"language_code\":\"ru\"}",
+         "{\"recipient_telegram_id\":4242,\"type\":\"registration\",\"params\":{\"first_name\":\"Olga\"},"
+         "\"language_code\":\"ru\"}"},
+        {4243, "{\"first_name\":\"João\",\"language_code\":\"pt-br\"}",
+         "{\"recipient_telegram_id\":4243,\"type\":\"registration\",\"params\":{\"first_name\":\"João\"}}"},
+    };
+    lst_resp_t resp;
+    for (size_t i = 0; i < 2; i++) {
+        snprintf(path, sizeof(path), "/users/%lld", users[i].id);
+        lst_call_as(&resp, d.base_url, token, "PUT", path, users[i].body, NULL, NULL);
+        cr_assert_eq(resp.status, 201, "%.300s", resp.body);
+        lst_resp_free(&resp);
+        char sql[1024];
+        snprintf(sql, sizeof(sql),
+                 "SELECT count(*) FROM outbox WHERE idempotency_key = 'registration:%lld'"
+                 " AND target = 'notification' AND method = 'POST' AND path = '/notifications'"
+                 " AND actor_telegram_id = %lld AND body::jsonb = '%s'::jsonb",
+                 users[i].id, users[i].id, users[i].want);
+        cr_expect_eq(count_in(db, sql), 1, "outbox row of %lld", users[i].id);
+    }
+    /* A second sign-in updates the user and queues nothing. */
+    lst_call_as(&resp, d.base_url, token, "PUT", "/users/4242", "{\"first_name\":\"Olya\"}", NULL, NULL);
+    cr_assert_eq(resp.status, 200, "%.300s", resp.body);
+    lst_resp_free(&resp);
+    cr_expect_eq(count_in(db, "SELECT count(*) FROM outbox"), 2);
+
+    /* The outbox has tried and failed (nothing listens yet): the rows wait for a retry. */
+    cr_expect_eq(
+        wait_count(db, "SELECT count(*) FROM outbox WHERE attempts >= 1 AND delivered_at IS NULL", 2, 10000),
+        2, "the outbox never tried while notification-service was down");
+
+    /* notification-service comes up where auth-service looks for it; the retries deliver each
+     * notification exactly once. */
+    lst_service_t notif = {0};
+    notif.token = strdup(token);
+    char listen[64];
+    snprintf(listen, sizeof(listen), "LISTEN=127.0.0.1:%d", port);
+    const char *nenv[] = {listen, NULL};
+    lst_service_start(&notif, "services/notification/notification-service", "auth_notif", nenv);
+    cr_expect_eq(wait_count(db, "SELECT count(*) FROM outbox WHERE delivered_at IS NOT NULL", 2, 30000), 2,
+                 "the registrations were not delivered after notification-service came up");
+    const char *stored = "SELECT count(*) FROM notifications WHERE type = 'registration'"
+                         " AND recipient_telegram_id IN (4242, 4243)";
+    cr_expect_eq(count_in(notif.dbname, stored), 2);
+    cr_expect_eq(count_in(notif.dbname,
+                          "SELECT count(*) FROM notifications WHERE recipient_telegram_id = 4242"
+                          " AND params->>'first_name' = 'Olga' AND language_code = 'ru'"
+                          " AND idempotency_key = 'registration:4242'"),
+                 1);
+
+    /* Another update later still notifies nobody. */
+    lst_call_as(&resp, d.base_url, token, "PUT", "/users/4243", "{\"first_name\":\"Jo\"}", NULL, NULL);
+    cr_assert_eq(resp.status, 200, "%.300s", resp.body);
+    lst_resp_free(&resp);
+    usleep(300 * 1000);
+    cr_expect_eq(count_in(db, "SELECT count(*) FROM outbox"), 2);
+    cr_expect_eq(count_in(notif.dbname, stored), 2);
+
+    cr_expect_eq(lst_daemon_stop(&d), 0, "auth-service did not exit cleanly; see %s", d.log_path);
+    lst_service_destroy(&notif);
+    free(conn);
+    free(db);
 }

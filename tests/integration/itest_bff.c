@@ -114,6 +114,9 @@ static void spawn_service(service_t *s)
     if (s == &services[S_AUTH]) {
         env_add(env, &n, owned, &nowned, "AUTH_DATA_KEY=%s", data_key);
         env[n++] = "ADMIN_TELEGRAM_IDS=" STR(ADMIN_ID);
+        env_add(env, &n, owned, &nowned, "NOTIFICATION_URL=http://127.0.0.1:%d",
+                services[S_NOTIFICATION].port);
+        env[n++] = "OUTBOX_POLL_MS=50";
     } else if (s == &services[S_GROUPS]) {
         env_add(env, &n, owned, &nowned, "STUDENTS_URL=http://127.0.0.1:%d", services[S_STUDENTS].port);
         env[n++] = "OUTBOX_POLL_MS=50";
@@ -512,7 +515,7 @@ Test(bff, sign_in_creates_then_updates_and_notifies_once)
 
     if (!have_notification)
         return;
-    /* The registration notification is created after the answer: poll for it (bounded). */
+    /* auth-service's outbox delivers the registration notification after the commit: poll for it. */
     int n = 0;
     for (int i = 0; i < 100 && (n = registration_count(501)) == 0; i++)
         usleep(50 * 1000);

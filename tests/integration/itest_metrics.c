@@ -115,11 +115,15 @@ Test(service, metrics_need_the_internal_token)
 
 /* ---- suite system: six services, the BFF, a fake calendar ---- */
 
-enum { S_AUTH, S_TEACHERS, S_STUDENTS, S_NOTIFICATION, S_GROUPS, S_CALENDAR, S_COUNT };
+/* In start order: a service starts after those it calls (their URLs are known then). */
+enum { S_TEACHERS, S_STUDENTS, S_NOTIFICATION, S_AUTH, S_GROUPS, S_CALENDAR, S_COUNT };
 static const char *const relpaths[S_COUNT] = {
-    "services/auth/auth-service",         "services/teachers/teachers-service",
-    "services/students/students-service", "services/notification/notification-service",
-    "services/groups/groups-service",     "services/calendar/calendar-service",
+    [S_AUTH] = "services/auth/auth-service",
+    [S_TEACHERS] = "services/teachers/teachers-service",
+    [S_STUDENTS] = "services/students/students-service",
+    [S_NOTIFICATION] = "services/notification/notification-service",
+    [S_GROUPS] = "services/groups/groups-service",
+    [S_CALENDAR] = "services/calendar/calendar-service",
 };
 static lst_service_t services[S_COUNT];
 static lst_daemon_t bff;
@@ -155,7 +159,8 @@ static void system_setup(void)
         const char *env[8] = {NULL};
         services[i].token = strdup(token);
         if (i == S_AUTH) {
-            env[0] = key;
+            snprintf(a, sizeof(a), "NOTIFICATION_URL=%s", services[S_NOTIFICATION].daemon.base_url);
+            env[0] = key, env[1] = a, env[2] = "OUTBOX_POLL_MS=50";
         } else if (i == S_GROUPS) {
             snprintf(a, sizeof(a), "STUDENTS_URL=%s", services[S_STUDENTS].daemon.base_url);
             env[0] = a, env[1] = "OUTBOX_POLL_MS=50";
@@ -398,12 +403,13 @@ Test(system, promtool_accepts_every_daemons_metrics)
     cr_expect_eq(lst_metric_wait(services[S_NOTIFICATION].daemon.base_url, token,
                                  "ls_notification_deliveries_total{outcome=\"stored\"}", 1, 10000),
                  1);
-    static const char *const names[S_COUNT] = {"auth",         "teachers", "students",
-                                               "notification", "groups",   "calendar"};
+    static const char *const names[S_COUNT] = {[S_AUTH] = "auth",         [S_TEACHERS] = "teachers",
+                                               [S_STUDENTS] = "students", [S_NOTIFICATION] = "notification",
+                                               [S_GROUPS] = "groups",     [S_CALENDAR] = "calendar"};
     for (int i = 0; i < S_COUNT; i++) {
         char *t = lst_metrics_text(services[i].daemon.base_url, token);
         double v;
-        if (i == S_GROUPS || i == S_CALENDAR)
+        if (i == S_GROUPS || i == S_CALENDAR || i == S_AUTH)
             cr_expect(lst_metric_in(t, "ls_outbox_pending_rows", &v), "%s-service has an outbox", names[i]);
         if (i == S_NOTIFICATION)
             cr_expect(lst_metric_in(t, "ls_notification_queue_depth", &v));
