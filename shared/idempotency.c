@@ -38,7 +38,8 @@ void ls_idem_fingerprint(const char *method, size_t method_len, const char *path
     crypto_hash_sha256_state st;
     unsigned char digest[crypto_hash_sha256_BYTES];
     /* Idempotent and thread-safe; SHA-256 works whatever it returns. */
-    (void)sodium_init();
+    int initialised = sodium_init();
+    (void)initialised;
     crypto_hash_sha256_init(&st);
     hash_part(&st, method, method_len);
     hash_part(&st, path, path_len);

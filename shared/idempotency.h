@@ -15,8 +15,10 @@
  *   - two requests with one key at once: the first claims the key as its transaction's first
  *     statement; the second's claim waits for that transaction to end, and then replays its answer
  *     (or, when it rolled back, does the work itself).
- * A key older than the lifetime counts as new; each claim also deletes up to LS_IDEM_GC_ROWS other
- * expired rows (oldest first), so the table holds about one day of keys.
+ * A key older than the lifetime counts as new; each recorded answer also deletes up to LS_IDEM_GC_ROWS
+ * other expired rows (oldest first), so the table holds about one lifetime of keys. That happens in
+ * the transaction's last statement and skips rows another transaction holds, so it never waits:
+ * a claim waits only while holding nothing, and no two transactions can wait for each other.
  *
  * Wiring, per service: the migration NNN_idempotency.sql (the table below), LS_IDEM_STMTS at
  * LS_IDEM_NSTMTS consecutive places of its statement table, LS_IDEM_CONFIG_FIELD in its settings
@@ -51,15 +53,10 @@ void ls_idem_fingerprint(const char *method, size_t method_len, const char *path
 enum { LS_IDEM_CLAIM, LS_IDEM_READ, LS_IDEM_RECORD, LS_IDEM_NSTMTS };
 /* claim: $1 actor, $2 key, $3 fingerprint, $4 lifetime in seconds: a row back when this request
  * now owns the key (new, or taken over from an expired row). read: $1 actor, $2 key. record: $1
- * actor, $2 key, $3 status, $4 body (NULL: none). */
+ * actor, $2 key, $3 status, $4 body (NULL: none), $5 lifetime in seconds. */
 #define LS_IDEM_STMTS                                                                                        \
     {"idem_claim",                                                                                           \
-     "WITH gc AS (DELETE FROM idempotency_keys WHERE (actor_telegram_id, key) IN ("                          \
-     " SELECT actor_telegram_id, key FROM idempotency_keys"                                                  \
-     " WHERE created_at < now() - make_interval(secs => $4::int)"                                            \
-     "  AND NOT (actor_telegram_id = $1::bigint AND key = $2::text)"                                         \
-     " ORDER BY created_at LIMIT " LS_IDEM_GC_ROWS " FOR UPDATE SKIP LOCKED))"                               \
-     " INSERT INTO idempotency_keys AS k (actor_telegram_id, key, fingerprint)"                              \
+     "INSERT INTO idempotency_keys AS k (actor_telegram_id, key, fingerprint)"                               \
      " VALUES ($1::bigint, $2::text, $3::text)"                                                              \
      " ON CONFLICT (actor_telegram_id, key) DO UPDATE SET fingerprint = EXCLUDED.fingerprint,"               \
      "  status = 0, body = NULL, created_at = now()"                                                         \
@@ -71,9 +68,14 @@ enum { LS_IDEM_CLAIM, LS_IDEM_READ, LS_IDEM_RECORD, LS_IDEM_NSTMTS };
          2},                                                                                                 \
     {                                                                                                        \
         "idem_record",                                                                                       \
-            "UPDATE idempotency_keys SET status = $3::int, body = $4::text"                                  \
+            "WITH gc AS (DELETE FROM idempotency_keys WHERE (actor_telegram_id, key) IN ("                   \
+            " SELECT actor_telegram_id, key FROM idempotency_keys"                                           \
+            " WHERE created_at < now() - make_interval(secs => $5::int)"                                     \
+            "  AND NOT (actor_telegram_id = $1::bigint AND key = $2::text)"                                  \
+            " ORDER BY created_at LIMIT " LS_IDEM_GC_ROWS " FOR UPDATE SKIP LOCKED))"                        \
+            " UPDATE idempotency_keys SET status = $3::int, body = $4::text"                                 \
             " WHERE actor_telegram_id = $1::bigint AND key = $2::text",                                      \
-            4                                                                                                \
+            5                                                                                                \
     }
 
 /* The IDEMPOTENCY_TTL_S row of a service's settings table (member: a long long). */

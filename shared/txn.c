@@ -125,15 +125,21 @@ static void on_claimed(ls_req_t *r, ls_txn_t *t, const PGresult *res)
     ls_txn_exec(t, idem_stmt(LS_IDEM_READ), 2, params, on_stored);
 }
 
-static void claim(ls_txn_t *t)
+/* The keys' lifetime in seconds, as text in request memory. */
+static const char *idem_ttl(ls_txn_t *t)
 {
     size_t first;
     long long ttl;
-    char ttl_text[24];
+    char *text = ls_req_alloc(t->r, 24);
     ls_idem_config(&first, &ttl);
-    snprintf(ttl_text, sizeof(ttl_text), "%lld", ttl);
-    const char *params[4] = {idem_actor(t), t->idem_key, t->idem_fp, ttl_text};
-    ls_txn_exec(t, first + LS_IDEM_CLAIM, 4, params, on_claimed);
+    snprintf(text, 24, "%lld", ttl);
+    return text;
+}
+
+static void claim(ls_txn_t *t)
+{
+    const char *params[4] = {idem_actor(t), t->idem_key, t->idem_fp, idem_ttl(t)};
+    ls_txn_exec(t, idem_stmt(LS_IDEM_CLAIM), 4, params, on_claimed);
 }
 
 static void on_recorded(ls_req_t *r, ls_txn_t *t, const PGresult *res)
@@ -143,16 +149,17 @@ static void on_recorded(ls_req_t *r, ls_txn_t *t, const PGresult *res)
     ls_txn_commit(t);
 }
 
-/* The answer about to be committed, into the key's row (the same text ls_reply_json sends). */
+/* The answer about to be committed, into the key's row (the same text ls_reply_json sends); and a
+ * few expired rows deleted (idempotency.h). */
 static void record(ls_txn_t *t)
 {
     char status[16];
     snprintf(status, sizeof(status), "%d", t->reply_status);
     const char *body =
         t->reply != NULL ? json_object_to_json_string_ext(t->reply, JSON_C_TO_STRING_PLAIN) : NULL;
-    const char *params[4] = {idem_actor(t), t->idem_key, status, body};
+    const char *params[5] = {idem_actor(t), t->idem_key, status, body, idem_ttl(t)};
     t->idem_claimed = 0;
-    ls_txn_exec(t, idem_stmt(LS_IDEM_RECORD), 4, params, on_recorded);
+    ls_txn_exec(t, idem_stmt(LS_IDEM_RECORD), 5, params, on_recorded);
 }
 
 /* ---- the transaction ---- */

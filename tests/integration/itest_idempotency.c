@@ -300,7 +300,8 @@ Test(idempotency, a_refusal_is_not_recorded_and_a_key_expires)
     cr_expect_str_eq(again.body, first.body);
     cr_expect_eq(keys_named(key), 1);
 
-    /* After its lifetime the key is gone: another key's claim deletes it, and it counts as new. */
+    /* After its lifetime the key is gone: another key's recorded answer deletes it, and it counts as
+     * new. */
     usleep(2200 * 1000);
     char *other = fresh("other");
     api(&resp, ALICE, "PUT", "/api/teachers/me/languages/de", body, other);
