@@ -1,7 +1,8 @@
 /*
- * Idempotent writes (shared/idempotency.h) end to end: the real bff in front of real auth-, groups-
- * and teachers-service daemons on fresh databases of the test cluster. A write sent again with the
- * same Idempotency-Key gets the first answer again and is done once; the same key with another
+ * Idempotent writes (shared/idempotency.h) end to end: the real bff in front of real auth-, groups-,
+ * teachers- and calendar-service daemons on fresh databases of the test cluster. A write sent again
+ * with the same Idempotency-Key gets the first answer again and is done once (a retried lesson gets
+ * its 201, not the 409 of a lesson overlapping itself); the same key with another
  * request is 422; keys are per person; concurrent requests with one key make one write; a
  * malformed key is 400; a refused request records nothing; a key expires (teachers-service runs
  * with IDEMPOTENCY_TTL_S=1 in that test).
@@ -21,10 +22,11 @@
 #define BOT_TOKEN   "5768337691:AAH5YkoiEuPk8-FZa32hStHTqXiLPtAEhx8" /* public vector, ARCHITECTURE §7.1 */
 #define ALICE       701
 #define BOB         702
+#define CAROL       703 /* a teacher with lessons */
 #define NCONCURRENT 8
 #define LONG_KEY    129 /* one over LS_IDEM_KEY_MAX */
 
-static lst_service_t auth, groups, teachers;
+static lst_service_t auth, groups, teachers, calendar;
 static lst_daemon_t bff;
 static unsigned char tma_key[TMA_KEY_BYTES];
 
@@ -42,6 +44,15 @@ static void start_all(void)
     teachers.token = strdup(auth.token);
     lst_service_start(&teachers, "services/teachers/teachers-service", "idem_teachers", NULL);
     free(data_key);
+    /* Lessons of a teacher alone: only teachers-service is asked; the rest listens nowhere. */
+    char teachers_url[96], cal_urls[3][64];
+    snprintf(teachers_url, sizeof(teachers_url), "TEACHERS_URL=%s", teachers.daemon.base_url);
+    snprintf(cal_urls[0], sizeof(cal_urls[0]), "GROUPS_URL=http://127.0.0.1:%d", lst_free_port());
+    snprintf(cal_urls[1], sizeof(cal_urls[1]), "STUDENTS_URL=http://127.0.0.1:%d", lst_free_port());
+    snprintf(cal_urls[2], sizeof(cal_urls[2]), "NOTIFICATION_URL=http://127.0.0.1:%d", lst_free_port());
+    const char *calendar_env[] = {teachers_url, cal_urls[0], cal_urls[1], cal_urls[2], NULL};
+    calendar.token = strdup(auth.token);
+    lst_service_start(&calendar, "services/calendar/calendar-service", "idem_calendar", calendar_env);
 
     char env_urls[6][96], token_env[160];
     snprintf(env_urls[0], sizeof(env_urls[0]), "AUTH_URL=%s", auth.daemon.base_url);
@@ -49,7 +60,7 @@ static void start_all(void)
     snprintf(env_urls[2], sizeof(env_urls[2]), "TEACHERS_URL=%s", teachers.daemon.base_url);
     /* Not used here: ports where nothing listens. */
     snprintf(env_urls[3], sizeof(env_urls[3]), "STUDENTS_URL=http://127.0.0.1:%d", lst_free_port());
-    snprintf(env_urls[4], sizeof(env_urls[4]), "CALENDAR_URL=http://127.0.0.1:%d", lst_free_port());
+    snprintf(env_urls[4], sizeof(env_urls[4]), "CALENDAR_URL=%s", calendar.daemon.base_url);
     snprintf(env_urls[5], sizeof(env_urls[5]), "NOTIFICATION_URL=http://127.0.0.1:%d", lst_free_port());
     snprintf(token_env, sizeof(token_env), "INTERNAL_TOKEN=%s", auth.token);
     const char *env[] = {env_urls[0], env_urls[1],       env_urls[2], env_urls[3],
@@ -69,6 +80,7 @@ static void teardown(void)
 {
     if (bff.pid > 0)
         cr_expect_eq(lst_daemon_stop(&bff), 0, "bff did not exit cleanly; see %s", bff.log_path);
+    lst_service_destroy(&calendar);
     lst_service_destroy(&teachers);
     lst_service_destroy(&groups);
     lst_service_destroy(&auth);
@@ -164,6 +176,39 @@ Test(idempotency, repeated_write_gets_the_first_answer_and_is_done_once)
     free(other);
     free(body);
     free(title);
+    free(key);
+}
+
+/* The case seen: a lesson stored, its answer lost, the retry answered 409 (it overlaps itself). */
+Test(idempotency, a_retried_lesson_gets_its_201_not_a_409)
+{
+    lst_resp_t resp;
+    api(&resp, CAROL, "PUT", "/api/teachers/me", "{}", NULL);
+    cr_assert(resp.status == 201 || resp.status == 200, "%d %.300s", resp.status, resp.body);
+    lst_resp_free(&resp);
+
+    char *key = fresh("lesson"), *body;
+    cr_assert_geq(asprintf(&body,
+                           "{\"teacher_telegram_id\":%d,\"starts_at\":\"2031-05-06T10:00:00Z\","
+                           "\"duration_minutes\":60,\"topic\":\"retried\"}",
+                           CAROL),
+                  0);
+    lst_resp_t first, again, unkeyed;
+    api(&first, CAROL, "POST", "/api/lessons", body, key);
+    cr_assert_eq(first.status, 201, "%d %.300s", first.status, first.body);
+    api(&again, CAROL, "POST", "/api/lessons", body, key);
+    cr_expect_eq(again.status, 201, "the retry: %d %.300s", again.status, again.body);
+    cr_expect_str_eq(again.body, first.body);
+    /* Without the key the same request is a new lesson, which overlaps the first. */
+    api(&unkeyed, CAROL, "POST", "/api/lessons", body, NULL);
+    lst_expect_problem(&unkeyed, 409, "already has lesson");
+    char *n = lst_pg_admin_exec(calendar.dbname, "SELECT count(*) FROM lessons WHERE topic = 'retried'");
+    cr_expect_str_eq(n, "1");
+    free(n);
+    lst_resp_free(&first);
+    lst_resp_free(&again);
+    lst_resp_free(&unkeyed);
+    free(body);
     free(key);
 }
 
