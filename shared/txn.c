@@ -125,12 +125,11 @@ static void on_claimed(ls_req_t *r, ls_txn_t *t, const PGresult *res)
     ls_txn_exec(t, idem_stmt(LS_IDEM_READ), 2, params, on_stored);
 }
 
-/* The keys' lifetime in seconds, as text in request memory. */
-static const char *idem_ttl(ls_txn_t *t)
+/* The keys' lifetime in seconds, as text (the pool copies parameters). */
+static const char *idem_ttl(char text[24])
 {
     size_t first;
     long long ttl;
-    char *text = ls_req_alloc(t->r, 24);
     ls_idem_config(&first, &ttl);
     snprintf(text, 24, "%lld", ttl);
     return text;
@@ -138,7 +137,8 @@ static const char *idem_ttl(ls_txn_t *t)
 
 static void claim(ls_txn_t *t)
 {
-    const char *params[4] = {idem_actor(t), t->idem_key, t->idem_fp, idem_ttl(t)};
+    char ttl[24];
+    const char *params[4] = {idem_actor(t), t->idem_key, t->idem_fp, idem_ttl(ttl)};
     ls_txn_exec(t, idem_stmt(LS_IDEM_CLAIM), 4, params, on_claimed);
 }
 
@@ -153,11 +153,11 @@ static void on_recorded(ls_req_t *r, ls_txn_t *t, const PGresult *res)
  * few expired rows deleted (idempotency.h). */
 static void record(ls_txn_t *t)
 {
-    char status[16];
+    char status[16], ttl[24];
     snprintf(status, sizeof(status), "%d", t->reply_status);
     const char *body =
         t->reply != NULL ? json_object_to_json_string_ext(t->reply, JSON_C_TO_STRING_PLAIN) : NULL;
-    const char *params[5] = {idem_actor(t), t->idem_key, status, body, idem_ttl(t)};
+    const char *params[5] = {idem_actor(t), t->idem_key, status, body, idem_ttl(ttl)};
     t->idem_claimed = 0;
     ls_txn_exec(t, idem_stmt(LS_IDEM_RECORD), 5, params, on_recorded);
 }
