@@ -7,13 +7,17 @@
  * become the gateway's 502/503/504.
  *
  * The BFF checks only what is its own business: that a body is one JSON object within
- * MAX_BODY_BYTES, and that path segments passed on are plain (no escaping tricks). Field rules stay
- * with the owner.
+ * MAX_BODY_BYTES, that path segments passed on are plain (no escaping tricks), and that a write's
+ * Idempotency-Key is 1..LS_IDEM_KEY_MAX visible ASCII characters (400 otherwise). Field rules stay
+ * with the owner, and so does the key: it is passed on as it came, and the owning service replays
+ * a repeated write's answer (shared/idempotency.h); the BFF keeps nothing.
  */
 #include "bff.h"
 
 #include <stdio.h>
 #include <string.h>
+
+#include "idempotency.h"
 
 #define PATH_MAX_LEN 512
 
@@ -75,6 +79,7 @@ typedef struct {
     const char *path;
     const char *body;
     size_t body_len;
+    const char *idempotency_key; /* a write's, as the client sent it; NULL: none */
 } proxy_t;
 
 static const bff_proxy_route_t *find_route(ls_req_t *r)
@@ -150,6 +155,22 @@ static int expand_path(ls_req_t *r, const bff_proxy_route_t *route, const char *
     return 0;
 }
 
+/* A write's Idempotency-Key, copied into request memory: 0 (NULL when absent), or -1 after 400. */
+static int idempotency_key_or_reply(ls_req_t *r, const char **out)
+{
+    h2o_iovec_t v;
+    *out = NULL;
+    if (r->h2o == NULL || !ls_h2o_header(r->h2o, "idempotency-key", 15, &v))
+        return 0;
+    if (!ls_idem_key_valid(v.base, v.len)) {
+        ls_reply_problem(r, 400, "header Idempotency-Key: must be 1..%d visible ASCII characters",
+                         LS_IDEM_KEY_MAX);
+        return -1;
+    }
+    *out = ls_req_strdup(r, v.base, v.len);
+    return 0;
+}
+
 static void on_answer(ls_req_t *r, bff_fanout_t *f)
 {
     const bff_part_t *p = &f->parts[0];
@@ -180,7 +201,8 @@ static void send_write(ls_req_t *r, proxy_t *px)
 {
     bff_fanout_t *f = bff_fanout_new(r, px);
     f->keep_raw = 1;
-    bff_fanout_add(f, px->route->up, px->route->method, px->path, px->body, px->body_len);
+    bff_part_t *p = bff_fanout_add(f, px->route->up, px->route->method, px->path, px->body, px->body_len);
+    p->idempotency_key = px->idempotency_key;
     bff_fanout_start(f, on_answer);
 }
 
@@ -207,6 +229,8 @@ void bff_proxy(ls_req_t *r)
     if (px->route == NULL)
         return ls_reply_problem(r, 500, "internal error: no proxy entry for this route");
     if (expand_path(r, px->route, &px->path) != 0)
+        return;
+    if (strcmp(px->route->method, "GET") != 0 && idempotency_key_or_reply(r, &px->idempotency_key) != 0)
         return;
     if (r->h2o != NULL && r->h2o->entity.base != NULL && r->h2o->entity.len > 0) {
         json_object *body = ls_json_parse_object(r->h2o->entity.base, r->h2o->entity.len, err, sizeof(err));

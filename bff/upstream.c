@@ -318,7 +318,7 @@ void bff_fanout_start(bff_fanout_t *f, bff_fanout_cb done)
             f->pending--;
         } else {
             ls_req_http_ex(r, names[p->up], cfg.base_url[p->up], p->method, p->path, p->body, p->body_len,
-                           NULL, on_part, p);
+                           p->idempotency_key, on_part, p);
         }
     }
     /* The http client ends every call by the deadline; this is the backstop, a little later so that a

@@ -83,6 +83,7 @@ typedef struct {
     const char *path; /* already escaped */
     const char *body; /* may be NULL */
     size_t body_len;
+    const char *idempotency_key; /* sent as Idempotency-Key when set (request memory) */
     /*
      * Set by the view before bff_fanout_start() for a part whose 2xx answer it passes on as text: such
      * an answer is kept as text (raw) and read with bff_json_read() instead of parsed (`json` stays

@@ -21,10 +21,24 @@
  * A step calls exactly one of ls_txn_exec, ls_txn_audit, ls_txn_fail, ls_txn_abort (after it
  * answered), ls_txn_commit — or hands on to a function that does. res is freed once the step
  * returns: copy what a later step needs. The ls_txn_t lives in request memory.
+ *
+ * Idempotency-Key (idempotency.h), in a service that configured it: ls_txn_new reads the header and
+ * the request's fingerprint. With a key, the transaction's first statement claims it: a recorded
+ * answer for the same request is replayed (and nothing else runs), another request's is 422, and an
+ * unknown key goes on to the handler's steps; ls_txn_commit then records the answer just before
+ * COMMIT. A malformed key is 400 before BEGIN. Only committed answers are recorded: ls_txn_fail,
+ * a failed statement or a failed COMMIT leave no trace, so a retry does the work. Without a key
+ * nothing is looked up. A request whose client has gone before ls_txn_new (nobody to answer) begins
+ * nothing: its caller's retry does the work.
+ *
+ * A write that is one statement (an upsert, a delete) goes through ls_txn_write: without a key the
+ * statement runs on its own, as ls_req_pg would run it (no BEGIN, no COMMIT); with one it runs in a
+ * transaction as above. Its step answers with ls_txn_reply + ls_txn_commit or ls_txn_fail, as any.
  */
 #ifndef LS_TXN_H
 #define LS_TXN_H
 
+#include "idempotency.h"
 #include "server.h"
 
 /* The audit row every change writes (audit_log, docs/ARCHITECTURE.md §5), the start of an INSERT to which a
@@ -58,6 +72,17 @@ struct ls_txn {
     json_object *reply;
     int reply_status;
     int ended;
+    const char *idem_key;         /* the request's valid Idempotency-Key, NULL: none */
+    char idem_fp[LS_IDEM_FP_HEX]; /* its fingerprint */
+    int idem_bad;                 /* a key that is not valid: 400 */
+    int idem_claimed;             /* the key is this transaction's: commit records the answer */
+    int direct;                   /* ls_txn_write without a key: no BEGIN, no COMMIT */
+    int gone;                     /* the client had gone at ls_txn_new */
+    ls_txn_step_t first;          /* the handler's first step, once the key is claimed */
+    size_t one_stmt;              /* ls_txn_write's statement, kept until BEGIN and the claim */
+    int one_nparams;
+    const char **one_params;
+    ls_txn_step_t one_next;
 };
 
 /* A transaction for r, not yet begun; r->state becomes it (the old r->state is t->ctx). */
@@ -78,5 +103,14 @@ void ls_txn_abort(ls_txn_t *t);
 void ls_txn_reply(ls_txn_t *t, int status, json_object *reply);
 /* COMMIT; then t->on_commit and the reply set with ls_txn_reply. */
 void ls_txn_commit(ls_txn_t *t);
+/* A write of one statement: ls_txn_new, then stmt (parameters copied) and next(r, t, res) when it
+ * succeeded — on its own without an Idempotency-Key, in a transaction with one. on_error is
+ * t->on_error (may be NULL). r->state, as set before, becomes t->ctx. */
+void ls_txn_write(ls_req_t *r, size_t stmt, int nparams, const char *const *params, ls_txn_step_t next,
+                  int (*on_error)(ls_req_t *r, ls_txn_t *t, const char *sqlstate));
+
+/* An on_error for a statement that checks the body's "timezone" by using it (`AT TIME ZONE`): 22023
+ * invalid_parameter_value, a zone PostgreSQL does not know, is the caller's mistake (400). */
+int ls_txn_unknown_timezone(ls_req_t *r, ls_txn_t *t, const char *sqlstate);
 
 #endif

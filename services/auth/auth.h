@@ -13,6 +13,7 @@
 #ifndef AUTH_H
 #define AUTH_H
 
+#include "idempotency.h"
 #include "server.h"
 
 #define AUTH_NOTIFY_TARGET "notification" /* outbox.target of the registration notification */
@@ -21,10 +22,11 @@
 
 typedef struct {
     ls_daemon_config_t common;
-    char *data_key_hex;       /* AUTH_DATA_KEY: 64 hex characters */
-    char *admin_ids;          /* ADMIN_TELEGRAM_IDS: comma-separated telegram ids */
-    char *notification_url;   /* NOTIFICATION_URL: where the outbox delivers */
-    long long outbox_poll_ms; /* OUTBOX_POLL_MS */
+    long long idempotency_ttl_s; /* IDEMPOTENCY_TTL_S (idempotency.h) */
+    char *data_key_hex;          /* AUTH_DATA_KEY: 64 hex characters */
+    char *admin_ids;             /* ADMIN_TELEGRAM_IDS: comma-separated telegram ids */
+    char *notification_url;      /* NOTIFICATION_URL: where the outbox delivers */
+    long long outbox_poll_ms;    /* OUTBOX_POLL_MS */
     /* derived at start-up */
     unsigned char data_key[32];
     char admin_array[AUTH_MAX_ADMINS * 21 + 3]; /* "{1,2,3}" for SQL */
@@ -38,6 +40,8 @@ enum {
     STMT_USER_ROLE,
     STMT_USER_PATCH,
     STMT_AUDIT,
+    STMT_IDEM, /* the LS_IDEM_NSTMTS statements of idempotency.h, from here */
+    STMT_IDEM_LAST = STMT_IDEM + LS_IDEM_NSTMTS - 1,
     STMT_COUNT,
 };
 

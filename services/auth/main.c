@@ -5,6 +5,7 @@ static auth_config_t config;
 
 static const ls_cfg_field_t config_fields[] = {
     LS_DAEMON_CONFIG_FIELDS(auth_config_t, common, "127.0.0.1:8081", LS_MIGRATIONS_DEFAULT),
+    LS_IDEM_CONFIG_FIELD(auth_config_t, idempotency_ttl_s),
     {"AUTH_DATA_KEY", LS_CFG_SECRET, NULL, 64, 64, offsetof(auth_config_t, data_key_hex),
      "64 hex characters: key that encrypts sensitive fields (phone numbers) at rest"},
     {"ADMIN_TELEGRAM_IDS", LS_CFG_STR, "", 0, 4096, offsetof(auth_config_t, admin_ids),
@@ -51,5 +52,6 @@ static const ls_daemon_t daemon_spec = {
 
 int main(int argc, char **argv)
 {
+    ls_idem_configure(STMT_IDEM, &config.idempotency_ttl_s);
     return ls_daemon_main(&daemon_spec, argc, argv);
 }

@@ -55,4 +55,5 @@ const ls_pg_stmt_t auth_statements[STMT_COUNT] = {
                          " WHERE telegram_id = $1::bigint RETURNING " USER_COLUMNS(""),
                          3},
     [STMT_AUDIT] = LS_AUDIT_STMT,
+    [STMT_IDEM] = LS_IDEM_STMTS,
 };

@@ -272,14 +272,12 @@ void unavailable_list(ls_req_t *r)
 
 /* ---- DELETE /teachers/{telegram_id}/unavailable/{id} ---- */
 
-static void on_unavailable_deleted(ls_req_t *r, ls_pg_status_t status, PGresult *res)
+static void on_unavailable_deleted(ls_req_t *r, ls_txn_t *t, const PGresult *res)
 {
-    if (ls_pg_ok_or_reply(r, status, res) != 0)
-        return;
     if (PQntuples(res) == 0)
-        return ls_reply_problem(r, 404, "teacher %s has no unavailable period %s",
-                                ls_req_param_str(r, "telegram_id"), ls_req_param_str(r, "id"));
-    ls_reply_empty(r, 204);
+        return ls_txn_fail(t, 404, "teacher %s has no unavailable period %s",
+                           ls_req_param_str(r, "telegram_id"), ls_req_param_str(r, "id"));
+    ls_txn_commit(t);
 }
 
 void unavailable_delete(ls_req_t *r)
@@ -289,5 +287,5 @@ void unavailable_delete(ls_req_t *r)
     /* Removing a period only widens availability: no lock needed. */
     const char *params[3] = {ls_req_param_str(r, "telegram_id"), ls_req_param_str(r, "id"),
                              ls_req_actor_text(r)};
-    ls_req_pg(r, STMT_UNAVAILABLE_DELETE, 3, params, on_unavailable_deleted);
+    ls_txn_write(r, STMT_UNAVAILABLE_DELETE, 3, params, on_unavailable_deleted, NULL);
 }

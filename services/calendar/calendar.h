@@ -42,6 +42,7 @@
 #ifndef CALENDAR_H
 #define CALENDAR_H
 
+#include "idempotency.h"
 #include "server.h"
 #include "txn.h"
 
@@ -60,6 +61,7 @@
 
 typedef struct {
     ls_daemon_config_t common;
+    long long idempotency_ttl_s; /* IDEMPOTENCY_TTL_S (idempotency.h) */
     char *teachers_url;
     char *groups_url;
     char *students_url;
@@ -86,6 +88,8 @@ enum {
     STMT_UNAVAILABLE_ADD,
     STMT_UNAVAILABLE_LIST,
     STMT_UNAVAILABLE_DELETE,
+    STMT_IDEM, /* the LS_IDEM_NSTMTS statements of idempotency.h, from here */
+    STMT_IDEM_LAST = STMT_IDEM + LS_IDEM_NSTMTS - 1,
     STMT_COUNT,
 };
 

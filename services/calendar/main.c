@@ -5,6 +5,7 @@ static calendar_config_t config;
 
 static const ls_cfg_field_t config_fields[] = {
     LS_DAEMON_CONFIG_FIELDS(calendar_config_t, common, "127.0.0.1:8085", LS_MIGRATIONS_DEFAULT),
+    LS_IDEM_CONFIG_FIELD(calendar_config_t, idempotency_ttl_s),
     {"TEACHERS_URL", LS_CFG_URL, "http://127.0.0.1:8082", 0, 0, offsetof(calendar_config_t, teachers_url),
      "teachers-service, asked whether a lesson's teacher exists"},
     {"GROUPS_URL", LS_CFG_URL, "http://127.0.0.1:8084", 0, 0, offsetof(calendar_config_t, groups_url),
@@ -55,5 +56,6 @@ static const ls_daemon_t daemon_spec = {
 
 int main(int argc, char **argv)
 {
+    ls_idem_configure(STMT_IDEM, &config.idempotency_ttl_s);
     return ls_daemon_main(&daemon_spec, argc, argv);
 }

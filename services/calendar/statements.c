@@ -270,4 +270,5 @@ const ls_pg_stmt_t calendar_statements[STMT_COUNT] = {
          "  'ends_at', d.ends_at, 'reason', d.reason) FROM d)"
          " SELECT id FROM d",
          3},
+    [STMT_IDEM] = LS_IDEM_STMTS,
 };

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "rows.h"
+#include "txn.h"
 #include "vocab.h"
 
 static const char *const status_values[] = {"active", "archived", NULL};
@@ -65,11 +66,11 @@ static int price_or_reply(ls_req_t *r, int is_free, const char *price)
     return 0;
 }
 
-static void on_created(ls_req_t *r, ls_pg_status_t status, PGresult *res)
+static void on_created(ls_req_t *r, ls_txn_t *t, const PGresult *res)
 {
-    if (ls_pg_ok_or_reply(r, status, res) != 0)
-        return;
-    ls_reply_json(r, 201, group_json(res, 0));
+    (void)r;
+    ls_txn_reply(t, 201, group_json(res, 0));
+    ls_txn_commit(t);
 }
 
 void groups_create(ls_req_t *r)
@@ -105,7 +106,7 @@ void groups_create(ls_req_t *r)
         ls_req_actor_text(r),
         body_text(r),
     };
-    ls_req_pg(r, STMT_GROUP_CREATE, 10, params, on_created);
+    ls_txn_write(r, STMT_GROUP_CREATE, 10, params, on_created, NULL);
 }
 
 /* ---- GET /groups/{group_id} ---- */

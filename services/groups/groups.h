@@ -27,6 +27,7 @@
 #ifndef GROUPS_H
 #define GROUPS_H
 
+#include "idempotency.h"
 #include "server.h"
 #include "txn.h"
 
@@ -39,8 +40,9 @@
 
 typedef struct {
     ls_daemon_config_t common;
-    char *students_url;       /* STUDENTS_URL */
-    long long outbox_poll_ms; /* OUTBOX_POLL_MS */
+    long long idempotency_ttl_s; /* IDEMPOTENCY_TTL_S (idempotency.h) */
+    char *students_url;          /* STUDENTS_URL */
+    long long outbox_poll_ms;    /* OUTBOX_POLL_MS */
 } groups_config_t;
 
 /* Statement indices into groups_statements. */
@@ -65,6 +67,8 @@ enum {
     STMT_INVITE_CREATE,
     STMT_INVITE_LIST,
     STMT_INVITE_REVOKE,
+    STMT_IDEM, /* the LS_IDEM_NSTMTS statements of idempotency.h, from here */
+    STMT_IDEM_LAST = STMT_IDEM + LS_IDEM_NSTMTS - 1,
     STMT_COUNT,
 };
 

@@ -5,6 +5,7 @@ static groups_config_t config;
 
 static const ls_cfg_field_t config_fields[] = {
     LS_DAEMON_CONFIG_FIELDS(groups_config_t, common, "127.0.0.1:8084", LS_MIGRATIONS_DEFAULT),
+    LS_IDEM_CONFIG_FIELD(groups_config_t, idempotency_ttl_s),
     {"STUDENTS_URL", LS_CFG_URL, "http://127.0.0.1:8083", 0, 0, offsetof(groups_config_t, students_url),
      "students-service, where joins and leaves are recorded as enrollments (through the outbox)"},
     {"OUTBOX_POLL_MS", LS_CFG_INT, "1000", 10, 60000, offsetof(groups_config_t, outbox_poll_ms),
@@ -48,5 +49,6 @@ static const ls_daemon_t daemon_spec = {
 
 int main(int argc, char **argv)
 {
+    ls_idem_configure(STMT_IDEM, &config.idempotency_ttl_s);
     return ls_daemon_main(&daemon_spec, argc, argv);
 }

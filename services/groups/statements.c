@@ -191,4 +191,5 @@ const ls_pg_stmt_t groups_statements[STMT_COUNT] = {
                             "  u.id::text, jsonb_build_object('group_id', $1::uuid) FROM u)"
                             " SELECT count(*) AS found FROM i",
                             3},
+    [STMT_IDEM] = LS_IDEM_STMTS,
 };

@@ -5,6 +5,7 @@ static notification_config_t config;
 
 static const ls_cfg_field_t config_fields[] = {
     LS_DAEMON_CONFIG_FIELDS(notification_config_t, common, "127.0.0.1:8086", LS_MIGRATIONS_DEFAULT),
+    LS_IDEM_CONFIG_FIELD(notification_config_t, idempotency_ttl_s),
     {"TELEGRAM_API_URL", LS_CFG_STR, "", 0, 2048, offsetof(notification_config_t, telegram_api_url),
      "Telegram Bot API base URL (https://api.telegram.org); empty: notifications are only stored"},
     {"BOT_TOKEN", LS_CFG_SECRET, "", 0, NOTIFY_TOKEN_MAX, offsetof(notification_config_t, bot_token),
@@ -48,5 +49,6 @@ static const ls_daemon_t daemon_spec = {
 
 int main(int argc, char **argv)
 {
+    ls_idem_configure(STMT_IDEM, &config.idempotency_ttl_s);
     return ls_daemon_main(&daemon_spec, argc, argv);
 }

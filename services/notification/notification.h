@@ -32,6 +32,7 @@
 #ifndef NOTIFICATION_H
 #define NOTIFICATION_H
 
+#include "idempotency.h"
 #include "server.h"
 
 #define NOTIFY_PAGE_DEF      20
@@ -47,6 +48,7 @@
 
 typedef struct {
     ls_daemon_config_t common;
+    long long idempotency_ttl_s; /* IDEMPOTENCY_TTL_S (idempotency.h) */
     char
         *telegram_api_url; /* TELEGRAM_API_URL: "" (off) or "http(s)://host[:port][/path]", no trailing '/' */
     char *bot_token;       /* BOT_TOKEN: "" (off) or the bot's token */
@@ -71,6 +73,8 @@ enum {
     STMT_SENT,
     STMT_RETRY,
     STMT_FAILED,
+    STMT_IDEM, /* the LS_IDEM_NSTMTS statements of idempotency.h, from here */
+    STMT_IDEM_LAST = STMT_IDEM + LS_IDEM_NSTMTS - 1,
     STMT_COUNT,
 };
 

@@ -8,6 +8,7 @@
 
 #include "log.h"
 #include "rows.h"
+#include "txn.h"
 
 const char *const notification_types[] = {
     "registration",     "enrollment",       "payment",
@@ -173,6 +174,10 @@ void notifications_create(ls_req_t *r)
              (long long)ls_json_get_i64(body, "recipient_telegram_id", 0));
     const char *type = ls_json_get_str(body, "type"), *actor = ls_req_actor_text(r);
     const char *sql_params[7] = {recipient, type, params_json, lang, key, actor, r->trace.trace_id};
+    /* Not through txn.h's Idempotency-Key (idempotency.h): this route keeps its own, older rule — the
+     * key names the notification whoever sends it (the outbox and the BFF send
+     * "lesson:…:<recipient>", "registration:<id>"), and a repeat answers 200 with the stored row —
+     * decided by STMT_CREATE in one statement. */
     ls_req_pg(r, STMT_CREATE, 7, sql_params, on_created);
 }
 
@@ -237,14 +242,13 @@ void notifications_unread_count(ls_req_t *r)
 
 /* ---- POST /users/{telegram_id}/notifications/{id}/read ---- */
 
-static void on_read(ls_req_t *r, ls_pg_status_t status, PGresult *res)
+static void on_read(ls_req_t *r, ls_txn_t *t, const PGresult *res)
 {
-    if (ls_pg_ok_or_reply(r, status, res) != 0)
-        return;
     if (PQntuples(res) == 0)
-        return ls_reply_problem(r, 404, "notification %s of %lld not found", ls_req_param_str(r, "id"),
-                                (long long)ls_req_param_id(r, "telegram_id"));
-    ls_reply_json(r, 200, notification_json(res, 0, PQfnumber(res, "id")));
+        return ls_txn_fail(t, 404, "notification %s of %lld not found", ls_req_param_str(r, "id"),
+                           (long long)ls_req_param_id(r, "telegram_id"));
+    ls_txn_reply(t, 200, notification_json(res, 0, PQfnumber(res, "id")));
+    ls_txn_commit(t);
 }
 
 void notifications_read(ls_req_t *r)
@@ -253,18 +257,18 @@ void notifications_read(ls_req_t *r)
         return;
     const char *params[3] = {ls_req_param_str(r, "telegram_id"), ls_req_param_str(r, "id"),
                              ls_req_actor_text(r)};
-    ls_req_pg(r, STMT_MARK_READ, 3, params, on_read);
+    ls_txn_write(r, STMT_MARK_READ, 3, params, on_read, NULL);
 }
 
 /* ---- POST /users/{telegram_id}/notifications/read_all ---- */
 
-static void on_read_all(ls_req_t *r, ls_pg_status_t status, PGresult *res)
+static void on_read_all(ls_req_t *r, ls_txn_t *t, const PGresult *res)
 {
-    if (ls_pg_ok_or_reply(r, status, res) != 0)
-        return;
+    (void)r;
     json_object *out = json_object_new_object();
     json_object_object_add(out, "marked", json_object_new_int64(ls_row_id(res, 0, "marked")));
-    ls_reply_json(r, 200, out);
+    ls_txn_reply(t, 200, out);
+    ls_txn_commit(t);
 }
 
 void notifications_read_all(ls_req_t *r)
@@ -272,5 +276,5 @@ void notifications_read_all(ls_req_t *r)
     if (notification_actor_or_reply(r) != 0)
         return;
     const char *params[2] = {ls_req_param_str(r, "telegram_id"), ls_req_actor_text(r)};
-    ls_req_pg(r, STMT_MARK_ALL_READ, 2, params, on_read_all);
+    ls_txn_write(r, STMT_MARK_ALL_READ, 2, params, on_read_all, NULL);
 }

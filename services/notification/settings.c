@@ -6,15 +6,13 @@
 #include <string.h>
 
 #include "rows.h"
+#include "txn.h"
 
 #define DISABLED_TYPES_MAX 16 /* more than the number of types: repeats are allowed and merged */
 #define TYPES_ARRAY_MAX    (DISABLED_TYPES_MAX * 20 + 3)
 
 static void on_settings(ls_req_t *r, ls_pg_status_t status, PGresult *res)
 {
-    /* PUT checks the time zone by using it: PostgreSQL's refusal is the user's mistake. */
-    if (status == LS_PG_SQL_ERROR && strcmp(ls_pg_sqlstate(res), "22023") == 0)
-        return ls_reply_problem(r, 400, "field 'timezone': %s", ls_pg_errmsg(res));
     if (ls_pg_ok_or_reply(r, status, res) != 0)
         return;
     ls_reply_json(r, 200, ls_row_object(res, 0));
@@ -31,6 +29,13 @@ void settings_get(ls_req_t *r)
 }
 
 /* ---- PUT /users/{telegram_id}/notification_settings ---- */
+
+static void on_settings_put(ls_req_t *r, ls_txn_t *t, const PGresult *res)
+{
+    (void)r;
+    ls_txn_reply(t, 200, ls_row_object(res, 0));
+    ls_txn_commit(t);
+}
 
 static const ls_json_field_t put_fields[] = {
     {"telegram_id", LS_JSON_ID, 0, 0, 0, 0, NULL},
@@ -174,5 +179,6 @@ void settings_put(ls_req_t *r)
         ls_req_actor_text(r),
         changes_text,
     };
-    ls_req_pg(r, STMT_SETTINGS_PUT, 10, params, on_settings);
+    ls_txn_write(r, STMT_SETTINGS_PUT, 10, params, on_settings_put,
+                 ls_txn_unknown_timezone); /* the statement checks the zone by using it */
 }

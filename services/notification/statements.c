@@ -174,4 +174,5 @@ const ls_pg_stmt_t notification_statements[STMT_COUNT] = {
                      " INSERT INTO notification_logs (notification_id, attempt, channel, status, http_status,"
                      "  error) VALUES ($1::uuid, $2::int, 'telegram', 'failed', $3::int, $4::text)",
                      4},
+    [STMT_IDEM] = LS_IDEM_STMTS,
 };

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "rows.h"
+#include "txn.h"
 
 /* In the order a status may move (the ENUM's declaration order). */
 static const char *const status_values[] = {"enrolled", "in_progress", "completed", NULL};
@@ -53,46 +54,47 @@ typedef struct {
     int attempts;
 } enroll_t;
 
-static void run_upsert(ls_req_t *r);
+static void run_upsert(ls_txn_t *t);
 
-static void on_enrollment_reread(ls_req_t *r, ls_pg_status_t status, PGresult *res)
+static void on_enrollment_reread(ls_req_t *r, ls_txn_t *t, const PGresult *res)
 {
-    enroll_t *e = r->state;
-    if (ls_pg_ok_or_reply(r, status, res) != 0)
-        return;
+    (void)r;
+    enroll_t *e = t->ctx;
     if (PQntuples(res) == 0) {
         if (e->attempts < UPSERT_ATTEMPTS)
-            return run_upsert(r);
-        return ls_reply_problem(r, 409, "the enrollment changed concurrently; try again");
+            return run_upsert(t);
+        return ls_txn_fail(t, 409, "the enrollment changed concurrently; try again");
     }
     const char *current = ls_row_text(res, 0, "status");
     const char *wanted = e->params[2];
     if (wanted != NULL && status_rank(wanted) < status_rank(current))
-        return ls_reply_problem(r, 409, "enrollment status is already '%s'; it cannot go back to '%s'",
-                                current, wanted);
+        return ls_txn_fail(t, 409, "enrollment status is already '%s'; it cannot go back to '%s'", current,
+                           wanted);
     /* The same status, or none asked for: nothing to change. */
-    ls_reply_json(r, 200, enrollment_json(res, 0));
+    ls_txn_reply(t, 200, enrollment_json(res, 0));
+    ls_txn_commit(t);
 }
 
-static void on_enrollment_upserted(ls_req_t *r, ls_pg_status_t status, PGresult *res)
+static void on_enrollment_upserted(ls_req_t *r, ls_txn_t *t, const PGresult *res)
 {
-    enroll_t *e = r->state;
-    if (ls_pg_ok_or_reply(r, status, res) != 0)
-        return;
+    (void)r;
+    enroll_t *e = t->ctx;
     if (PQntuples(res) == 1) {
         int created = ls_row_bool(res, 0, "created");
-        return ls_reply_json(r, created ? 201 : 200, enrollment_json(res, 0));
+        ls_txn_reply(t, created ? 201 : 200, enrollment_json(res, 0));
+        return ls_txn_commit(t);
     }
-    /* It exists with a status at or past the one asked for: a fresh statement (a fresh snapshot)
-     * sees it even when a concurrent call created it after the upsert's snapshot was taken. */
-    ls_req_pg(r, STMT_ENROLLMENT_GET, 2, e->params, on_enrollment_reread);
+    /* It exists with a status at or past the one asked for: a fresh statement (a fresh snapshot;
+     * also inside a transaction, which is READ COMMITTED) sees it even when a concurrent call
+     * created it after the upsert's snapshot was taken. */
+    ls_txn_exec(t, STMT_ENROLLMENT_GET, 2, e->params, on_enrollment_reread);
 }
 
-static void run_upsert(ls_req_t *r)
+static void run_upsert(ls_txn_t *t)
 {
-    enroll_t *e = r->state;
+    enroll_t *e = t->ctx;
     e->attempts++;
-    ls_req_pg(r, STMT_ENROLLMENT_UPSERT, 4, e->params, on_enrollment_upserted);
+    ls_txn_exec(t, STMT_ENROLLMENT_UPSERT, 4, e->params, on_enrollment_upserted);
 }
 
 void enrollments_put(ls_req_t *r)
@@ -110,19 +112,21 @@ void enrollments_put(ls_req_t *r)
     e->params[1] = ls_req_param_str(r, "group_id");
     e->params[2] = status;
     e->params[3] = ls_req_actor_text(r);
-    e->attempts = 0;
+    e->attempts = 1;
     r->state = e;
-    run_upsert(r);
+    /* With an Idempotency-Key (the outbox sends one) the upsert, its rereads and the answer are
+     * one transaction. */
+    ls_txn_write(r, STMT_ENROLLMENT_UPSERT, 4, e->params, on_enrollment_upserted, NULL);
 }
 
 /* ---- DELETE /students/{telegram_id}/enrollments/{group_id} ---- */
 
-static void on_enrollment_deleted(ls_req_t *r, ls_pg_status_t status, PGresult *res)
+static void on_enrollment_deleted(ls_req_t *r, ls_txn_t *t, const PGresult *res)
 {
-    if (ls_pg_ok_or_reply(r, status, res) != 0)
-        return;
+    (void)r;
+    (void)res;
     /* Absent already is the state the caller wants: 204 either way. */
-    ls_reply_empty(r, 204);
+    ls_txn_commit(t);
 }
 
 void enrollments_delete(ls_req_t *r)
@@ -131,7 +135,7 @@ void enrollments_delete(ls_req_t *r)
         return;
     const char *params[3] = {ls_req_param_str(r, "telegram_id"), ls_req_param_str(r, "group_id"),
                              ls_req_actor_text(r)};
-    ls_req_pg(r, STMT_ENROLLMENT_DELETE, 3, params, on_enrollment_deleted);
+    ls_txn_write(r, STMT_ENROLLMENT_DELETE, 3, params, on_enrollment_deleted, NULL);
 }
 
 /* ---- GET /students/{telegram_id}/enrollments and GET /enrollments?group_id= ---- */

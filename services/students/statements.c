@@ -122,4 +122,5 @@ const ls_pg_stmt_t students_statements[STMT_COUNT] = {
                                                                     " ORDER BY student_telegram_id"
                                                                     " LIMIT $2::int OFFSET $3::int",
                                    3},
+    [STMT_IDEM] = LS_IDEM_STMTS,
 };

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "rows.h"
+#include "txn.h"
 #include "vocab.h"
 
 /* A row as an object, without the "created" flag that upserts add. */
@@ -102,12 +103,12 @@ static int is_timezone_text(const char *s)
     return 1;
 }
 
-static void on_student_put(ls_req_t *r, ls_pg_status_t status, PGresult *res)
+static void on_student_put(ls_req_t *r, ls_txn_t *t, const PGresult *res)
 {
-    if (ls_pg_ok_or_reply(r, status, res) != 0)
-        return;
+    (void)r;
     int created = ls_row_bool(res, 0, "created");
-    ls_reply_json(r, created ? 201 : 200, row_json(res, 0));
+    ls_txn_reply(t, created ? 201 : 200, row_json(res, 0));
+    ls_txn_commit(t);
 }
 
 void students_put(ls_req_t *r)
@@ -130,7 +131,7 @@ void students_put(ls_req_t *r)
         ls_req_actor_text(r),
         changes,
     };
-    ls_req_pg(r, STMT_STUDENT_PUT, 7, params, on_student_put);
+    ls_txn_write(r, STMT_STUDENT_PUT, 7, params, on_student_put, NULL);
 }
 
 /* ---- PUT /students/{telegram_id}/languages/{code} ---- */
@@ -139,15 +140,14 @@ static const ls_json_field_t language_fields[] = {
     {"level", LS_JSON_ENUM, 1, 0, 0, 0, ls_cefr_levels},
 };
 
-static void on_language_put(ls_req_t *r, ls_pg_status_t status, PGresult *res)
+static void on_language_put(ls_req_t *r, ls_txn_t *t, const PGresult *res)
 {
-    if (ls_pg_ok_or_reply(r, status, res) != 0)
-        return;
     if (PQntuples(res) == 0)
-        return ls_reply_problem(r, 404, "student %lld not found: create the profile first",
-                                (long long)ls_req_param_id(r, "telegram_id"));
+        return ls_txn_fail(t, 404, "student %lld not found: create the profile first",
+                           (long long)ls_req_param_id(r, "telegram_id"));
     int created = ls_row_bool(res, 0, "created");
-    ls_reply_json(r, created ? 201 : 200, row_json(res, 0));
+    ls_txn_reply(t, created ? 201 : 200, row_json(res, 0));
+    ls_txn_commit(t);
 }
 
 void students_language_put(ls_req_t *r)
@@ -161,19 +161,17 @@ void students_language_put(ls_req_t *r)
         return;
     const char *params[4] = {ls_req_param_str(r, "telegram_id"), code, ls_json_get_str(body, "level"),
                              ls_req_actor_text(r)};
-    ls_req_pg(r, STMT_LANGUAGE_PUT, 4, params, on_language_put);
+    ls_txn_write(r, STMT_LANGUAGE_PUT, 4, params, on_language_put, NULL);
 }
 
 /* ---- DELETE /students/{telegram_id}/languages/{code} ---- */
 
-static void on_language_deleted(ls_req_t *r, ls_pg_status_t status, PGresult *res)
+static void on_language_deleted(ls_req_t *r, ls_txn_t *t, const PGresult *res)
 {
-    if (ls_pg_ok_or_reply(r, status, res) != 0)
-        return;
     if (PQntuples(res) == 0)
-        return ls_reply_problem(r, 404, "student %lld has no language '%s'",
-                                (long long)ls_req_param_id(r, "telegram_id"), ls_req_param_str(r, "code"));
-    ls_reply_empty(r, 204);
+        return ls_txn_fail(t, 404, "student %lld has no language '%s'",
+                           (long long)ls_req_param_id(r, "telegram_id"), ls_req_param_str(r, "code"));
+    ls_txn_commit(t);
 }
 
 void students_language_delete(ls_req_t *r)
@@ -182,5 +180,5 @@ void students_language_delete(ls_req_t *r)
     if (code == NULL || owner_or_reply(r) != 0)
         return;
     const char *params[3] = {ls_req_param_str(r, "telegram_id"), code, ls_req_actor_text(r)};
-    ls_req_pg(r, STMT_LANGUAGE_DELETE, 3, params, on_language_deleted);
+    ls_txn_write(r, STMT_LANGUAGE_DELETE, 3, params, on_language_deleted, NULL);
 }

@@ -27,6 +27,7 @@
 #ifndef STUDENTS_H
 #define STUDENTS_H
 
+#include "idempotency.h"
 #include "server.h"
 
 #define STUDENTS_BATCH_MAX 100
@@ -38,6 +39,7 @@
 
 typedef struct {
     ls_daemon_config_t common;
+    long long idempotency_ttl_s; /* IDEMPOTENCY_TTL_S (idempotency.h) */
 } students_config_t;
 
 /* Statement indices into students_statements. */
@@ -52,6 +54,8 @@ enum {
     STMT_ENROLLMENT_DELETE,
     STMT_ENROLLMENTS_OF_STUDENT,
     STMT_ENROLLMENTS_OF_GROUP,
+    STMT_IDEM, /* the LS_IDEM_NSTMTS statements of idempotency.h, from here */
+    STMT_IDEM_LAST = STMT_IDEM + LS_IDEM_NSTMTS - 1,
     STMT_COUNT,
 };
 

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "rows.h"
+#include "txn.h"
 #include "vocab.h"
 
 /* The checks both writes share: a valid code in the path, an actor who is the teacher or an admin.
@@ -33,15 +34,14 @@ static const ls_json_field_t put_fields[] = {
     {"level", LS_JSON_ENUM, 1, 0, 0, 0, ls_cefr_levels},
 };
 
-static void on_language_put(ls_req_t *r, ls_pg_status_t status, PGresult *res)
+static void on_language_put(ls_req_t *r, ls_txn_t *t, const PGresult *res)
 {
-    if (ls_pg_ok_or_reply(r, status, res) != 0)
-        return;
     if (PQntuples(res) == 0)
-        return ls_reply_problem(r, 404, "teacher %lld not found: create the profile first",
-                                (long long)ls_req_param_id(r, "telegram_id"));
+        return ls_txn_fail(t, 404, "teacher %lld not found: create the profile first",
+                           (long long)ls_req_param_id(r, "telegram_id"));
     int created = ls_row_bool(res, 0, "created");
-    ls_reply_json(r, created ? 201 : 200, teachers_row_json(res, 0));
+    ls_txn_reply(t, created ? 201 : 200, teachers_row_json(res, 0));
+    ls_txn_commit(t);
 }
 
 void languages_put(ls_req_t *r)
@@ -54,21 +54,19 @@ void languages_put(ls_req_t *r)
         return;
     const char *params[4] = {ls_req_param_str(r, "telegram_id"), code, ls_json_get_str(body, "level"),
                              ls_req_actor_text(r)};
-    ls_req_pg(r, STMT_LANGUAGE_PUT, 4, params, on_language_put);
+    ls_txn_write(r, STMT_LANGUAGE_PUT, 4, params, on_language_put, NULL);
 }
 
 /* ---- DELETE /teachers/{telegram_id}/languages/{code} ---- */
 
-static void on_language_delete(ls_req_t *r, ls_pg_status_t status, PGresult *res)
+static void on_language_delete(ls_req_t *r, ls_txn_t *t, const PGresult *res)
 {
-    if (ls_pg_ok_or_reply(r, status, res) != 0)
-        return;
     long long id = (long long)ls_req_param_id(r, "telegram_id");
     if (!ls_row_bool(res, 0, "teacher_exists"))
-        return ls_reply_problem(r, 404, "teacher %lld not found", id);
+        return ls_txn_fail(t, 404, "teacher %lld not found", id);
     if (ls_row_is_null(res, 0, "level"))
-        return ls_reply_problem(r, 404, "teacher %lld does not teach '%s'", id, ls_req_param_str(r, "code"));
-    ls_reply_empty(r, 204);
+        return ls_txn_fail(t, 404, "teacher %lld does not teach '%s'", id, ls_req_param_str(r, "code"));
+    ls_txn_commit(t);
 }
 
 void languages_delete(ls_req_t *r)
@@ -77,5 +75,5 @@ void languages_delete(ls_req_t *r)
     if (language_write_ok_or_reply(r, &code) != 0)
         return;
     const char *params[3] = {ls_req_param_str(r, "telegram_id"), code, ls_req_actor_text(r)};
-    ls_req_pg(r, STMT_LANGUAGE_DELETE, 3, params, on_language_delete);
+    ls_txn_write(r, STMT_LANGUAGE_DELETE, 3, params, on_language_delete, NULL);
 }

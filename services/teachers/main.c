@@ -5,6 +5,7 @@ static teachers_config_t config;
 
 static const ls_cfg_field_t config_fields[] = {
     LS_DAEMON_CONFIG_FIELDS(teachers_config_t, common, "127.0.0.1:8082", LS_MIGRATIONS_DEFAULT),
+    LS_IDEM_CONFIG_FIELD(teachers_config_t, idempotency_ttl_s),
 };
 
 static const ls_route_t routes[] = {
@@ -31,5 +32,6 @@ static const ls_daemon_t daemon_spec = {
 
 int main(int argc, char **argv)
 {
+    ls_idem_configure(STMT_IDEM, &config.idempotency_ttl_s);
     return ls_daemon_main(&daemon_spec, argc, argv);
 }

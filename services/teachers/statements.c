@@ -86,4 +86,5 @@ const ls_pg_stmt_t teachers_statements[STMT_COUNT] = {
          " SELECT EXISTS (SELECT 1 FROM teachers WHERE telegram_id = $1::bigint) AS teacher_exists,"
          "  (SELECT level FROM d) AS level",
          3},
+    [STMT_IDEM] = LS_IDEM_STMTS,
 };

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "rows.h"
+#include "txn.h"
 #include "vocab.h"
 
 json_object *teachers_row_json(const PGresult *res, int row)
@@ -122,18 +123,14 @@ static int valid_timezone(const char *s)
     return 1;
 }
 
-static void on_teacher_put(ls_req_t *r, ls_pg_status_t status, PGresult *res)
+static void on_teacher_put(ls_req_t *r, ls_txn_t *t, const PGresult *res)
 {
-    /* 22023 invalid_parameter_value: `AT TIME ZONE` met a zone PostgreSQL does not know. */
-    if (status == LS_PG_SQL_ERROR && strcmp(ls_pg_sqlstate(res), "22023") == 0)
-        return ls_reply_problem(r, 400, "field 'timezone': unknown time zone '%s'",
-                                ls_json_get_str(r->body, "timezone"));
-    if (ls_pg_ok_or_reply(r, status, res) != 0)
-        return;
+    (void)r;
     if (PQntuples(res) != 1)
-        return ls_reply_problem(r, 500, "teacher was not written");
+        return ls_txn_fail(t, 500, "teacher was not written");
     int created = ls_row_bool(res, 0, "created");
-    ls_reply_json(r, created ? 201 : 200, teachers_row_json(res, 0));
+    ls_txn_reply(t, created ? 201 : 200, teachers_row_json(res, 0));
+    ls_txn_commit(t);
 }
 
 void teachers_put(ls_req_t *r)
@@ -176,5 +173,5 @@ void teachers_put(ls_req_t *r)
         ls_req_actor_text(r),
         json_object_to_json_string_ext(body, JSON_C_TO_STRING_PLAIN),
     };
-    ls_req_pg(r, STMT_TEACHER_PUT, 7, params, on_teacher_put);
+    ls_txn_write(r, STMT_TEACHER_PUT, 7, params, on_teacher_put, ls_txn_unknown_timezone);
 }

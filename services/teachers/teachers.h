@@ -21,6 +21,7 @@
 #ifndef TEACHERS_H
 #define TEACHERS_H
 
+#include "idempotency.h"
 #include "server.h"
 
 #define TEACHERS_BATCH_MAX 100
@@ -32,6 +33,7 @@
 
 typedef struct {
     ls_daemon_config_t common;
+    long long idempotency_ttl_s; /* IDEMPOTENCY_TTL_S (idempotency.h) */
 } teachers_config_t;
 
 /* Statement indices into teachers_statements (statements.c). */
@@ -42,6 +44,8 @@ enum {
     STMT_TEACHER_PUT,
     STMT_LANGUAGE_PUT,
     STMT_LANGUAGE_DELETE,
+    STMT_IDEM, /* the LS_IDEM_NSTMTS statements of idempotency.h, from here */
+    STMT_IDEM_LAST = STMT_IDEM + LS_IDEM_NSTMTS - 1,
     STMT_COUNT,
 };
 

@@ -2,13 +2,13 @@
  * auth-service end to end: the real daemon on a fresh database of the test cluster.
  */
 #include <criterion/criterion.h>
-#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "harness.h"
+#include "migrate.h"
 
 #define ADMIN_ID 1000
 #define DAEMON   "services/auth/auth-service"
@@ -502,28 +502,23 @@ Test(auth, two_daemons_starting_together_apply_each_migration_once)
     cr_expect_eq(a_rc, 0, "first daemon failed; see %s", a.log_path);
     cr_expect_eq(b_rc, 0, "second daemon failed; see %s", b.log_path);
 
-    /* As many as migrations/auth holds. */
-    int files = 0;
-    char dir[1024];
+    /* As many as the folder holds. */
+    char dir[1024], err[256], want[48];
+    ls_migration_t *files = NULL;
+    size_t nfiles = 0;
     snprintf(dir, sizeof(dir), "%s/migrations/auth", lst_env("LS_TEST_SOURCE_DIR"));
-    DIR *dp = opendir(dir);
-    cr_assert_not_null(dp, "cannot read %s", dir);
-    for (struct dirent *e; (e = readdir(dp)) != NULL;) {
-        size_t len = strlen(e->d_name);
-        files += len > 4 && strcmp(e->d_name + len - 4, ".sql") == 0;
-    }
-    closedir(dp);
-    cr_assert_geq(files, 3);
-    char want[32];
-    snprintf(want, sizeof(want), "%d/%d", files, files);
+    cr_assert_eq(ls_migrate_scan(dir, &files, &nfiles, err, sizeof(err)), 0, "%s", err);
+    free(files);
+    snprintf(want, sizeof(want), "%zu/%zu", nfiles, nfiles);
     char *rows =
         lst_pg_admin_exec(db2, "SELECT count(*) || '/' || count(DISTINCT version) FROM schema_migrations");
     cr_expect_str_eq(rows, want);
     free(rows);
     int applied =
         count_in_file(a.log_path, "migration applied") + count_in_file(b.log_path, "migration applied");
-    cr_expect_eq(applied, files, "each of the %d files must be applied by exactly one daemon (logs: %s, %s)",
-                 files, a.log_path, b.log_path);
+    cr_expect_eq(applied, (int)nfiles,
+                 "each of the %zu files must be applied by exactly one daemon (logs: %s, %s)", nfiles,
+                 a.log_path, b.log_path);
     if (a_rc == 0)
         cr_expect_eq(lst_daemon_stop(&a), 0);
     if (b_rc == 0)
