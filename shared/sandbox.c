@@ -1,0 +1,304 @@
+/* sandbox: RUN_AS (the switch from root) and the seccomp filter, with its one table of calls. */
+#include "sandbox.h"
+
+#include <errno.h>
+#include <grp.h>
+#include <pwd.h>
+#include <sched.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/ptrace.h>
+#include <unistd.h>
+
+#include <seccomp.h>
+
+#if defined(__SANITIZE_ADDRESS__)
+#define LS_SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define LS_SANITIZED 1
+#endif
+#endif
+#ifndef LS_SANITIZED
+#define LS_SANITIZED 0
+#endif
+
+/* ---- the user ---- */
+
+int ls_sandbox_user(const char *run_as, ls_sandbox_user_t *u, char *err, size_t errlen)
+{
+    memset(u, 0, sizeof(*u));
+    int root = getuid() == 0 || geteuid() == 0;
+    if (run_as == NULL || run_as[0] == '\0') {
+        if (root)
+            snprintf(err, errlen,
+                     "RUN_AS is required when started as root: name the unprivileged user to switch to "
+                     "once the sockets are bound");
+        return root ? -1 : 0;
+    }
+    if (strlen(run_as) > LS_SANDBOX_NAME_MAX) {
+        snprintf(err, errlen, "RUN_AS: at most %d characters", LS_SANDBOX_NAME_MAX);
+        return -1;
+    }
+    errno = 0;
+    const struct passwd *pw = getpwnam(run_as);
+    if (pw == NULL) {
+        snprintf(err, errlen, "RUN_AS=%s: %s", run_as, errno != 0 ? strerror(errno) : "no such user");
+        return -1;
+    }
+    if (!root && pw->pw_uid != geteuid()) {
+        snprintf(
+            err, errlen,
+            "RUN_AS=%s: started as uid %u, which cannot switch users (only root can); leave RUN_AS unset",
+            run_as, (unsigned)geteuid());
+        return -1;
+    }
+    if (pw->pw_uid == 0) {
+        snprintf(err, errlen, "RUN_AS=%s: the user to run as must not be root", run_as);
+        return -1;
+    }
+    u->drop = root;
+    u->uid = pw->pw_uid;
+    u->gid = pw->pw_gid;
+    memcpy(u->name, run_as, strlen(run_as) + 1);
+    return 0;
+}
+
+int ls_sandbox_give(const ls_sandbox_user_t *u, const char *path, char *err, size_t errlen)
+{
+    if (u->drop && chown(path, u->uid, u->gid) != 0) {
+        snprintf(err, errlen, "%s: cannot give it to RUN_AS=%s: %s", path, u->name, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+int ls_sandbox_drop(const ls_sandbox_user_t *u, char *err, size_t errlen)
+{
+    if (!u->drop)
+        return 0;
+    /* Groups first: changing them needs root, which setuid takes away. */
+    if (initgroups(u->name, u->gid) != 0 || setresgid(u->gid, u->gid, u->gid) != 0 ||
+        setresuid(u->uid, u->uid, u->uid) != 0) {
+        snprintf(err, errlen, "RUN_AS=%s: cannot switch to it: %s", u->name, strerror(errno));
+        return -1;
+    }
+    uid_t ruid, euid, suid;
+    gid_t rgid, egid, sgid;
+    if (setuid(0) == 0 || setgid(0) == 0 || getresuid(&ruid, &euid, &suid) != 0 ||
+        getresgid(&rgid, &egid, &sgid) != 0 || ruid != u->uid || euid != u->uid || suid != u->uid ||
+        rgid != u->gid || egid != u->gid || sgid != u->gid) {
+        snprintf(err, errlen, "RUN_AS=%s: root could still be had back after the switch", u->name);
+        return -1;
+    }
+    /* LeakSanitizer stops the threads with ptrace at exit, which a process that is not dumpable
+     * refuses even to its own helper. */
+    if (LS_SANITIZED && prctl(PR_SET_DUMPABLE, 1, 0, 0, 0) != 0) {
+        snprintf(err, errlen, "prctl(PR_SET_DUMPABLE): %s", strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- the filter ---- */
+
+/*
+ * Every system call a daemon makes once it serves, by what it is for. Names, not numbers: one table
+ * for every architecture (a name the architecture lacks, such as "open" on arm64, is skipped). Not
+ * here, so refused: exec, ptrace, mount, bind, listen, setuid and the like, kill of other
+ * processes, namespaces, modules, keyrings, BPF, perf, io_uring.
+ */
+static const char *const allowed[] = {
+    /* memory: malloc, thread stacks, h2o's and OpenSSL's buffers */
+    "brk",
+    "mmap",
+    "munmap",
+    "mremap",
+    "mprotect",
+    "madvise",
+    /* files already open (sockets, eventfds, the log on stdout/stderr), and the few files read while
+     * serving: /proc/self/{stat,fd} and /proc/stat for /metrics; /etc/hosts, resolv.conf, nsswitch.conf
+     * for look-ups; the CA bundle for TLS to Telegram */
+    "read",
+    "write",
+    "readv",
+    "writev",
+    "pread64",
+    "pwrite64",
+    "close",
+    "lseek",
+    "fstat",
+    "newfstatat",
+    "stat",
+    "lstat",
+    "statx",
+    "open",
+    "openat",
+    "fcntl",
+    "dup",
+    "dup2",
+    "dup3",
+    "ioctl",
+    "getdents64",
+    "access",
+    "faccessat",
+    "faccessat2",
+    "readlink",
+    "eventfd2",
+    "pipe",
+    "pipe2",
+    /* at shutdown: our Unix socket files */
+    "unlink",
+    "unlinkat",
+    /* sockets: clients to PostgreSQL and the other services (TCP, Unix), DNS (UDP, and netlink for
+     * getaddrinfo's AI_ADDRCONFIG), and the event loops */
+    "socket",
+    "socketpair",
+    "connect",
+    "accept",
+    "accept4",
+    "shutdown",
+    "sendto",
+    "recvfrom",
+    "sendmsg",
+    "recvmsg",
+    "sendmmsg",
+    "recvmmsg",
+    "getsockopt",
+    "setsockopt",
+    "getsockname",
+    "getpeername",
+    "poll",
+    "ppoll",
+    "select",
+    "pselect6",
+    "epoll_create",
+    "epoll_create1",
+    "epoll_ctl",
+    "epoll_wait",
+    "epoll_pwait",
+    "epoll_pwait2",
+    /* time: clocks (outside the vDSO too), sleeps, timeouts */
+    "clock_gettime",
+    "clock_getres",
+    "gettimeofday",
+    "time",
+    "nanosleep",
+    "clock_nanosleep",
+    /* threads: curl's and the resolver's look-up threads (clone: see the rule for it), their locks,
+     * exits, scheduling */
+    "futex",
+    "set_robust_list",
+    "get_robust_list",
+    "rseq",
+    "set_tid_address",
+    "gettid",
+    "getpid",
+    "getppid",
+    "sched_yield",
+    "sched_getaffinity",
+    "exit",
+    "exit_group",
+    "restart_syscall",
+    "prctl",
+    "getrandom",
+    "getrusage",
+    "prlimit64",
+    "getrlimit",
+    "uname",
+    "sysinfo",
+    "getuid",
+    "geteuid",
+    "getgid",
+    "getegid",
+    /* signals: blocking them in new threads, the main thread's sigwait, abort() on a fatal error */
+    "rt_sigaction",
+    "rt_sigprocmask",
+    "rt_sigreturn",
+    "rt_sigtimedwait",
+    "sigaltstack",
+    "tgkill",
+};
+
+#if LS_SANITIZED
+/* What AddressSanitizer's runtime adds: LeakSanitizer at exit runs a helper task (clone without
+ * CLONE_THREAD) that stops every thread with ptrace, reads their registers and waits for them; and a
+ * report reads /proc/self/maps. Never in a release build. */
+static const char *const sanitizer_allowed[] = {
+    "wait4", "getdents", "kill", "getpgid", "sched_getparam", "sched_getscheduler",
+};
+/* The ptrace requests of LeakSanitizer's helper, and no other (PTRACE_TRACEME, PEEK/POKE refused). */
+static const long sanitizer_ptrace[] = {
+    PTRACE_ATTACH,  PTRACE_DETACH,    PTRACE_CONT,      PTRACE_KILL,
+    PTRACE_GETREGS, PTRACE_GETFPREGS, PTRACE_GETREGSET,
+};
+#endif
+
+/* Adds an allow rule for each name the architecture knows. */
+static int allow_all(scmp_filter_ctx ctx, const char *const *names, size_t n, char *err, size_t errlen)
+{
+    for (size_t i = 0; i < n; i++) {
+        int nr = seccomp_syscall_resolve_name(names[i]);
+        if (nr < 0) /* not a call of this architecture (or a pseudo-number standing in for one) */
+            continue;
+        int rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, nr, 0);
+        if (rc != 0) {
+            snprintf(err, errlen, "seccomp: %s: %s", names[i], strerror(-rc));
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* clone for threads only (CLONE_THREAD set): no new process can be made. clone3 passes its flags in
+ * memory the filter cannot read: it answers ENOSYS, and the C library falls back to clone. */
+static int add_clone_rules(scmp_filter_ctx ctx)
+{
+    int rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(clone), 1,
+                              SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_THREAD, CLONE_THREAD));
+    if (rc == 0 && LS_SANITIZED) /* LeakSanitizer's helper task, at exit */
+        rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(clone), 1,
+                              SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_THREAD, 0));
+    if (rc == 0)
+        rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0);
+#if LS_SANITIZED
+    for (size_t i = 0; rc == 0 && i < sizeof(sanitizer_ptrace) / sizeof(sanitizer_ptrace[0]); i++)
+        rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ptrace), 1,
+                              SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)sanitizer_ptrace[i]));
+#endif
+    return rc;
+}
+
+int ls_sandbox_seccomp(char *err, size_t errlen)
+{
+    scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ERRNO(EPERM));
+    if (ctx == NULL) {
+        snprintf(err, errlen, "seccomp: out of memory");
+        return -1;
+    }
+    int rc = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_TSYNC, 1);
+    if (rc == 0)
+        rc = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_LOG, 1); /* refusals go to the audit log */
+    if (rc != 0) {
+        snprintf(err, errlen, "seccomp: %s", strerror(-rc));
+        seccomp_release(ctx);
+        return -1;
+    }
+    int ok = allow_all(ctx, allowed, sizeof(allowed) / sizeof(allowed[0]), err, errlen) == 0;
+#if LS_SANITIZED
+    ok = ok && allow_all(ctx, sanitizer_allowed, sizeof(sanitizer_allowed) / sizeof(sanitizer_allowed[0]),
+                         err, errlen) == 0;
+#endif
+    if (ok && (rc = add_clone_rules(ctx)) != 0) {
+        snprintf(err, errlen, "seccomp: clone: %s", strerror(-rc));
+        ok = 0;
+    }
+    if (ok && (rc = seccomp_load(ctx)) != 0) {
+        snprintf(err, errlen, "seccomp: cannot install the filter: %s (SECCOMP=off runs without it)",
+                 strerror(-rc));
+        ok = 0;
+    }
+    seccomp_release(ctx);
+    return ok ? 0 : -1;
+}
