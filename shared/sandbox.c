@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/ioctl.h>
 #include <sys/ptrace.h>
 #include <unistd.h>
 
@@ -106,168 +107,94 @@ int ls_sandbox_drop(const ls_sandbox_user_t *u, char *err, size_t errlen)
 /*
  * Every system call a daemon makes once it serves, by what it is for. Names, not numbers: one table
  * for every architecture (a name the architecture lacks, such as "open" on arm64, is skipped). Not
- * here, so refused: exec, ptrace, mount, bind, listen, setuid and the like, kill of other
- * processes, namespaces, modules, keyrings, BPF, perf, io_uring.
+ * here, so refused: exec, ptrace, mount, mkdir, bind, listen, setuid and the like, kill, namespaces,
+ * modules, keyrings, BPF, perf, io_uring. The whole test suite runs the daemons under it.
  */
+// clang-format off
 static const char *const allowed[] = {
     /* memory: malloc, thread stacks, h2o's and OpenSSL's buffers */
-    "brk",
-    "mmap",
-    "munmap",
-    "mremap",
-    "mprotect",
-    "madvise",
+    "brk", "mmap", "munmap", "mremap", "mprotect", "madvise",
     /* files already open (sockets, eventfds, the log on stdout/stderr), and the few files read while
-     * serving: /proc/self/{stat,fd} and /proc/stat for /metrics; /etc/hosts, resolv.conf, nsswitch.conf
-     * for look-ups; the CA bundle for TLS to Telegram */
-    "read",
-    "write",
-    "readv",
-    "writev",
-    "pread64",
-    "pwrite64",
-    "close",
-    "lseek",
-    "fstat",
-    "newfstatat",
-    "stat",
-    "lstat",
-    "statx",
-    "open",
-    "openat",
-    "fcntl",
-    "dup",
-    "dup2",
-    "dup3",
-    "ioctl",
-    "getdents64",
-    "access",
-    "faccessat",
-    "faccessat2",
-    "readlink",
-    "eventfd2",
-    "pipe",
-    "pipe2",
+     * serving: /proc/self/{stat,fd} and /proc/stat for /metrics; /etc/hosts, resolv.conf and
+     * nsswitch.conf for look-ups; the CA bundle for TLS to Telegram */
+    "read", "write", "readv", "writev", "pread64", "pwrite64", "close", "lseek", "fstat", "newfstatat",
+    "stat", "lstat", "statx", "open", "openat", "fcntl", "dup", "dup2", "dup3", "getdents64", "access",
+    "faccessat", "faccessat2", "readlink", "eventfd2", "pipe", "pipe2",
     /* at shutdown: our Unix socket files */
-    "unlink",
-    "unlinkat",
-    /* sockets: clients to PostgreSQL and the other services (TCP, Unix), DNS (UDP, and netlink for
-     * getaddrinfo's AI_ADDRCONFIG), and the event loops */
-    "socket",
-    "socketpair",
-    "connect",
-    "accept",
-    "accept4",
-    "shutdown",
-    "sendto",
-    "recvfrom",
-    "sendmsg",
-    "recvmsg",
-    "sendmmsg",
-    "recvmmsg",
-    "getsockopt",
-    "setsockopt",
-    "getsockname",
-    "getpeername",
-    "poll",
-    "ppoll",
-    "select",
-    "pselect6",
-    "epoll_create",
-    "epoll_create1",
-    "epoll_ctl",
-    "epoll_wait",
-    "epoll_pwait",
-    "epoll_pwait2",
-    /* time: clocks (outside the vDSO too), sleeps, timeouts */
-    "clock_gettime",
-    "clock_getres",
-    "gettimeofday",
-    "time",
-    "nanosleep",
-    "clock_nanosleep",
-    /* threads: curl's and the resolver's look-up threads (clone: see the rule for it), their locks,
-     * exits, scheduling */
-    "futex",
-    "set_robust_list",
-    "get_robust_list",
-    "rseq",
-    "set_tid_address",
-    "gettid",
-    "getpid",
-    "getppid",
-    "sched_yield",
-    "sched_getaffinity",
-    "exit",
-    "exit_group",
-    "restart_syscall",
-    "prctl",
-    "getrandom",
-    "getrusage",
-    "prlimit64",
-    "getrlimit",
-    "uname",
-    "sysinfo",
-    "getuid",
-    "geteuid",
-    "getgid",
-    "getegid",
-    /* signals: blocking them in new threads, the main thread's sigwait, abort() on a fatal error */
-    "rt_sigaction",
-    "rt_sigprocmask",
-    "rt_sigreturn",
-    "rt_sigtimedwait",
-    "sigaltstack",
-    "tgkill",
-};
-
+    "unlink", "unlinkat",
+    /* sockets, as a client only (PostgreSQL, the other services, DNS over UDP and netlink for
+     * getaddrinfo), accepting on the listeners bound at start-up, and the event loops */
+    "socket", "socketpair", "connect", "accept", "accept4", "shutdown", "sendto", "recvfrom", "sendmsg",
+    "recvmsg", "sendmmsg", "recvmmsg", "getsockopt", "setsockopt", "getsockname", "getpeername",
+    "poll", "ppoll", "select", "pselect6", "epoll_create", "epoll_create1", "epoll_ctl", "epoll_wait",
+    "epoll_pwait", "epoll_pwait2",
+    /* time: clocks outside the vDSO, sleeps */
+    "clock_gettime", "clock_getres", "gettimeofday", "time", "nanosleep", "clock_nanosleep",
+    /* threads (clone: see below): look-up threads of curl and of the pool's resolver, their locks,
+     * exits and scheduling; who we are (libpq looks up the user); randomness (libsodium, OpenSSL);
+     * the process's figures for /metrics */
+    "futex", "set_robust_list", "get_robust_list", "rseq", "set_tid_address", "gettid", "getpid",
+    "getppid", "sched_yield", "sched_getaffinity", "exit", "exit_group", "restart_syscall", "prctl",
+    "getuid", "geteuid", "getgid", "getegid", "getrandom", "getrusage", "prlimit64", "getrlimit",
+    "uname", "sysinfo",
+    /* signals: blocked in new threads, the main thread's sigwait, abort() on a fatal error */
+    "rt_sigaction", "rt_sigprocmask", "rt_sigreturn", "rt_sigtimedwait", "sigaltstack", "tgkill",
 #if LS_SANITIZED
-/* What AddressSanitizer's runtime adds: LeakSanitizer at exit runs a helper task (clone without
- * CLONE_THREAD) that stops every thread with ptrace, reads their registers and waits for them; and a
- * report reads /proc/self/maps. Never in a release build. */
-static const char *const sanitizer_allowed[] = {
+    /* AddressSanitizer's runtime, never in a release build: LeakSanitizer at exit runs a helper task
+     * that lists the threads (getdents), stops them (ptrace, below) and waits for them */
     "wait4", "getdents", "kill", "getpgid", "sched_getparam", "sched_getscheduler",
-};
-/* The ptrace requests of LeakSanitizer's helper, and no other (PTRACE_TRACEME, PEEK/POKE refused). */
-static const long sanitizer_ptrace[] = {
-    PTRACE_ATTACH,  PTRACE_DETACH,    PTRACE_CONT,      PTRACE_KILL,
-    PTRACE_GETREGS, PTRACE_GETFPREGS, PTRACE_GETREGSET,
-};
 #endif
+};
 
-/* Adds an allow rule for each name the architecture knows. */
-static int allow_all(scmp_filter_ctx ctx, const char *const *names, size_t n, char *err, size_t errlen)
-{
-    for (size_t i = 0; i < n; i++) {
-        int nr = seccomp_syscall_resolve_name(names[i]);
-        if (nr < 0) /* not a call of this architecture (or a pseudo-number standing in for one) */
-            continue;
-        int rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, nr, 0);
-        if (rc != 0) {
-            snprintf(err, errlen, "seccomp: %s: %s", names[i], strerror(-rc));
-            return -1;
-        }
-    }
-    return 0;
-}
+/* Calls allowed only when one argument, masked, has one value. */
+typedef struct {
+    const char *name;
+    unsigned arg; /* 0: the first */
+    scmp_datum_t mask, value;
+} arg_rule_t;
 
-/* clone for threads only (CLONE_THREAD set): no new process can be made. clone3 passes its flags in
- * memory the filter cannot read: it answers ENOSYS, and the C library falls back to clone. */
-static int add_clone_rules(scmp_filter_ctx ctx)
-{
-    int rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(clone), 1,
-                              SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_THREAD, CLONE_THREAD));
-    if (rc == 0 && LS_SANITIZED) /* LeakSanitizer's helper task, at exit */
-        rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(clone), 1,
-                              SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_THREAD, 0));
-    if (rc == 0)
-        rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0);
+static const arg_rule_t allowed_if[] = {
+    /* a new thread of this process (CLONE_THREAD); a new process is refused */
+    {"clone", 0, CLONE_THREAD, CLONE_THREAD},
+    /* non-blocking mode, bytes waiting, isatty(): no terminal input injection, no device control */
+    {"ioctl", 1, 0xffffffffu, FIONBIO}, {"ioctl", 1, 0xffffffffu, FIONREAD}, {"ioctl", 1, 0xffffffffu, TCGETS},
 #if LS_SANITIZED
-    for (size_t i = 0; rc == 0 && i < sizeof(sanitizer_ptrace) / sizeof(sanitizer_ptrace[0]); i++)
-        rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ptrace), 1,
-                              SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)sanitizer_ptrace[i]));
+    /* LeakSanitizer's helper task at exit (a clone without CLONE_THREAD), and its ptrace requests
+     * only: not PTRACE_TRACEME, not reading or writing another process's memory */
+    {"clone", 0, CLONE_THREAD, 0},
+    {"ptrace", 0, ~(scmp_datum_t)0, PTRACE_ATTACH}, {"ptrace", 0, ~(scmp_datum_t)0, PTRACE_DETACH},
+    {"ptrace", 0, ~(scmp_datum_t)0, PTRACE_CONT}, {"ptrace", 0, ~(scmp_datum_t)0, PTRACE_KILL},
+    {"ptrace", 0, ~(scmp_datum_t)0, PTRACE_GETREGS}, {"ptrace", 0, ~(scmp_datum_t)0, PTRACE_GETFPREGS},
+    {"ptrace", 0, ~(scmp_datum_t)0, PTRACE_GETREGSET},
 #endif
-    return rc;
+};
+// clang-format on
+
+/* The rules of both tables, for the names the architecture knows; then clone3, whose flags are in
+ * memory a filter cannot read: it answers ENOSYS, and the C library falls back to clone. */
+static int add_rules(scmp_filter_ctx ctx, char *err, size_t errlen)
+{
+    int rc = 0;
+    const char *name = "";
+    for (size_t i = 0; rc == 0 && i < sizeof(allowed) / sizeof(allowed[0]); i++) {
+        int nr = seccomp_syscall_resolve_name(name = allowed[i]);
+        if (nr >= 0) /* else not a call of this architecture (or a pseudo-number standing for one) */
+            rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, nr, 0);
+    }
+    for (size_t i = 0; rc == 0 && i < sizeof(allowed_if) / sizeof(allowed_if[0]); i++) {
+        const arg_rule_t *r = &allowed_if[i];
+        int nr = seccomp_syscall_resolve_name(name = r->name);
+        if (nr >= 0)
+            rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, nr, 1,
+                                  SCMP_CMP(r->arg, SCMP_CMP_MASKED_EQ, r->mask, r->value));
+    }
+    if (rc == 0) {
+        name = "clone3";
+        rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0);
+    }
+    if (rc != 0)
+        snprintf(err, errlen, "seccomp: %s: %s", name, strerror(-rc));
+    return rc == 0 ? 0 : -1;
 }
 
 int ls_sandbox_seccomp(char *err, size_t errlen)
@@ -277,23 +204,14 @@ int ls_sandbox_seccomp(char *err, size_t errlen)
         snprintf(err, errlen, "seccomp: out of memory");
         return -1;
     }
+    /* Not SCMP_FLTATR_CTL_LOG: the kernel's log would get a line for every thread made (clone3). */
     int rc = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_TSYNC, 1);
-    if (rc == 0)
-        rc = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_LOG, 1); /* refusals go to the audit log */
     if (rc != 0) {
         snprintf(err, errlen, "seccomp: %s", strerror(-rc));
         seccomp_release(ctx);
         return -1;
     }
-    int ok = allow_all(ctx, allowed, sizeof(allowed) / sizeof(allowed[0]), err, errlen) == 0;
-#if LS_SANITIZED
-    ok = ok && allow_all(ctx, sanitizer_allowed, sizeof(sanitizer_allowed) / sizeof(sanitizer_allowed[0]),
-                         err, errlen) == 0;
-#endif
-    if (ok && (rc = add_clone_rules(ctx)) != 0) {
-        snprintf(err, errlen, "seccomp: clone: %s", strerror(-rc));
-        ok = 0;
-    }
+    int ok = add_rules(ctx, err, errlen) == 0;
     if (ok && (rc = seccomp_load(ctx)) != 0) {
         snprintf(err, errlen, "seccomp: cannot install the filter: %s (SECCOMP=off runs without it)",
                  strerror(-rc));

@@ -19,10 +19,11 @@
  *
  * The filter: ls_sandbox_seccomp() installs, on every thread at once (TSYNC) and on those created
  * later, a filter that allows the system calls of sandbox.c's table and refuses every other with
- * EPERM (the caller sees an ordinary error; the kernel logs the refusal in its audit log). It also
- * sets no_new_privs. Among the refused: execve, ptrace, mount, bind/listen (nothing new is served
- * once running), process creation (clone is allowed for threads only; clone3 answers ENOSYS, so
- * that the C library falls back to clone), setuid and friends, module and namespace calls.
+ * EPERM (the caller sees an ordinary error, as for any refused operation; strace shows it). It also
+ * sets no_new_privs. Among the refused: execve, ptrace, mount, mkdir, bind/listen (nothing new is
+ * served once running), process creation (clone is allowed for threads only; clone3 answers
+ * ENOSYS, so that the C library falls back to clone), setuid and friends, module and namespace
+ * calls, and every ioctl but FIONBIO, FIONREAD and TCGETS.
  * Sanitizer builds allow what their runtime needs in addition (see the table).
  */
 #ifndef LS_SANDBOX_H

@@ -2,7 +2,8 @@
  * sandbox: the seccomp filter the daemons install (ls_sandbox_seccomp, the same function), in a
  * child process of its own: the calls a daemon makes still work — on a thread that existed before
  * (TSYNC) and on one made after — and the calls it never makes are refused with EPERM: exec,
- * ptrace, mount, bind, listen, setuid, namespaces and, outside sanitizer builds, new processes.
+ * ptrace, mount, mkdir, bind, listen, setuid, namespaces, terminal ioctls and, outside sanitizer
+ * builds, new processes.
  * And RUN_AS: who must name it, whom it may name, and that the switch cannot be undone.
  */
 #include <criterion/criterion.h>
@@ -18,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/ptrace.h>
 #include <sys/socket.h>
@@ -126,6 +128,9 @@ static int filtered(void)
     REFUSED(mkdir("/tmp/lst-sandbox-refused", 0700));
     REFUSED(setuid(0));
     REFUSED(unshare(CLONE_NEWUSER));
+    /* ioctl: isatty() still answers (ENOTTY), a terminal's input cannot be injected */
+    CHECK(isatty(sv[0]) == 0 && errno == ENOTTY);
+    REFUSED(ioctl(sv[0], TIOCSTI, "x"));
     int s = socket(AF_INET, SOCK_STREAM, 0);
     CHECK(s >= 0);
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
