@@ -3,7 +3,9 @@
  *
  * ls_daemon_main() reads the command line (`--help` prints the settings; any other argument exits
  * 2) and the daemon's settings (exits 2 with a message on a bad one), checks its route table,
- * applies its migrations, runs on_start, then starts THREADS workers (worker.h), each with its own
+ * applies its migrations, runs on_start, binds its sockets and, started as root, switches to RUN_AS,
+ * then installs its seccomp filter unless SECCOMP=off (sandbox.h: exit 2 for a RUN_AS that cannot be
+ * used, 1 when the switch or the filter fails), then starts THREADS workers (worker.h), each with its own
  * event loop, listening sockets (listen.h), share of the PostgreSQL pool and, when the daemon asks
  * for one, HTTP client; every request goes through the front door (front.h) to its route's
  * handler. SIGTERM/SIGINT: every worker stops accepting, lets in-flight requests finish (at most
