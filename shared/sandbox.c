@@ -10,7 +10,10 @@
 #include <sys/prctl.h>
 #include <sys/ioctl.h>
 #include <sys/ptrace.h>
+#include <sys/syscall.h>
 #include <unistd.h>
+
+#include <linux/capability.h>
 
 #include <seccomp.h>
 
@@ -91,6 +94,15 @@ int ls_sandbox_drop(const ls_sandbox_user_t *u, char *err, size_t errlen)
         getresgid(&rgid, &egid, &sgid) != 0 || ruid != u->uid || euid != u->uid || suid != u->uid ||
         rgid != u->gid || egid != u->gid || sgid != u->gid) {
         snprintf(err, errlen, "RUN_AS=%s: root could still be had back after the switch", u->name);
+        return -1;
+    }
+    /* The kernel clears the capabilities with the uid, unless securebits inherited from whoever
+     * started us say otherwise: then the switch is worth nothing. */
+    struct __user_cap_header_struct head = {.version = _LINUX_CAPABILITY_VERSION_3, .pid = 0};
+    struct __user_cap_data_struct caps[2];
+    if (syscall(SYS_capget, &head, caps) != 0 ||
+        (caps[0].effective | caps[0].permitted | caps[1].effective | caps[1].permitted) != 0) {
+        snprintf(err, errlen, "RUN_AS=%s: capabilities are left after the switch", u->name);
         return -1;
     }
     /* LeakSanitizer stops the threads with ptrace at exit, which a process that is not dumpable

@@ -12,9 +12,9 @@
  * (ls_sandbox_give: chown, so that the other daemons, running as that user, may connect and the
  * daemon may remove its own file), then ls_sandbox_drop(): supplementary groups (initgroups), gid,
  * uid — real, effective and saved — and checks that root cannot be had back (setuid(0) fails, every
- * id is the user's). The kernel clears every capability with the uid and marks the process not
- * dumpable (no core files, no ptrace by the user's other processes) — except in sanitizer builds,
- * where LeakSanitizer must ptrace the daemon's own threads at exit and the process is made dumpable
+ * id is the user's, no capability is left: the kernel clears them with the uid). The kernel also marks
+ * the process not dumpable (no core files, no ptrace by the user's other processes) — except in sanitizer
+ * builds, where LeakSanitizer must ptrace the daemon's own threads at exit and the process is made dumpable
  * again.
  *
  * The filter: ls_sandbox_seccomp() installs, on every thread at once (TSYNC) and on those created
