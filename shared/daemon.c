@@ -20,6 +20,7 @@
 #include "metrics.h"
 #include "migrate.h"
 #include "resolve.h"
+#include "sandbox.h"
 
 #ifndef LS_VERSION /* meson passes the project's version */
 #define LS_VERSION "unknown"
@@ -28,6 +29,7 @@
 /* One run of the daemon: what the steps below set up and the way down releases. */
 typedef struct {
     const ls_daemon_t *d;
+    const ls_sandbox_user_t *user; /* RUN_AS */
     h2o_globalconf_t globalconf;
     int nthreads;
     int pool_size; /* PostgreSQL connections in all */
@@ -58,11 +60,17 @@ static int read_command_line(const ls_daemon_t *d, int argc, char **argv)
     return -1;
 }
 
-static int load_settings(const ls_daemon_t *d)
+/* The settings, and RUN_AS against who we are (*user). */
+static int load_settings(const ls_daemon_t *d, ls_sandbox_user_t *user)
 {
     char err[512];
     if (ls_config_load(d->config_fields, d->nconfig_fields, d->config, err, sizeof(err)) != 0) {
         fprintf(stderr, "%s: %s\n", d->name, err);
+        return -1;
+    }
+    if (ls_sandbox_user(d->common->run_as, user, err, sizeof(err)) != 0) {
+        fprintf(stderr, "%s: %s\n", d->name, err);
+        ls_config_free(d->config_fields, d->nconfig_fields, d->config);
         return -1;
     }
     ls_log_init(d->name, (ls_log_level_t)d->common->log_level);
@@ -176,6 +184,28 @@ static int init_workers(run_t *run)
     return 0;
 }
 
+/* Root's part is over once every socket is bound: the Unix socket files go to RUN_AS, the process
+ * switches to it, and then — before any worker thread runs, so that each starts under it — the
+ * seccomp filter goes on. */
+static int confine(run_t *run)
+{
+    char err[512];
+    const ls_cfg_listen_t *listen_cfg = &run->d->common->listen;
+    for (int i = 0; i < listen_cfg->n; i++) {
+        if (run->unix_listeners[i].fd >= 0 &&
+            ls_sandbox_give(run->user, run->unix_listeners[i].path, err, sizeof(err)) != 0) {
+            ls_log(LS_LOG_ERROR, NULL, err);
+            return -1;
+        }
+    }
+    if (ls_sandbox_drop(run->user, err, sizeof(err)) != 0 ||
+        (run->d->common->seccomp && ls_sandbox_seccomp(err, sizeof(err)) != 0)) {
+        ls_log(LS_LOG_ERROR, NULL, err);
+        return -1;
+    }
+    return 0;
+}
+
 /* Blocks the signals first, so that workers never receive them: the main thread waits for them. */
 static int start_workers(run_t *run)
 {
@@ -218,6 +248,8 @@ static void log_listening(const run_t *run)
         ls_log_int(&l, "port", tcp->port);
     }
     ls_log_int(&l, "threads", run->nthreads);
+    ls_log_int(&l, "uid", (long long)geteuid());
+    ls_log_str(&l, "seccomp", run->d->common->seccomp ? "on" : "off");
     ls_log_int(&l, "pg_connections", run->pool_size);
     ls_log_end(&l);
 }
@@ -256,16 +288,17 @@ static void release(run_t *run)
 }
 
 /* Serves until SIGTERM/SIGINT; 0 after a clean stop, 1 when it could not start. */
-static int run_workers(const ls_daemon_t *d)
+static int run_workers(const ls_daemon_t *d, const ls_sandbox_user_t *user)
 {
     int status = 1;
     run_t *run = &the_run;
-    *run = (run_t){.d = d};
+    *run = (run_t){.d = d, .user = user};
     for (int i = 0; i < LS_CFG_LISTEN_MAX; i++)
         run->unix_listeners[i].fd = -1;
     size_workers(run);
     ls_front_init(&run->globalconf, d);
-    if (open_unix_listeners(run) == 0 && init_workers(run) == 0 && start_workers(run) == 0) {
+    if (open_unix_listeners(run) == 0 && init_workers(run) == 0 && confine(run) == 0 &&
+        start_workers(run) == 0) {
         log_listening(run);
         wait_for_signal(run);
         status = 0;
@@ -285,12 +318,13 @@ int ls_daemon_main(const ls_daemon_t *d, int argc, char **argv)
     int status = read_command_line(d, argc, argv);
     if (status >= 0)
         return status;
-    if (load_settings(d) != 0)
+    ls_sandbox_user_t user;
+    if (load_settings(d, &user) != 0)
         return 2;
     status = 1;
     if (prepare_process(d) == 0) {
         if (prepare_data(d) == 0)
-            status = run_workers(d);
+            status = run_workers(d, &user);
         curl_global_cleanup();
     }
     ls_config_free(d->config_fields, d->nconfig_fields, d->config);

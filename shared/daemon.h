@@ -3,7 +3,9 @@
  *
  * ls_daemon_main() reads the command line (`--help` prints the settings; any other argument exits
  * 2) and the daemon's settings (exits 2 with a message on a bad one), checks its route table,
- * applies its migrations, runs on_start, then starts THREADS workers (worker.h), each with its own
+ * applies its migrations, runs on_start, binds its sockets and, started as root, switches to RUN_AS,
+ * then installs its seccomp filter unless SECCOMP=off (sandbox.h: exit 2 for a RUN_AS that cannot be
+ * used, 1 when the switch or the filter fails), then starts THREADS workers (worker.h), each with its own
  * event loop, listening sockets (listen.h), share of the PostgreSQL pool and, when the daemon asks
  * for one, HTTP client; every request goes through the front door (front.h) to its route's
  * handler. SIGTERM/SIGINT: every worker stops accepting, lets in-flight requests finish (at most
@@ -23,6 +25,7 @@
 #include "pg.h"
 #include "request.h"
 #include "router.h"
+#include "sandbox.h"
 #include "worker.h"
 
 typedef void (*ls_handler_t)(ls_req_t *r);
@@ -48,17 +51,19 @@ typedef struct {
     long long request_timeout_ms;
     char *migrations_dir;
     long long database_wait_ms;
+    char *run_as; /* least privilege (sandbox.h) */
+    int seccomp;
 } ls_daemon_config_t;
 
 // clang-format off
 #define LS_DAEMON_CONFIG_FIELDS(type, m, default_listen, default_migrations)                                 \
     LS__CFG_SERVING(type, m, default_listen), LS__CFG_DATABASE(type, m), LS__CFG_REQUESTS(type, m),          \
-        LS__CFG_MIGRATIONS(type, m, default_migrations)
+        LS__CFG_MIGRATIONS(type, m, default_migrations), LS__CFG_PRIVILEGES(type, m)
 
 /* The same without DATABASE_URL, PG_POOL_SIZE, MIGRATIONS_DIR and DATABASE_WAIT_MS, for a daemon with
  * no_database. */
 #define LS_DAEMON_CONFIG_FIELDS_NO_DB(type, m, default_listen)                                               \
-    LS__CFG_SERVING(type, m, default_listen), LS__CFG_REQUESTS(type, m)
+    LS__CFG_SERVING(type, m, default_listen), LS__CFG_REQUESTS(type, m), LS__CFG_PRIVILEGES(type, m)
 
 /* The groups of rows the two lists above are made of, in the order --help prints them. */
 #define LS__CFG_SERVING(type, m, default_listen)                                                             \
@@ -85,6 +90,11 @@ typedef struct {
      "folder of this service's NNN_name.sql migrations"},                                                    \
     {"DATABASE_WAIT_MS", LS_CFG_INT, "60000", 0, 3600000, offsetof(type, m.database_wait_ms),                \
      "how long to wait at start for the database to accept connections (0: fail at once)"}
+#define LS__CFG_PRIVILEGES(type, m)                                                                          \
+    {"RUN_AS", LS_CFG_STR, "", 0, LS_SANDBOX_NAME_MAX, offsetof(type, m.run_as),                             \
+     "user to switch to once the sockets are bound (required when started as root)"},                        \
+    {"SECCOMP", LS_CFG_BOOL, "on", 0, 0, offsetof(type, m.seccomp),                                          \
+     "refuse every system call a serving daemon does not make (off: for strace or gdb)"}
 // clang-format on
 
 /* One receiver of the daemon's outbox rows (outbox.h): the name the rows give as their target, and

@@ -9,7 +9,8 @@
 # What a fresh Debian 12 machine needs to build, test and run the system.
 LS_PACKAGES=(
     build-essential meson ninja-build pkg-config
-    libh2o-evloop-dev libssl-dev libpq-dev libjson-c-dev libcurl4-openssl-dev libsodium-dev libcriterion-dev
+    libh2o-evloop-dev libssl-dev libpq-dev libjson-c-dev libcurl4-openssl-dev libsodium-dev libseccomp-dev
+    libcriterion-dev
     postgresql postgresql-contrib curl
     prometheus # its promtool checks every daemon's /metrics (tests/integration/itest_metrics.c)
 )
@@ -163,6 +164,14 @@ ls_pg_mkdir() {
     fi
 }
 
+# ls_pg_sockdir DIR...: folders on the way to the server's socket, owned by the server's user, that
+# others may pass through (mode 711): the daemons connect after switching to their RUN_AS user
+# (every role needs its password, local connections too: ls_pg_init).
+ls_pg_sockdir() {
+    ls_pg_mkdir "$@"
+    chmod 711 "$@"
+}
+
 # Fails with a clear message when the server's user cannot reach a folder (e.g. a checkout in /root).
 ls_pg_check_reachable() {
     [[ -z ${LS_PG_RUNAS:-} ]] && return 0
@@ -300,12 +309,13 @@ ls_http_ok() {
 ls_unix_socket_fits() { [[ ${#1} -le 107 ]]; }
 
 # ls_unix_socket_dir PREFERRED LONGEST_NAME: PREFERRED when PREFERRED/LONGEST_NAME fits a socket
-# address (sun_path: 107 bytes), else a folder in /tmp named after PREFERRED (created, mode 700).
+# address (sun_path: 107 bytes), else a folder in /tmp named after PREFERRED (created, mode 711: the
+# daemons reach their sockets after switching to RUN_AS; the sockets themselves are 0660).
 ls_unix_socket_dir() {
     local dir=$1
     if ! ls_unix_socket_fits "$dir/$2"; then
         dir="/tmp/ls-run-$(printf '%s' "$1" | md5sum | cut -c1-12)"
-        install -d -m 700 "$dir"
+        install -d -m 711 "$dir"
     fi
     printf '%s\n' "$dir"
 }

@@ -40,6 +40,8 @@ static void setup(void)
     /* sun_path is short: stay in /tmp unless TMPDIR is as short */
     snprintf(dir, sizeof(dir), "%s/lst-unix-XXXXXX", t != NULL && *t != '\0' && strlen(t) < 40 ? t : "/tmp");
     cr_assert_not_null(mkdtemp(dir), "mkdtemp: %s", strerror(errno));
+    /* The daemons switch users after binding: they must reach their sockets and remove them. */
+    lst_give_to_daemons(dir);
     token = lst_random_hex(24);
     curl_global_init(CURL_GLOBAL_DEFAULT);
 }

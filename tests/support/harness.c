@@ -333,7 +333,10 @@ static void cluster_create(lst_cluster_t *c, int tcp)
     cr_assert_not_null(mkdtemp(root), "mkdtemp in %s: %s", tmp_root(), strerror(errno));
     snprintf(c->dir, sizeof(c->dir), "%s/data", root);
     snprintf(c->sockdir, sizeof(c->sockdir), "%s/sock", root);
-    cr_assert(mkdir(c->sockdir, 0700) == 0, "mkdir %s: %s", c->sockdir, strerror(errno));
+    /* 711: the daemons, running as LST_DAEMON_USER, pass through to the server's socket (every role
+     * needs its password); the data folder inside stays the server's alone. */
+    cr_assert(mkdir(c->sockdir, 0711) == 0 && chmod(c->sockdir, 0711) == 0 && chmod(root, 0711) == 0,
+              "mkdir %s: %s", c->sockdir, strerror(errno));
 
     char pwfile[256];
     snprintf(pwfile, sizeof(pwfile), "%s/pwfile", root);
@@ -572,6 +575,10 @@ void lst_daemon_spawn(lst_daemon_t *d, const char *relpath, const char *const *e
         envp[n++] = listen_var;
     }
     snprintf(d->base_url, sizeof(d->base_url), "http://127.0.0.1:%d", d->port);
+    /* Tests run as root (containers, CI): every daemon then switches to LST_DAEMON_USER, as a
+     * deployment started by root must make it, unless the test chose RUN_AS itself. */
+    if (geteuid() == 0 && !env_has(env, "RUN_AS") && getenv("RUN_AS") == NULL)
+        envp[n++] = "RUN_AS=" LST_DAEMON_USER;
     for (size_t i = 0; env != NULL && env[i] != NULL; i++) {
         cr_assert(n < LST_ENV_MAX - 1, "too many environment variables");
         envp[n++] = env[i];
@@ -614,6 +621,16 @@ void lst_daemon_spawn(lst_daemon_t *d, const char *relpath, const char *const *e
     }
     close(logfd);
     d->pid = pid;
+}
+
+void lst_give_to_daemons(const char *path)
+{
+    if (geteuid() != 0)
+        return;
+    struct passwd *pw = getpwnam(LST_DAEMON_USER);
+    cr_assert_not_null(pw, "no user %s to run the daemons as", LST_DAEMON_USER);
+    cr_assert(chown(path, pw->pw_uid, pw->pw_gid) == 0, "chown %s to %s: %s", path, LST_DAEMON_USER,
+              strerror(errno));
 }
 
 /* Whether the daemon's log has its start-up line for d->port (daemon.c logs "listening" with it). */

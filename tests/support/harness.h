@@ -69,6 +69,17 @@ void lst_cluster_destroy(lst_cluster_t *c);
 /* A TCP port on 127.0.0.1 that was free a moment ago. */
 int lst_free_port(void);
 
+/*
+ * When the tests run as root, every daemon is started with RUN_AS=LST_DAEMON_USER (unless the test
+ * sets RUN_AS), so the whole suite runs the daemons unprivileged, as a root deployment must. What a
+ * daemon reaches after its switch must be open to that user: the PostgreSQL socket folders are 711
+ * (tests/run, private clusters), and a folder a test makes for the daemons' Unix sockets is given to
+ * the user with lst_give_to_daemons. "nobody" exists on every system and owns nothing.
+ */
+#define LST_DAEMON_USER "nobody"
+/* chown path to LST_DAEMON_USER when the tests run as root (else nothing); fails the test on error. */
+void lst_give_to_daemons(const char *path);
+
 typedef struct {
     pid_t pid;
     int port;
