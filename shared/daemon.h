@@ -48,6 +48,7 @@ typedef struct {
     long long request_timeout_ms;
     char *migrations_dir;
     long long database_wait_ms;
+    long long statement_timeout_ms;
 } ls_daemon_config_t;
 
 // clang-format off
@@ -70,7 +71,10 @@ typedef struct {
     {"DATABASE_URL", LS_CFG_SECRET, NULL, 1, 4096, offsetof(type, m.database_url),                           \
      "libpq connection string of this service's own database"},                                              \
     {"PG_POOL_SIZE", LS_CFG_INT, "5", 1, 256, offsetof(type, m.pg_pool_size),                                \
-     "PostgreSQL connections in all, shared out across threads"}
+     "PostgreSQL connections in all, shared out across threads"},                                            \
+    {"DATABASE_STATEMENT_TIMEOUT_MS", LS_CFG_INT, "30000", 0, 3600000,                                       \
+     offsetof(type, m.statement_timeout_ms),                                                                 \
+     "statement_timeout of every pool connection, a backstop behind the cancel at a deadline (0: off)"}
 #define LS__CFG_REQUESTS(type, m)                                                                            \
     {"INTERNAL_TOKEN", LS_CFG_SECRET, NULL, 16, 512, offsetof(type, m.internal_token),                       \
      "bearer token every internal call must carry"},                                                         \

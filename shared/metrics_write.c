@@ -349,6 +349,8 @@ static void write_pg(ls_text_t *t, const ls_metrics_t *m)
     fam_t waiting = {"ls_pg_waiting_requests", "gauge", "Queries queued for a PostgreSQL connection."};
     fam_t reconnects = {"ls_pg_reconnects_total", "counter",
                         "PostgreSQL connections re-opened after a failure."};
+    fam_t cancels = {"ls_pg_cancels_total", "counter",
+                     "Cancel requests sent for PostgreSQL statements still running past their deadline."};
     fam_t dur = {"ls_pg_query_duration_seconds", "histogram",
                  "PostgreSQL queries from submission to result, by statement."};
     fam_t errors = {"ls_pg_errors_total", "counter",
@@ -361,6 +363,7 @@ static void write_pg(ls_text_t *t, const ls_metrics_t *m)
     }
     sample_i(t, &waiting, NULL, 0, gsum(m, m->off_pg_waiting));
     sample_u(t, &reconnects, NULL, 0, csum(m, m->off_pg_reconnects));
+    sample_u(t, &cancels, NULL, 0, csum(m, m->off_pg_cancels));
     for (size_t s = 0; s < m->nstmt_slots; s++) {
         label_t l[1] = {{"statement", s < m->d.nstmts ? m->d.stmts[s].name : "other"}};
         histogram(t, &dur, m, m->off_pg_hist + s * LS_METRICS_HSLOTS, l, 1);
