@@ -10,6 +10,8 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "log.h"
+
 /* The contract's bucket bounds as they appear in `le`. */
 static const char *const bucket_le[LS_METRICS_NBUCKETS] = {"0.0005", "0.001", "0.0025", "0.005", "0.01",
                                                            "0.025",  "0.05",  "0.1",    "0.25",  "0.5",
@@ -416,7 +418,10 @@ void ls_metrics_write(ls_metrics_t *m, ls_text_t *t)
     fam_t info = {"ls_build_info", "gauge", "The daemon's name and the project's version."};
     fam_t ready = {"ls_ready", "gauge", "1 when the daemon would answer /readyz with 200 now."};
     label_t l[2] = {{"daemon", m->d.daemon}, {"version", m->d.version}};
+    fam_t dropped = {"ls_log_dropped_lines_total", "counter",
+                     "Log lines dropped because stdout did not take them fast enough (log.h)."};
     sample_u(t, &info, l, 2, 1);
+    sample_u(t, &dropped, NULL, 0, ls_log_dropped());
     if (!LS_METRICS) { /* recording compiled out: what the scrape reads itself */
         write_process(t, m);
         return;

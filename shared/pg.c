@@ -23,7 +23,8 @@
 #include "resolve.h"
 
 #define BACKOFF_MIN_MS 100
-#define BACKOFF_MAX_MS 5000
+/* A failed attempt costs little (a refused connect); a restarted server is used within a second */
+#define BACKOFF_MAX_MS 1000
 /* libpq does not enforce connect_timeout in asynchronous mode: a silent host would hang forever */
 #define CONNECT_TIMEOUT_MS 10000
 #define DEFAULT_QUEUE_MAX  1024

@@ -33,7 +33,7 @@
  *
  * Failure model:
  *   - A connection that breaks fails its in-flight queries with LS_PG_UNAVAILABLE and is
- *     reconnected with exponential backoff (100 ms doubling to 5 s).
+ *     reconnected with exponential backoff (100 ms doubling to 1 s).
  *   - While the pool has no usable connection, new queries fail at once with LS_PG_UNAVAILABLE
  *     (callers answer 503) instead of waiting.
  *   - A query whose deadline passes before its result arrives completes with LS_PG_TIMEOUT at that
