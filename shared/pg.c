@@ -31,8 +31,11 @@
 /* Room in a ring beyond the pipeline depth: a transaction's statement, the ROLLBACK sent behind it */
 #define RING_SLACK 4
 #define WHY_MAX    256
-/* How often a connection whose statements have ended looks whether its cancel request has gone */
+/* How often a connection whose statements have ended looks whether its cancel request has gone, and
+ * for how long at most: a server that does not take the request must not keep the connection out
+ * of use (the risk, past that, is one statement failing with 57014). */
 #define CANCEL_POLL_MS 2
+#define CANCEL_WAIT_MS 1000
 
 typedef enum { Q_EXEC, Q_SQL, Q_BEGIN, Q_TXN_EXEC, Q_FINISH } query_kind_t;
 typedef enum { AT_NONE, AT_QUEUE, AT_CONN, AT_DEFERRED } query_where_t;
@@ -100,6 +103,7 @@ struct conn {
      * runs is cancelled (pgcancel.h) and the connection takes nothing new until the request is gone. */
     size_t abandoned;
     ls_pgcancel_t *cancel;
+    uint64_t cancel_idle_at; /* when the ring emptied while the cancel was still on its way */
     entry_t *ring;
     size_t ring_cap, head, count;
     char why[WHY_MAX];
@@ -467,9 +471,16 @@ static void conn_cancel_check(conn_t *conn)
     if (conn->cancel != NULL) {
         if (conn->count != 0)
             return; /* the drain calls again */
+        uint64_t now = ls_now_ms();
+        if (conn->cancel_idle_at == 0)
+            conn->cancel_idle_at = now;
         if (!ls_pgcancel_done(conn->cancel)) {
-            ls_timer_start(conn->pool->loop, &conn->timer, CANCEL_POLL_MS);
-            return;
+            if (now - conn->cancel_idle_at < CANCEL_WAIT_MS) {
+                ls_timer_start(conn->pool->loop, &conn->timer, CANCEL_POLL_MS);
+                return;
+            }
+            ls_logf(LS_LOG_WARN, NULL, "pg: conn %d: cancel request not sent after %d ms; serving again",
+                    conn->index, CANCEL_WAIT_MS);
         }
         ls_pgcancel_release(conn->cancel);
         conn->cancel = NULL;
@@ -482,6 +493,7 @@ static void conn_cancel_check(conn_t *conn)
         if (conn->ring[(conn->head + i) % conn->ring_cap].q != NULL)
             return; /* someone still waits: the statements run on */
     conn->cancel = ls_pgcancel_send(PQgetCancel(conn->pg));
+    conn->cancel_idle_at = 0;
     if (conn->cancel != NULL)
         ls_metrics_pg_cancel();
 }

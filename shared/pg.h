@@ -41,8 +41,8 @@
  *     was abandoned so (or is the pool's own ROLLBACK), the server is sent a cancel request off the
  *     loop (pgcancel.h; counted in ls_pg_cancels_total): the statement ends with 57014, its result is
  *     drained, and the connection takes new queries as soon as its ring is empty and the request has
- *     gone. A statement still wanted by a caller is never cancelled (pipelined queries wait behind
- *     it). statement_timeout_ms is the backstop should a cancel be lost or refused (queue full).
+ *     gone (or 1 s later at most). A statement still wanted by a caller is never cancelled (pipelined queries
+ * wait behind it). statement_timeout_ms is the backstop should a cancel be lost or refused (queue full).
  *   - A COMMIT or ROLLBACK that fails and leaves the session in a transaction closes the connection
  *     (reconnected as above) rather than hand that state on.
  *
