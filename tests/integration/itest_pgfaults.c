@@ -19,7 +19,7 @@
 #define DAEMON "services/teachers/teachers-service"
 /* REQUEST_TIMEOUT_MS of the daemons here, and how much later than that an answer may come */
 #define DEADLINE_MS 1000
-#define MARGIN_MS   500
+#define MARGIN_MS   1000
 
 static long long now_ms(void)
 {
