@@ -461,9 +461,10 @@ static void conn_send_rollback(conn_t *conn)
         conn_send(conn, E_END, NULL, "ROLLBACK");
 }
 
-/* Sends a cancel when every statement the connection still runs was abandoned at its deadline (the
- * server would run them to their end for nobody), and lets the connection take new queries once
- * they have ended and the request has gone (a late cancel would hit a new statement). */
+/* Sends a cancel when every command the connection still runs was abandoned at its deadline or is
+ * the pool's own, and one of them is a statement (the server would run it to its end for nobody),
+ * and lets the connection take new queries once they have ended and the request has gone (a late
+ * cancel would hit a new statement). */
 static void conn_cancel_check(conn_t *conn)
 {
     if (conn->state != C_READY)
@@ -489,9 +490,16 @@ static void conn_cancel_check(conn_t *conn)
     }
     if (conn->abandoned == 0)
         return;
-    for (size_t i = 0; i < conn->count; i++)
-        if (conn->ring[(conn->head + i) % conn->ring_cap].q != NULL)
+    int statement = 0;
+    for (size_t i = 0; i < conn->count; i++) {
+        const entry_t *e = &conn->ring[(conn->head + i) % conn->ring_cap];
+        if (e->q != NULL)
             return; /* someone still waits: the statements run on */
+        /* a statement may run long; BEGIN, COMMIT and ROLLBACK are not worth a cancel */
+        statement |= e->abandoned && e->kind == E_QUERY;
+    }
+    if (!statement)
+        return;
     conn->cancel = ls_pgcancel_send(PQgetCancel(conn->pg));
     conn->cancel_idle_at = 0;
     if (conn->cancel != NULL)
