@@ -74,6 +74,8 @@ static int load_settings(const ls_daemon_t *d, ls_sandbox_user_t *user)
         return -1;
     }
     ls_log_init(d->name, (ls_log_level_t)d->common->log_level);
+    if (ls_log_start((size_t)d->common->log_buffer_bytes) != 0)
+        ls_log(LS_LOG_WARN, NULL, "no log writer thread: log lines are written to stdout directly");
     return 0;
 }
 
@@ -328,5 +330,6 @@ int ls_daemon_main(const ls_daemon_t *d, int argc, char **argv)
         curl_global_cleanup();
     }
     ls_config_free(d->config_fields, d->nconfig_fields, d->config);
+    ls_log_stop(LS_LOG_FLUSH_MS);
     return status;
 }

@@ -9,7 +9,9 @@
  * event loop, listening sockets (listen.h), share of the PostgreSQL pool and, when the daemon asks
  * for one, HTTP client; every request goes through the front door (front.h) to its route's
  * handler. SIGTERM/SIGINT: every worker stops accepting, lets in-flight requests finish (at most
- * LS_SHUTDOWN_GRACE_MS), and the process exits 0; a failure to start exits 1.
+ * LS_SHUTDOWN_GRACE_MS), and the process exits 0; a failure to start exits 1. Log lines go through
+ * log.h's buffer of LOG_BUFFER_BYTES from the settings on; at exit the pending ones are flushed,
+ * waiting at most LS_LOG_FLUSH_MS for stdout.
  *
  * A database that is not up yet is waited for before the migrations, up to DATABASE_WAIT_MS (dbwait.h:
  * one warning line per failed attempt); after that the daemon exits 1 with the last reason. Nothing
@@ -33,6 +35,8 @@ typedef void (*ls_handler_t)(ls_req_t *r);
 /* Route flags. */
 #define LS_ROUTE_PUBLIC 1u /* no internal token required */
 
+#define LS_LOG_FLUSH_MS 1000
+
 #define LS_ROUTE(method, pattern, handler, flags)                                                            \
     {                                                                                                        \
         (method), (pattern), (void *)(handler), (flags)                                                      \
@@ -47,10 +51,12 @@ typedef struct {
     long long pg_pool_size;
     char *internal_token;
     int log_level;
+    long long log_buffer_bytes;
     long long max_body_bytes;
     long long request_timeout_ms;
     char *migrations_dir;
     long long database_wait_ms;
+    long long statement_timeout_ms;
     char *run_as; /* least privilege (sandbox.h) */
     int seccomp;
 } ls_daemon_config_t;
@@ -75,12 +81,17 @@ typedef struct {
     {"DATABASE_URL", LS_CFG_SECRET, NULL, 1, 4096, offsetof(type, m.database_url),                           \
      "libpq connection string of this service's own database"},                                              \
     {"PG_POOL_SIZE", LS_CFG_INT, "5", 1, 256, offsetof(type, m.pg_pool_size),                                \
-     "PostgreSQL connections in all, shared out across threads"}
+     "PostgreSQL connections in all, shared out across threads"},                                            \
+    {"DATABASE_STATEMENT_TIMEOUT_MS", LS_CFG_INT, "30000", 0, 3600000,                                       \
+     offsetof(type, m.statement_timeout_ms),                                                                 \
+     "statement_timeout of every pool connection, a backstop behind the cancel at a deadline (0: off)"}
 #define LS__CFG_REQUESTS(type, m)                                                                            \
     {"INTERNAL_TOKEN", LS_CFG_SECRET, NULL, 16, 512, offsetof(type, m.internal_token),                       \
      "bearer token every internal call must carry"},                                                         \
     {"LOG_LEVEL", LS_CFG_LEVEL, "info", 0, 0, offsetof(type, m.log_level),                                   \
      "debug, info, warn or error"},                                                                          \
+    {"LOG_BUFFER_BYTES", LS_CFG_INT, "1048576", 65536, 268435456, offsetof(type, m.log_buffer_bytes),        \
+     "log lines waiting for stdout; beyond it lines are dropped and counted, never waited for"},             \
     {"MAX_BODY_BYTES", LS_CFG_INT, "65536", 1024, 16777216, offsetof(type, m.max_body_bytes),                \
      "largest request body accepted (413 above)"},                                                           \
     {"REQUEST_TIMEOUT_MS", LS_CFG_INT, "5000", 10, 600000, offsetof(type, m.request_timeout_ms),             \

@@ -5,8 +5,17 @@
  *    "request_id":"…","trace_id":"…","msg":"…", <fields>}
  *
  * A line is built in a fixed buffer on the caller's stack (LS_LOG_LINE_MAX bytes; longer values are
- * truncated, never split) and written with one write(2), so lines from different threads never
- * interleave. Strings are JSON-escaped here; callers pass raw values.
+ * truncated, never split). Strings are JSON-escaped here; callers pass raw values.
+ *
+ * Where a finished line goes: until ls_log_start() it is written to stdout at once (one write(2)
+ * per line). After it, the line is copied whole into a bounded process-wide buffer (a byte ring
+ * under a mutex, no allocation) that a writer thread drains to stdout, so a stdout that nobody reads
+ * blocks only that thread, never a worker. When the buffer has no room for a line, the line is
+ * dropped and counted (ls_log_dropped(): ls_log_dropped_lines_total in /metrics), and the writer
+ * writes a warn line "log lines dropped" with how many as soon as it can write again. Lines are
+ * never cut nor interleaved (only the writer writes, whole lines in the order they were
+ * accepted, so each thread's lines keep their order). ls_log_stop() flushes what is pending,
+ * waiting at most the time it is given, and stops the writer; lines after it are written at once.
  *
  *   ls_log_line_t l;
  *   if (ls_log_begin(&l, LS_LOG_INFO, &r->log, "http call")) {
@@ -52,6 +61,15 @@ void ls_log_str(ls_log_line_t *l, const char *key, const char *value); /* NULL v
 void ls_log_strn(ls_log_line_t *l, const char *key, const char *value, size_t len);
 void ls_log_int(ls_log_line_t *l, const char *key, int64_t value);
 void ls_log_end(ls_log_line_t *l);
+
+/* Starts the writer thread with a buffer of capacity bytes (at least 4 * LS_LOG_LINE_MAX; more is
+ * taken). Main thread, before other threads log. 0, or -1 (lines are then written at once). */
+int ls_log_start(size_t capacity);
+/* Flushes the pending lines, waiting at most wait_ms, and stops the writer (left behind, blocked,
+ * when stdout takes nothing: its lines are lost). Main thread, after the others stopped logging. */
+void ls_log_stop(int wait_ms);
+/* Lines dropped because the buffer was full, since the process started. Any thread. */
+uint64_t ls_log_dropped(void);
 
 /* One-line helpers for a message with no fields. */
 void ls_log(ls_log_level_t level, const ls_log_ctx_t *ctx, const char *msg);

@@ -50,6 +50,7 @@ static void layout(ls_metrics_t *m)
     m->off_pg_hist = c, c += m->nstmt_slots * LS_METRICS_HSLOTS;
     m->off_pg_errors = c, c += LS_METRICS_PGERR_SLOTS;
     m->off_pg_reconnects = c, c += 1;
+    m->off_pg_cancels = c, c += 1;
     m->off_up_calls = c, c += LS_METRICS_MAX_TARGETS * LS_UP_NOUTCOMES;
     m->off_up_hist = c, c += LS_METRICS_MAX_TARGETS * LS_METRICS_HSLOTS;
     m->off_up_retries = c, c += LS_METRICS_MAX_TARGETS;
@@ -338,6 +339,13 @@ void ls_metrics_pg_reconnect(void)
     ls_metrics_block_t *b = tl_block;
     if (b != NULL)
         add(&b->c[b->m->off_pg_reconnects], 1);
+}
+
+void ls_metrics_pg_cancel(void)
+{
+    ls_metrics_block_t *b = tl_block;
+    if (b != NULL)
+        add(&b->c[b->m->off_pg_cancels], 1);
 }
 
 void ls_metrics_outbox_delivery(int target, ls_metrics_outbox_outcome_t outcome)

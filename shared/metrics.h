@@ -174,6 +174,8 @@ LS_METRICS_FN(void ls_metrics_pg_query(int stmt, int status, const char *sqlstat
 /* The worker's pool now: connections by state, queries waiting. */
 LS_METRICS_FN(void ls_metrics_pg_pool(const int by_state[LS_PGC_NSTATES], int waiting))
 LS_METRICS_FN(void ls_metrics_pg_reconnect(void))
+/* A cancel request was handed to the cancel thread (pgcancel.h) for a statement past its deadline. */
+LS_METRICS_FN(void ls_metrics_pg_cancel(void))
 LS_METRICS_FN(void ls_metrics_outbox_delivery(int target, ls_metrics_outbox_outcome_t outcome))
 LS_METRICS_FN(void ls_metrics_outbox_pending(int64_t rows, double oldest_age_s))
 LS_METRICS_FN(void ls_metrics_notification_delivery(ls_metrics_notify_outcome_t outcome))

@@ -10,6 +10,8 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "log.h"
+
 /* The contract's bucket bounds as they appear in `le`. */
 static const char *const bucket_le[LS_METRICS_NBUCKETS] = {"0.0005", "0.001", "0.0025", "0.005", "0.01",
                                                            "0.025",  "0.05",  "0.1",    "0.25",  "0.5",
@@ -360,6 +362,8 @@ static void write_pg(ls_text_t *t, const ls_metrics_t *m)
     fam_t waiting = {"ls_pg_waiting_requests", "gauge", "Queries queued for a PostgreSQL connection."};
     fam_t reconnects = {"ls_pg_reconnects_total", "counter",
                         "PostgreSQL connections re-opened after a failure."};
+    fam_t cancels = {"ls_pg_cancels_total", "counter",
+                     "Cancel requests sent for PostgreSQL statements still running past their deadline."};
     fam_t dur = {"ls_pg_query_duration_seconds", "histogram",
                  "PostgreSQL queries from submission to result, by statement."};
     fam_t errors = {"ls_pg_errors_total", "counter",
@@ -372,6 +376,7 @@ static void write_pg(ls_text_t *t, const ls_metrics_t *m)
     }
     sample_i(t, &waiting, NULL, 0, gsum(m, m->off_pg_waiting));
     sample_u(t, &reconnects, NULL, 0, csum(m, m->off_pg_reconnects));
+    sample_u(t, &cancels, NULL, 0, csum(m, m->off_pg_cancels));
     for (size_t s = 0; s < m->nstmt_slots; s++) {
         label_t l[1] = {{"statement", s < m->d.nstmts ? m->d.stmts[s].name : "other"}};
         histogram(t, &dur, m, m->off_pg_hist + s * LS_METRICS_HSLOTS, l, 1);
@@ -424,7 +429,10 @@ void ls_metrics_write(ls_metrics_t *m, ls_text_t *t)
     fam_t info = {"ls_build_info", "gauge", "The daemon's name and the project's version."};
     fam_t ready = {"ls_ready", "gauge", "1 when the daemon would answer /readyz with 200 now."};
     label_t l[2] = {{"daemon", m->d.daemon}, {"version", m->d.version}};
+    fam_t dropped = {"ls_log_dropped_lines_total", "counter",
+                     "Log lines dropped because stdout did not take them fast enough (log.h)."};
     sample_u(t, &info, l, 2, 1);
+    sample_u(t, &dropped, NULL, 0, ls_log_dropped());
     if (!LS_METRICS) { /* recording compiled out: what the scrape reads itself */
         write_process(t, m);
         return;

@@ -19,16 +19,23 @@
 
 #include "log.h"
 #include "metrics.h"
+#include "pgcancel.h"
 #include "resolve.h"
 
 #define BACKOFF_MIN_MS 100
-#define BACKOFF_MAX_MS 5000
+/* A failed attempt costs little (a refused connect); a restarted server is used within a second */
+#define BACKOFF_MAX_MS 1000
 /* libpq does not enforce connect_timeout in asynchronous mode: a silent host would hang forever */
 #define CONNECT_TIMEOUT_MS 10000
 #define DEFAULT_QUEUE_MAX  1024
 /* Room in a ring beyond the pipeline depth: a transaction's statement, the ROLLBACK sent behind it */
 #define RING_SLACK 4
 #define WHY_MAX    256
+/* How often a connection whose statements have ended looks whether its cancel request has gone, and
+ * for how long at most: a server that does not take the request must not keep the connection out
+ * of use (the risk, past that, is one statement failing with 57014). */
+#define CANCEL_POLL_MS 2
+#define CANCEL_WAIT_MS 1000
 
 typedef enum { Q_EXEC, Q_SQL, Q_BEGIN, Q_TXN_EXEC, Q_FINISH } query_kind_t;
 typedef enum { AT_NONE, AT_QUEUE, AT_CONN, AT_DEFERRED } query_where_t;
@@ -67,7 +74,8 @@ typedef enum {
 typedef struct {
     query_t *q; /* NULL when nobody waits for the result (internal, or the deadline passed) */
     entry_kind_t kind;
-    int ended; /* the NULL closing the command's results was seen; the sync comes next */
+    int ended;     /* the NULL closing the command's results was seen; the sync comes next */
+    int abandoned; /* its query's deadline passed while it was in flight */
     size_t stmt_index;
     PGresult *res;
 } entry_t;
@@ -91,6 +99,11 @@ struct conn {
     int was_ready;     /* the failure being handled hit a READY connection */
     int reserved;      /* by a transaction, from BEGIN until its E_END completes */
     ls_pg_txn_t *txn;
+    /* Abandoned entries in the ring; once every entry is abandoned or internal, what the server still
+     * runs is cancelled (pgcancel.h) and the connection takes nothing new until the request is gone. */
+    size_t abandoned;
+    ls_pgcancel_t *cancel;
+    uint64_t cancel_idle_at; /* when the ring emptied while the cancel was still on its way */
     entry_t *ring;
     size_t ring_cap, head, count;
     char why[WHY_MAX];
@@ -133,7 +146,7 @@ static void pool_publish(const ls_pg_pool_t *pool)
     for (int i = 0; i < pool->nconns; i++) {
         const conn_t *c = &pool->conns[i];
         if (c->state == C_READY)
-            by_state[c->count > 0 || c->reserved ? LS_PGC_BUSY : LS_PGC_READY]++;
+            by_state[c->count > 0 || c->reserved || c->cancel != NULL ? LS_PGC_BUSY : LS_PGC_READY]++;
         else
             by_state[c->state == C_RESOLVING || c->state == C_CONNECTING || c->state == C_PREPARING
                          ? LS_PGC_CONNECTING
@@ -448,6 +461,51 @@ static void conn_send_rollback(conn_t *conn)
         conn_send(conn, E_END, NULL, "ROLLBACK");
 }
 
+/* Sends a cancel when every command the connection still runs was abandoned at its deadline or is
+ * the pool's own, and one of them is a statement (the server would run it to its end for nobody),
+ * and lets the connection take new queries once they have ended and the request has gone (a late
+ * cancel would hit a new statement). */
+static void conn_cancel_check(conn_t *conn)
+{
+    if (conn->state != C_READY)
+        return;
+    if (conn->cancel != NULL) {
+        if (conn->count != 0)
+            return; /* the drain calls again */
+        uint64_t now = ls_now_ms();
+        if (conn->cancel_idle_at == 0)
+            conn->cancel_idle_at = now;
+        if (!ls_pgcancel_done(conn->cancel)) {
+            if (now - conn->cancel_idle_at < CANCEL_WAIT_MS) {
+                ls_timer_start(conn->pool->loop, &conn->timer, CANCEL_POLL_MS);
+                return;
+            }
+            ls_logf(LS_LOG_WARN, NULL, "pg: conn %d: cancel request not sent after %d ms; serving again",
+                    conn->index, CANCEL_WAIT_MS);
+        }
+        ls_pgcancel_release(conn->cancel);
+        conn->cancel = NULL;
+        pool_publish(conn->pool);
+        return;
+    }
+    if (conn->abandoned == 0)
+        return;
+    int statement = 0;
+    for (size_t i = 0; i < conn->count; i++) {
+        const entry_t *e = &conn->ring[(conn->head + i) % conn->ring_cap];
+        if (e->q != NULL)
+            return; /* someone still waits: the statements run on */
+        /* a statement may run long; BEGIN, COMMIT and ROLLBACK are not worth a cancel */
+        statement |= e->abandoned && e->kind == E_QUERY;
+    }
+    if (!statement)
+        return;
+    conn->cancel = ls_pgcancel_send(PQgetCancel(conn->pg));
+    conn->cancel_idle_at = 0;
+    if (conn->cancel != NULL)
+        ls_metrics_pg_cancel();
+}
+
 static void query_send(conn_t *conn, query_t *q)
 {
     if (q->kind == Q_BEGIN) {
@@ -532,6 +590,10 @@ static void entry_finish(conn_t *conn, entry_t *e)
         return;
     case E_END:
         conn->reserved = 0;
+        /* A ROLLBACK hit by a cancel meant for the statement before it leaves the session in a
+         * transaction: start afresh rather than hand that on. */
+        if (st != LS_PG_OK && PQtransactionStatus(conn->pg) != PQTRANS_IDLE)
+            conn_fail(conn, "the transaction did not end");
         if (q != NULL) {
             query_deliver(q, st, e->res);
         } else {
@@ -585,6 +647,7 @@ static void conn_drain(conn_t *conn)
         entry_t done = *e;
         conn->head = (conn->head + 1) % conn->ring_cap;
         conn->count--;
+        conn->abandoned -= done.abandoned;
         entry_finish(conn, &done);
     }
 }
@@ -600,6 +663,8 @@ static void conn_service(conn_t *conn)
     conn_drain(conn);
     if (conn_is_open(conn))
         conn_flush(conn);
+    if (conn->abandoned > 0 || conn->cancel != NULL)
+        conn_cancel_check(conn);
     pool_dispatch(conn->pool);
 }
 
@@ -687,6 +752,10 @@ static void conn_close(conn_t *conn)
         conn->txn = NULL;
     }
     conn->reserved = 0;
+    /* A cancel still on its way hits a session that is gone: nothing to wait for. */
+    ls_pgcancel_release(conn->cancel);
+    conn->cancel = NULL;
+    conn->abandoned = 0;
 }
 
 /* Tears the connection down now; its waiting queries are failed from the connection's timer, so that
@@ -787,6 +856,8 @@ static void on_conn_timer(ls_timer_t *timer)
         conn_fail(conn, "connect timeout");
         break;
     case C_READY:
+        conn_cancel_check(conn);
+        pool_dispatch(conn->pool);
         break;
     }
 }
@@ -818,7 +889,13 @@ static void conn_connect(conn_t *conn, const char *addrs)
     /* Generic plans: our statements are prepared once and run with the same shapes of parameters;
      * left to choose, PostgreSQL 15 kept re-planning list queries (0.67 ms of planning for 0.20 ms
      * of execution, tests/bench/RESULTS.md). */
-    keys[n] = "options", vals[n++] = "-c TimeZone=UTC -c plan_cache_mode=force_generic_plan";
+    char options[128];
+    int len = snprintf(options, sizeof(options), "-c TimeZone=UTC -c plan_cache_mode=force_generic_plan");
+    /* The backstop for a statement whose cancel request got lost (pg.h) */
+    if (cfg->statement_timeout_ms > 0)
+        snprintf(options + len, sizeof(options) - (size_t)len, " -c statement_timeout=%d",
+                 cfg->statement_timeout_ms);
+    keys[n] = "options", vals[n++] = options;
     char hosts[LS_RESOLVE_MAX_ADDRS * (LS_RESOLVE_HOST_MAX + 1)];
     if (addrs != NULL) {
         /* libpq wants as many hosts as addresses; it tries them in turn. */
@@ -925,7 +1002,7 @@ static conn_t *pool_pick(ls_pg_pool_t *pool, int for_begin)
     conn_t *best = NULL;
     for (int i = 0; i < pool->nconns; i++) {
         conn_t *c = &pool->conns[i];
-        if (c->state != C_READY || c->reserved)
+        if (c->state != C_READY || c->reserved || c->cancel != NULL)
             continue;
         if (for_begin) {
             if (c->count == 0)
@@ -995,11 +1072,18 @@ static void on_deadline(ls_timer_t *timer)
         conn_t *conn = q->conn;
         for (size_t i = 0; i < conn->count; i++) {
             entry_t *e = &conn->ring[(conn->head + i) % conn->ring_cap];
-            if (e->q == q)
+            if (e->q == q) {
                 e->q = NULL;
+                e->abandoned = 1;
+                conn->abandoned++;
+            }
         }
         if (q->kind == Q_BEGIN)
             conn_send_rollback(conn); /* nobody will own this transaction */
+        /* After the callback, which may queue a transaction's ROLLBACK behind the statement. */
+        query_deliver(q, LS_PG_TIMEOUT, NULL);
+        conn_cancel_check(conn);
+        return;
     }
     query_deliver(q, LS_PG_TIMEOUT, NULL);
 }

@@ -33,11 +33,18 @@
  *
  * Failure model:
  *   - A connection that breaks fails its in-flight queries with LS_PG_UNAVAILABLE and is
- *     reconnected with exponential backoff (100 ms doubling to 5 s).
+ *     reconnected with exponential backoff (100 ms doubling to 1 s).
  *   - While the pool has no usable connection, new queries fail at once with LS_PG_UNAVAILABLE
  *     (callers answer 503) instead of waiting.
- *   - A query whose deadline passes before its result arrives completes with LS_PG_TIMEOUT; its late
- *     result is discarded.
+ *   - A query whose deadline passes before its result arrives completes with LS_PG_TIMEOUT at that
+ *     moment; its late result is discarded. When every statement a connection still has in flight
+ *     was abandoned so (or is the pool's own ROLLBACK), the server is sent a cancel request off the
+ *     loop (pgcancel.h; counted in ls_pg_cancels_total): the statement ends with 57014, its result is
+ *     drained, and the connection takes new queries as soon as its ring is empty and the request has
+ *     gone (or 1 s later at most). A statement still wanted by a caller is never cancelled (pipelined queries
+ * wait behind it). statement_timeout_ms is the backstop should a cancel be lost or refused (queue full).
+ *   - A COMMIT or ROLLBACK that fails and leaves the session in a transaction closes the connection
+ *     (reconnected as above) rather than hand that state on.
  *
  * Callbacks are never called from inside the function that submitted the work (a failure detected
  * at submission is reported on the next loop iteration). Each submitted query gets exactly one
@@ -98,7 +105,8 @@ typedef struct {
     size_t queue_max; /* waiting queries beyond the pipelines; 0 means 1024 */
     const ls_pg_stmt_t *stmts;
     size_t nstmts;
-    ls_resolve_fn resolve; /* how a host name is looked up (resolve.h); NULL: getaddrinfo */
+    ls_resolve_fn resolve;    /* how a host name is looked up (resolve.h); NULL: getaddrinfo */
+    int statement_timeout_ms; /* the sessions' statement_timeout; 0: the server's own setting */
 } ls_pg_config_t;
 
 /*

@@ -117,6 +117,7 @@ static void open_clients(ls_worker_t *w)
         .nconns = w->pg_conns,
         .stmts = d->stmts,
         .nstmts = d->nstmts,
+        .statement_timeout_ms = (int)d->common->statement_timeout_ms,
     };
     if (!d->no_database)
         w->pg = ls_pg_pool_create(w->loop, &pgc);

@@ -549,6 +549,11 @@ static void curl_init_once(void)
 
 void lst_daemon_spawn(lst_daemon_t *d, const char *relpath, const char *const *env)
 {
+    lst_daemon_spawn_stdout(d, relpath, env, -1);
+}
+
+void lst_daemon_spawn_stdout(lst_daemon_t *d, const char *relpath, const char *const *env, int stdout_fd)
+{
     pthread_once(&curl_once, curl_init_once);
     memset(d, 0, sizeof(*d));
     char path[512];
@@ -612,7 +617,7 @@ void lst_daemon_spawn(lst_daemon_t *d, const char *relpath, const char *const *e
         int devnull = open("/dev/null", O_RDONLY);
         if (devnull >= 0)
             dup2(devnull, 0);
-        dup2(logfd, 1);
+        dup2(stdout_fd >= 0 ? stdout_fd : logfd, 1);
         dup2(logfd, 2);
         char *argv[] = {path, NULL};
         execve(path, argv, (char *const *)envp);

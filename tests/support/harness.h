@@ -106,6 +106,10 @@ int lst_daemon_try_start(lst_daemon_t *d, const char *relpath, const char *const
  * did not answer in 15 s (it is then reaped and d->pid is 0).
  */
 void lst_daemon_spawn(lst_daemon_t *d, const char *relpath, const char *const *env);
+/* lst_daemon_spawn with the daemon's stdout on stdout_fd instead of its log file (-1: the log file),
+ * which then holds stderr only: lst_daemon_wait_healthy does not apply; the caller reads the
+ * "listening" line from its own end. */
+void lst_daemon_spawn_stdout(lst_daemon_t *d, const char *relpath, const char *const *env, int stdout_fd);
 int lst_daemon_wait_healthy(lst_daemon_t *d);
 /* The lines of a daemon's log (d->log_path) that contain every one of the needles (a NULL-terminated
  * list), parsed, in order: a json-c array the caller puts. Lines that are not JSON are skipped. */

@@ -10,7 +10,9 @@
 
 #include "harness.h"
 #include "loop.h"
+#include "metrics.h"
 #include "pg.h"
+#include "text.h"
 
 enum { S_ECHO, S_ISNULL, S_ADD, S_INS, S_COUNT, S_SLEEP };
 
@@ -388,6 +390,146 @@ Test(pg, deadline_times_out_and_connection_stays_usable)
     cr_assert_eq(after.status, LS_PG_OK);
     cr_assert_str_eq(after.value, "after");
     fx_close(&f);
+}
+
+/* Statements of db still running pg_sleep, as the server sees them. */
+static int sleeps_running(const char *db)
+{
+    char sql[512];
+    snprintf(sql, sizeof(sql),
+             "SELECT count(*) FROM pg_stat_activity WHERE datname = '%s' AND state = 'active' "
+             "AND query LIKE '%%pg_sleep%%' AND pid <> pg_backend_pid()",
+             db);
+    char *v = lst_pg_admin_exec("postgres", sql);
+    int n = atoi(v);
+    free(v);
+    return n;
+}
+
+Test(pg, statement_past_its_deadline_is_cancelled_on_the_server)
+{
+    fx_t f;
+    fx_open(&f, 1, 0);
+#if LS_METRICS
+    ls_metrics_desc_t md = {.daemon = "test_pg",
+                            .version = "0",
+                            .stmts = stmts,
+                            .nstmts = 6,
+                            .nworkers = 1,
+                            .features = LS_METRICS_F_DB};
+    ls_metrics_t *m = ls_metrics_create(&md);
+    cr_assert_not_null(m);
+    ls_metrics_bind(ls_metrics_block(m, 0));
+#endif
+    res_t dbr = {0};
+    ls_pg_exec_sql(f.pool, "SELECT current_database()::text", 0, NULL, 0, on_res, &dbr);
+    wait_res(f.loop, &dbr);
+    cr_assert_eq(dbr.status, LS_PG_OK);
+
+    /* one connection: a 5 s statement past a 300 ms deadline, then a query right behind it */
+    res_t slow = {0}, next = {0};
+    const char *five[] = {"5"};
+    uint64_t t0 = ls_now_ms();
+    ls_pg_exec(f.pool, S_SLEEP, 1, five, t0 + 300, on_res, &slow);
+    RUN_UNTIL(f.loop, slow.calls != 0, 5000);
+    cr_assert_eq(slow.status, LS_PG_TIMEOUT);
+    cr_assert(slow.at - t0 >= 290 && slow.at - t0 < 700, "answered at the deadline (%llu ms)",
+              (unsigned long long)(slow.at - t0));
+    const char *pn[] = {"next"};
+    ls_pg_exec(f.pool, S_ECHO, 1, pn, 0, on_res, &next);
+    RUN_UNTIL(f.loop, next.calls != 0, 10000);
+    cr_assert_eq(next.status, LS_PG_OK);
+    cr_assert_str_eq(next.value, "next");
+    cr_assert_lt(next.at - t0, 1500, "the connection was free again at once, not after 5 s (%llu ms)",
+                 (unsigned long long)(next.at - t0));
+    cr_assert_eq(sleeps_running(dbr.value), 0, "the server runs no pg_sleep any more");
+
+    /* the same inside a transaction: the statement is cancelled, the ROLLBACK behind it releases */
+    uint64_t t1 = ls_now_ms();
+    ls_pg_txn_t *txn = begin(&f, t1 + 300);
+    res_t in_txn = run_txn(&f, txn, S_SLEEP, 1, five);
+    cr_assert_eq(in_txn.status, LS_PG_TIMEOUT);
+    cr_assert_eq(finish(&f, txn, 1).status, LS_PG_TIMEOUT);
+    res_t again = run_stmt(&f, S_ECHO, 1, pn);
+    cr_assert_eq(again.status, LS_PG_OK);
+    cr_assert_lt(again.at - t1, 1500, "free again at once after the transaction (%llu ms)",
+                 (unsigned long long)(again.at - t1));
+    char sql[256];
+    snprintf(
+        sql, sizeof(sql),
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = '%s' AND state LIKE 'idle in transaction%%'",
+        dbr.value);
+    char *in_txn_now = lst_pg_admin_exec("postgres", sql);
+    cr_assert_str_eq(in_txn_now, "0", "the session is out of the cancelled transaction");
+    free(in_txn_now);
+    cr_assert_eq(sleeps_running(dbr.value), 0);
+
+#if LS_METRICS
+    ls_text_t t = {0};
+    ls_metrics_write(m, &t);
+    ls_text_add(&t, "", 1);
+    cr_assert(!t.failed);
+    double cancels = 0;
+    cr_assert(lst_metric_in(t.buf, "ls_pg_cancels_total", &cancels), "%s", t.buf);
+    cr_assert_eq(cancels, 2, "one cancel for each abandoned statement");
+    ls_text_free(&t);
+    ls_metrics_bind(NULL);
+    ls_metrics_destroy(m);
+#endif
+
+    /* a statement someone still waits for is never cancelled: the one behind it times out alone */
+    res_t wanted = {0}, behind = {0};
+    const char *half[] = {"0.5"};
+    uint64_t t2 = ls_now_ms();
+    ls_pg_exec(f.pool, S_SLEEP, 1, half, 0, on_res, &wanted);
+    ls_pg_exec(f.pool, S_ECHO, 1, pn, t2 + 100, on_res, &behind);
+    RUN_UNTIL(f.loop, wanted.calls != 0, 5000);
+    cr_assert_eq(behind.status, LS_PG_TIMEOUT);
+    cr_assert_eq(wanted.status, LS_PG_OK, "the statement still wanted ran to its end");
+
+    fx_close(&f);
+}
+
+Test(pg, statement_timeout_is_the_backstop)
+{
+    ls_loop_t *loop = ls_loop_create();
+    char *ci = lst_db_create("pgst", NULL);
+    ls_pg_config_t cfg = {.conninfo = ci,
+                          .application_name = "test_pg",
+                          .nconns = 1,
+                          .stmts = stmts + 5,
+                          .nstmts = 1,
+                          .statement_timeout_ms = 250};
+    ls_pg_pool_t *pool = ls_pg_pool_create(loop, &cfg);
+    cr_assert_not_null(pool);
+    RUN_UNTIL(loop, ls_pg_pool_ready_count(pool) == 1, 10000);
+    cr_assert_eq(ls_pg_pool_ready_count(pool), 1);
+
+    res_t show = {0};
+    ls_pg_exec_sql(pool, "SHOW statement_timeout", 0, NULL, 0, on_res, &show);
+    RUN_UNTIL(loop, show.calls != 0, 5000);
+    cr_assert_str_eq(show.value, "250ms");
+
+    /* no deadline: the server ends the statement itself */
+    res_t slow = {0};
+    const char *two[] = {"2"};
+    uint64_t t0 = ls_now_ms();
+    ls_pg_exec(pool, 0, 1, two, 0, on_res, &slow);
+    RUN_UNTIL(loop, slow.calls != 0, 5000);
+    cr_assert_eq(slow.status, LS_PG_SQL_ERROR);
+    cr_assert_str_eq(slow.sqlstate, "57014");
+    cr_assert(slow.at - t0 >= 240 && slow.at - t0 < 1500, "ended after %llu ms",
+              (unsigned long long)(slow.at - t0));
+
+    const char *short_sleep[] = {"0.01"};
+    res_t ok = {0};
+    ls_pg_exec(pool, 0, 1, short_sleep, 0, on_res, &ok);
+    RUN_UNTIL(loop, ok.calls != 0, 5000);
+    cr_assert_eq(ok.status, LS_PG_OK, "the connection serves on");
+
+    ls_pg_pool_destroy(pool);
+    loop_close(loop);
+    free(ci);
 }
 
 Test(pg, transaction_commit_rollback_and_error)
