@@ -123,10 +123,15 @@ static void on_outbox_notify(void *ud, ls_pglisten_event_t event)
 static void start_outbox(ls_worker_t *w)
 {
     const ls_daemon_outbox_t *o = &w->daemon->outbox;
+    /* Named apart in pg_stat_activity: "calendar-service:outbox" (a round's open transaction),
+     * "calendar-service:listen". */
+    char claim_name[80], listen_name[80];
+    snprintf(claim_name, sizeof(claim_name), "%s:outbox", w->daemon->name);
+    snprintf(listen_name, sizeof(listen_name), "%s:listen", w->daemon->name);
     ls_outbox_config_t oc = {
         .ntargets = o->ntargets,
         .conninfo = w->daemon->common->database_url,
-        .application_name = w->daemon->name,
+        .application_name = claim_name,
         .poll_ms = o->poll_ms != NULL ? (int)*o->poll_ms : 0,
     };
     if (o->ntargets > LS_OUTBOX_MAX_TARGETS)
@@ -139,7 +144,7 @@ static void start_outbox(ls_worker_t *w)
     if (w->outbox == NULL)
         h2o_fatal("worker: cannot start the outbox poller");
     if (w->index == 0 &&
-        (w->outbox_listen = ls_pglisten_start(w->loop, oc.conninfo, oc.application_name, LS_OUTBOX_CHANNEL,
+        (w->outbox_listen = ls_pglisten_start(w->loop, oc.conninfo, listen_name, LS_OUTBOX_CHANNEL,
                                               on_outbox_notify, w)) == NULL)
         h2o_fatal("worker: cannot start the outbox's LISTEN connection");
 }

@@ -220,7 +220,7 @@ static long long listen_backend(void)
     char sql[512];
     snprintf(sql, sizeof(sql),
              "SELECT COALESCE(max(pid), 0) FROM pg_stat_activity WHERE datname = '%s'"
-             " AND query = 'LISTEN ls_outbox'",
+             " AND application_name = 'calendar-service:listen' AND query = 'LISTEN ls_outbox'",
              svc[S_CALENDAR].dbname);
     return sql_count(S_CALENDAR, sql);
 }
