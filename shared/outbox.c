@@ -106,8 +106,9 @@ struct ls_outbox {
     ls_pg_txn_t *txn;
     delivery_t *round; /* the round's rows */
     size_t nrows, left;
-    int round_full; /* the round claimed a whole batch: more may be due */
-    size_t pending; /* callbacks still to come (queries and calls) */
+    int round_full;   /* the round claimed a whole batch: more may be due */
+    long retry_in_ms; /* the soonest retry the round scheduled, 0: none */
+    size_t pending;   /* callbacks still to come (queries and calls) */
     int stopped;
     uint64_t gauges_due; /* next gauges_sql, ls_now_ms() time */
 };
@@ -157,7 +158,12 @@ static void end_round(ls_outbox_t *ob, int progressed)
     ob->round = NULL;
     ob->nrows = ob->left = 0;
     ob->timer_polls = !soon;
-    ls_timer_start(ob->loop, &ob->timer, soon ? 0 : (uint64_t)ob->config.poll_ms);
+    /* A retry this poller scheduled comes due before the next poll: look again then. */
+    uint64_t wait = (uint64_t)ob->config.poll_ms;
+    if (progressed && ob->retry_in_ms > 0 && (uint64_t)ob->retry_in_ms < wait)
+        wait = (uint64_t)ob->retry_in_ms;
+    ob->retry_in_ms = 0;
+    ls_timer_start(ob->loop, &ob->timer, soon ? 0 : wait);
 }
 
 /* Ends the open transaction without keeping anything: the round's rows are free again at once. */
@@ -210,11 +216,13 @@ static void settle_round(ls_outbox_t *ob)
     ls_text_lit(&t, "[");
     for (size_t i = 0; i < ob->nrows; i++) {
         const delivery_t *d = &ob->round[i];
+        long delay = d->outcome == OUTCOME_RETRY ? retry_delay_ms(d->attempts) : 0;
+        if (delay > 0 && (ob->retry_in_ms == 0 || delay < ob->retry_in_ms))
+            ob->retry_in_ms = delay;
         char head[128];
         int n = snprintf(head, sizeof(head),
                          "%s{\"id\":%s,\"outcome\":\"%s\",\"delay_ms\":%ld,\"error\":", i > 0 ? "," : "",
-                         d->id, outcome_names[d->outcome],
-                         d->outcome == OUTCOME_RETRY ? retry_delay_ms(d->attempts) : 0L);
+                         d->id, outcome_names[d->outcome], delay);
         ls_text_add(&t, head, (size_t)n);
         ls_text_str(&t, d->error, strlen(d->error));
         ls_text_lit(&t, "}");

@@ -80,7 +80,8 @@
  *             on worker 0) passes to every worker's poller (worker.h), also once each time that
  *             connection has (re)started listening, for what was inserted meanwhile;
  *   - poll:   every poll_ms (OUTBOX_POLL_MS, default 5000), the fallback for lost notifications
- *             and for retries coming due.
+ *             and for retries coming due; sooner when a round of this poller scheduled a retry
+ *             that comes due before then.
  * Each wake-up counts in ls_outbox_wakeups_total{source}, each outcome in
  * ls_outbox_deliveries_total; worker 0's poller refreshes ls_outbox_pending_rows and
  * ls_outbox_oldest_pending_age_seconds every LS_METRICS_GAUGE_QUERY_MS (metrics.h).
