@@ -56,6 +56,7 @@ static void layout(ls_metrics_t *m)
     m->off_up_retries = c, c += LS_METRICS_MAX_TARGETS;
     m->off_partial = c, c += LS_VIEW_COUNT * LS_METRICS_MAX_TARGETS;
     m->off_outbox = c, c += LS_METRICS_MAX_TARGETS * LS_OB_NOUTCOMES;
+    m->off_outbox_wakeups = c, c += LS_OB_NWAKES;
     m->off_notify = c, c += LS_NT_NOUTCOMES;
     m->off_rate_limited = c, c += LS_RL_NSCOPES * 2;
     m->nctr = c;
@@ -363,6 +364,13 @@ void ls_metrics_outbox_pending(int64_t rows, double oldest_age_s)
         return;
     set(&b->m->outbox_rows, rows);
     set(&b->m->outbox_age_ms, oldest_age_s > 0 ? (int64_t)(oldest_age_s * 1000.0) : 0);
+}
+
+void ls_metrics_outbox_wakeup(ls_metrics_outbox_wake_t source)
+{
+    ls_metrics_block_t *b = tl_block;
+    if (b != NULL && source < LS_OB_NWAKES)
+        add(&b->c[b->m->off_outbox_wakeups + source], 1);
 }
 
 void ls_metrics_notification_delivery(ls_metrics_notify_outcome_t outcome)

@@ -108,6 +108,7 @@ typedef enum {
     LS_UP_NOUTCOMES
 } ls_metrics_upstream_outcome_t;
 typedef enum { LS_OB_DELIVERED, LS_OB_RETRY, LS_OB_FAILED, LS_OB_NOUTCOMES } ls_metrics_outbox_outcome_t;
+typedef enum { LS_OB_WAKE_KICK, LS_OB_WAKE_NOTIFY, LS_OB_WAKE_POLL, LS_OB_NWAKES } ls_metrics_outbox_wake_t;
 typedef enum {
     LS_NT_SENT,
     LS_NT_RETRY,
@@ -178,6 +179,8 @@ LS_METRICS_FN(void ls_metrics_pg_reconnect(void))
 LS_METRICS_FN(void ls_metrics_pg_cancel(void))
 LS_METRICS_FN(void ls_metrics_outbox_delivery(int target, ls_metrics_outbox_outcome_t outcome))
 LS_METRICS_FN(void ls_metrics_outbox_pending(int64_t rows, double oldest_age_s))
+/* A poller was woken: by a kick after a commit, a NOTIFY, or its poll interval (outbox.h). */
+LS_METRICS_FN(void ls_metrics_outbox_wakeup(ls_metrics_outbox_wake_t source))
 LS_METRICS_FN(void ls_metrics_notification_delivery(ls_metrics_notify_outcome_t outcome))
 LS_METRICS_FN(void ls_metrics_notification_queue(int64_t depth))
 /* 1 on the thread bound to worker 0's block: the one that runs the periodic gauge queries. */

@@ -22,6 +22,7 @@ static const char *const status_names[5] = {"1xx", "2xx", "3xx", "4xx", "5xx"};
 static const char *const up_outcomes[LS_UP_NOUTCOMES] = {
     "2xx", "3xx", "4xx", "5xx", "timeout", "transport_error", "breaker_open", "shed"};
 static const char *const ob_outcomes[LS_OB_NOUTCOMES] = {"delivered", "retry", "failed"};
+static const char *const ob_wakes[LS_OB_NWAKES] = {"kick", "notify", "poll"};
 static const char *const nt_outcomes[LS_NT_NOUTCOMES] = {"sent", "retry", "failed", "stored"};
 static const char *const view_names[LS_VIEW_COUNT] = {"profile", "group", "schedule"};
 static const char *const rate_scopes[LS_RL_NSCOPES] = {"addr", "user"};
@@ -398,6 +399,8 @@ static void write_deliveries(ls_text_t *t, const ls_metrics_t *m, const int *slo
                  "Age of the oldest undelivered outbox row (0 when none)."};
     fam_t ob = {"ls_outbox_deliveries_total", "counter",
                 "Delivery attempts of outbox rows, by target and outcome."};
+    fam_t wk = {"ls_outbox_wakeups_total", "counter",
+                "Outbox poller wake-ups, by source: a kick after a commit, a NOTIFY, the poll interval."};
     fam_t nt = {"ls_notification_deliveries_total", "counter",
                 "Notification deliveries by outcome (stored: no Telegram configured)."};
     fam_t depth = {"ls_notification_queue_depth", "gauge", "Notifications pending delivery."};
@@ -414,6 +417,12 @@ static void write_deliveries(ls_text_t *t, const ls_metrics_t *m, const int *slo
             if (v > 0)
                 sample_u(t, &ob, l, 2, v);
         }
+    for (int w = 0; w < LS_OB_NWAKES; w++) {
+        uint64_t v = csum(m, m->off_outbox_wakeups + (size_t)w);
+        label_t l[1] = {{"source", ob_wakes[w]}};
+        if (v > 0 || (features & LS_METRICS_F_OUTBOX))
+            sample_u(t, &wk, l, 1, v);
+    }
     for (int o = 0; o < LS_NT_NOUTCOMES; o++) {
         uint64_t v = csum(m, m->off_notify + (size_t)o);
         label_t l[1] = {{"outcome", nt_outcomes[o]}};

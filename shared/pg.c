@@ -142,6 +142,8 @@ static void pool_dispatch(ls_pg_pool_t *pool);
 static void pool_publish(const ls_pg_pool_t *pool)
 {
 #if LS_METRICS
+    if (pool->config.side)
+        return;
     int by_state[LS_PGC_NSTATES] = {0};
     for (int i = 0; i < pool->nconns; i++) {
         const conn_t *c = &pool->conns[i];
@@ -215,8 +217,9 @@ static void query_deliver(query_t *q, ls_pg_status_t status, PGresult *res)
 {
     ls_timer_stop(q->pool->loop, &q->timer);
     q->where = AT_NONE;
-    ls_metrics_pg_query(q->kind == Q_EXEC || q->kind == Q_TXN_EXEC ? (int)q->stmt_index : -1, status,
-                        status == LS_PG_SQL_ERROR ? ls_pg_sqlstate(res) : "", q->t0_ns);
+    ls_metrics_pg_query(
+        (q->kind == Q_EXEC || q->kind == Q_TXN_EXEC) && !q->pool->config.side ? (int)q->stmt_index : -1,
+        status, status == LS_PG_SQL_ERROR ? ls_pg_sqlstate(res) : "", q->t0_ns);
     pool_publish(q->pool);
 
     ls_pg_txn_t *txn = q->txn;
@@ -535,6 +538,8 @@ static void conn_ready(conn_t *conn)
     conn->failures = 0;
     pool_publish(pool);
     pool_dispatch(pool);
+    if (pool->config.on_ready != NULL)
+        pool->config.on_ready(pool->config.hook_ud);
 }
 
 /* One command's results are complete (the sync was seen): hand them to whoever waits. */
@@ -661,6 +666,11 @@ static void conn_service(conn_t *conn)
         return;
     }
     conn_drain(conn);
+    PGnotify *n;
+    while (conn_is_open(conn) && conn->pool->config.on_notify != NULL && (n = PQnotifies(conn->pg)) != NULL) {
+        conn->pool->config.on_notify(conn->pool->config.hook_ud, n->relname);
+        PQfreemem(n);
+    }
     if (conn_is_open(conn))
         conn_flush(conn);
     if (conn->abandoned > 0 || conn->cancel != NULL)

@@ -107,6 +107,15 @@ typedef struct {
     size_t nstmts;
     ls_resolve_fn resolve;    /* how a host name is looked up (resolve.h); NULL: getaddrinfo */
     int statement_timeout_ms; /* the sessions' statement_timeout; 0: the server's own setting */
+    /* Optional, for a LISTEN connection (pglisten.h), called on the loop with hook_ud: on_ready each
+     * time a connection has become ready (also after every reconnect), on_notify for each NOTIFY it
+     * received. Neither may destroy the pool. */
+    void (*on_ready)(void *hook_ud);
+    void (*on_notify)(void *hook_ud, const char *channel);
+    void *hook_ud;
+    /* A side pool of the worker (the outbox's, pglisten's): its connections are left out of the
+     * worker's pool gauges and its queries count as statement `other` (metrics.h). */
+    int side;
 } ls_pg_config_t;
 
 /*

@@ -15,6 +15,12 @@
 #include "listen.h"
 #include "log.h"
 #include "outbox.h"
+#include "pglisten.h"
+
+/* The process's workers by index, for ls_worker_wake_outboxes(): written by ls_worker_init and
+ * ls_worker_release on the main thread, before the threads start and after they have ended. */
+#define WORKERS_MAX 64
+static ls_worker_t *all_workers[WORKERS_MAX];
 
 ls_loop_t *ls_worker_loop(ls_worker_t *w)
 {
@@ -46,6 +52,18 @@ ls_outbox_t *ls_worker_outbox(ls_worker_t *w)
     return w->outbox;
 }
 
+void ls_worker_wake_outboxes(void)
+{
+    uint64_t one = 1;
+    for (int i = 0; i < WORKERS_MAX; i++) {
+        ls_worker_t *w = all_workers[i];
+        if (w != NULL && w->daemon->outbox.targets != NULL && !atomic_exchange(&w->outbox_woken, 1)) {
+            ssize_t wr = write(w->wake_fd, &one, sizeof(one));
+            (void)wr;
+        }
+    }
+}
+
 /* ---- the worker's thread ---- */
 
 static void on_accept(h2o_socket_t *listener, const char *err)
@@ -69,6 +87,8 @@ static void on_wake(h2o_socket_t *sock, const char *err)
     ssize_t rd = read(w->wake_fd, &v, sizeof(v));
     (void)rd;
     h2o_buffer_consume(&sock->input, sock->input->size);
+    if (atomic_exchange(&w->outbox_woken, 0))
+        ls_outbox_wake(w->outbox, LS_OUTBOX_WAKE_NOTIFY);
 }
 
 /* Hands the listening sockets and the wake-up eventfd to h2o on this worker's loop. */
@@ -83,17 +103,35 @@ static void watch_sockets(ls_worker_t *w)
         w->listeners[i]->data = w;
         h2o_socket_read_start(w->listeners[i], on_accept);
     }
-    w->wake = h2o_evloop_socket_create(ls_loop_evloop(w->loop), w->wake_fd, H2O_SOCKET_FLAG_DONT_READ);
+    /* A dup: other threads write to wake_fd until every worker has ended (ls_worker_release). */
+    int fd = fcntl(w->wake_fd, F_DUPFD_CLOEXEC, 0);
+    if (fd < 0)
+        h2o_fatal("worker: cannot dup the wake-up eventfd");
+    w->wake = h2o_evloop_socket_create(ls_loop_evloop(w->loop), fd, H2O_SOCKET_FLAG_DONT_READ);
     w->wake->data = w;
     h2o_socket_read_start(w->wake, on_wake);
 }
 
-/* The daemon's outbox poller on this worker, its targets' URLs and interval taken from the settings. */
+static void on_outbox_notify(void *ud, ls_pglisten_event_t event)
+{
+    (void)ud, (void)event;
+    ls_worker_wake_outboxes();
+}
+
+/* The daemon's outbox poller on this worker, its targets' URLs and interval taken from the settings;
+ * on worker 0 also the LISTEN connection that wakes them all. */
 static void start_outbox(ls_worker_t *w)
 {
     const ls_daemon_outbox_t *o = &w->daemon->outbox;
+    /* Named apart in pg_stat_activity: "calendar-service:outbox" (a round's open transaction),
+     * "calendar-service:listen". */
+    char claim_name[80], listen_name[80];
+    snprintf(claim_name, sizeof(claim_name), "%s:outbox", w->daemon->name);
+    snprintf(listen_name, sizeof(listen_name), "%s:listen", w->daemon->name);
     ls_outbox_config_t oc = {
         .ntargets = o->ntargets,
+        .conninfo = w->daemon->common->database_url,
+        .application_name = claim_name,
         .poll_ms = o->poll_ms != NULL ? (int)*o->poll_ms : 0,
     };
     if (o->ntargets > LS_OUTBOX_MAX_TARGETS)
@@ -105,6 +143,10 @@ static void start_outbox(ls_worker_t *w)
     w->outbox = ls_outbox_start(w->loop, w->pg, w->http, &oc);
     if (w->outbox == NULL)
         h2o_fatal("worker: cannot start the outbox poller");
+    if (w->index == 0 &&
+        (w->outbox_listen = ls_pglisten_start(w->loop, oc.conninfo, listen_name, LS_OUTBOX_CHANNEL,
+                                              on_outbox_notify, w)) == NULL)
+        h2o_fatal("worker: cannot start the outbox's LISTEN connection");
 }
 
 /* The pool, the HTTP client, the outbox poller, then the daemon's own on_worker_start. */
@@ -170,6 +212,8 @@ static void close_clients(ls_worker_t *w)
 {
     if (w->daemon->on_worker_stop != NULL)
         w->daemon->on_worker_stop(w);
+    ls_pglisten_stop(w->outbox_listen);
+    w->outbox_listen = NULL;
     /* Before the client and the pool: they complete what the poller still has pending. */
     ls_outbox_stop(w->outbox);
     w->outbox = NULL;
@@ -229,6 +273,9 @@ int ls_worker_init(ls_worker_t *w, const ls_daemon_t *d, h2o_globalconf_t *conf,
         w->listen_fds[i] = -1;
     w->wake_fd = -1;
     atomic_init(&w->stop_requested, 0);
+    atomic_init(&w->outbox_woken, 0);
+    if (index >= 0 && index < WORKERS_MAX)
+        all_workers[index] = w;
     randombytes_buf(rnd, sizeof(rnd));
     sodium_bin2hex(w->rid_prefix, sizeof(w->rid_prefix), rnd, sizeof(rnd));
     const ls_cfg_listen_t *listen_cfg = &d->common->listen;
@@ -284,12 +331,15 @@ int ls_worker_release(ls_worker_t *w, int started)
         for (int j = 0; j < w->nlisteners; j++)
             if (w->listen_fds[j] >= 0)
                 close(w->listen_fds[j]);
-        if (w->wake_fd >= 0)
-            close(w->wake_fd);
         if (w->loop != NULL)
             h2o_context_dispose(&w->ctx);
         w->disposed = 1;
     }
+    if (w->index >= 0 && w->index < WORKERS_MAX && all_workers[w->index] == w)
+        all_workers[w->index] = NULL;
+    if (w->wake_fd >= 0)
+        close(w->wake_fd);
+    w->wake_fd = -1;
     if (!w->disposed)
         return 0;
     ls_loop_destroy(w->loop);

@@ -5,10 +5,12 @@
  * is used on the worker's own thread, except the runner's calls marked "main thread".
  *
  * A worker runs: it watches its listeners and its wake-up eventfd, opens its pool and client, starts
- * the outbox poller and then on_worker_start (daemon.h), and serves. Asked to stop, it closes its
- * listeners, lets in-flight requests finish (at most LS_SHUTDOWN_GRACE_MS), calls on_worker_stop,
- * stops the poller, then closes its client and pool — in that order, so the poller's pending work is
- * completed as they go — and disposes its h2o context when h2o allows it (see ls_worker_release).
+ * the outbox poller (worker 0 also the daemon's one LISTEN connection, pglisten.h, whose
+ * notifications wake every worker's poller through the wake-up eventfds) and then on_worker_start
+ * (daemon.h), and serves. Asked to stop, it closes its listeners, lets in-flight requests finish (at
+ * most LS_SHUTDOWN_GRACE_MS), calls on_worker_stop, stops the listener and the poller, then closes
+ * its client and pool — in that order, so the poller's pending work is completed as they go — and
+ * disposes its h2o context when h2o allows it (see ls_worker_release).
  */
 #ifndef LS_WORKER_H
 #define LS_WORKER_H
@@ -38,6 +40,10 @@ int ls_worker_index(ls_worker_t *w);       /* 0 .. THREADS-1 */
 const ls_daemon_t *ls_worker_daemon(ls_worker_t *w);
 /* The worker's outbox poller (for ls_outbox_kick after a commit), NULL when the daemon runs none. */
 ls_outbox_t *ls_worker_outbox(ls_worker_t *w);
+/* Any thread: wakes the outbox poller of every worker of the process (ls_outbox_wake with
+ * LS_OUTBOX_WAKE_NOTIFY, on each worker's own thread). No lock: an atomic flag and an eventfd write
+ * per worker not already woken. */
+void ls_worker_wake_outboxes(void);
 
 /* ---- for the runner's own modules (daemon.c, front.c, request.c, calls.c) ---- */
 
@@ -52,16 +58,18 @@ struct ls_worker {
     int listen_fds[LS_CFG_LISTEN_MAX]; /* one per LISTEN address; -1 once handed to h2o */
     h2o_socket_t *listeners[LS_CFG_LISTEN_MAX];
     int nlisteners;
-    h2o_socket_t *wake;
+    h2o_socket_t *wake; /* wraps a dup() of wake_fd, which stays open until ls_worker_release */
     int wake_fd;
     atomic_int stop_requested;
+    atomic_int outbox_woken; /* ls_worker_wake_outboxes() asked for a round */
     int stopping;
     int pg_conns;
     ls_pg_pool_t *pg;
     ls_http_t *http;
-    ls_outbox_t *outbox; /* NULL unless the daemon has one */
-    size_t inflight;     /* live ls_req_t */
-    int disposed;        /* its h2o context and loop were torn down at exit */
+    ls_outbox_t *outbox;               /* NULL unless the daemon has one */
+    struct ls_pglisten *outbox_listen; /* worker 0's LISTEN connection, when the daemon has an outbox */
+    size_t inflight;                   /* live ls_req_t */
+    int disposed;                      /* its h2o context and loop were torn down at exit */
     char rid_prefix[13];
     uint64_t rid_counter;
     ls_metrics_block_t *metrics; /* bound to the worker's thread; set by the runner after init */

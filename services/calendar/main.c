@@ -15,7 +15,7 @@ static const ls_cfg_field_t config_fields[] = {
     {"NOTIFICATION_URL", LS_CFG_URL, "http://127.0.0.1:8086", 0, 0,
      offsetof(calendar_config_t, notification_url),
      "notification-service, told about new, cancelled and rescheduled lessons (through the outbox)"},
-    {"OUTBOX_POLL_MS", LS_CFG_INT, "1000", 10, 60000, offsetof(calendar_config_t, outbox_poll_ms),
+    {"OUTBOX_POLL_MS", LS_CFG_INT, "5000", 10, 60000, offsetof(calendar_config_t, outbox_poll_ms),
      "how often each worker looks for outbox rows that are due (a commit also wakes it)"},
 };
 

@@ -8,7 +8,7 @@ static const ls_cfg_field_t config_fields[] = {
     LS_IDEM_CONFIG_FIELD(groups_config_t, idempotency_ttl_s),
     {"STUDENTS_URL", LS_CFG_URL, "http://127.0.0.1:8083", 0, 0, offsetof(groups_config_t, students_url),
      "students-service, where joins and leaves are recorded as enrollments (through the outbox)"},
-    {"OUTBOX_POLL_MS", LS_CFG_INT, "1000", 10, 60000, offsetof(groups_config_t, outbox_poll_ms),
+    {"OUTBOX_POLL_MS", LS_CFG_INT, "5000", 10, 60000, offsetof(groups_config_t, outbox_poll_ms),
      "how often each worker looks for outbox rows that are due (a commit also wakes it)"},
 };
 

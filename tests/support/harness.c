@@ -721,6 +721,13 @@ int lst_daemon_stop(lst_daemon_t *d)
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
+void lst_daemon_kill(lst_daemon_t *d)
+{
+    cr_assert(d->pid > 0, "%s is not running", d->name);
+    kill_and_reap(d->pid);
+    d->pid = 0;
+}
+
 void lst_daemon_expect_clean_stop(lst_daemon_t *d)
 {
     if (d->pid > 0)

@@ -117,6 +117,8 @@ json_object *lst_log_lines(const lst_daemon_t *d, const char *const *needles);
 /* SIGTERM, waits up to 10 s (then SIGKILL). Returns the exit status (as from waitpid's
  * WEXITSTATUS), or -1 if it had to be killed or died of a signal. */
 int lst_daemon_stop(lst_daemon_t *d);
+/* SIGKILL, as a crash or the OOM killer would end it: no shutdown at all. Reaps it; d->pid becomes 0. */
+void lst_daemon_kill(lst_daemon_t *d);
 /* Stops d when it runs (d->pid > 0) and expects (cr_expect) exit status 0: under ASan a clean exit
  * also means no leak was found. */
 void lst_daemon_expect_clean_stop(lst_daemon_t *d);
