@@ -12,7 +12,7 @@ static const ls_cfg_field_t config_fields[] = {
      "comma-separated telegram ids that get the admin role when they first sign in"},
     {"NOTIFICATION_URL", LS_CFG_URL, "http://127.0.0.1:8086", 0, 0, offsetof(auth_config_t, notification_url),
      "notification-service, told of a first sign-in (the registration notification, through the outbox)"},
-    {"OUTBOX_POLL_MS", LS_CFG_INT, "1000", 10, 60000, offsetof(auth_config_t, outbox_poll_ms),
+    {"OUTBOX_POLL_MS", LS_CFG_INT, "5000", 10, 60000, offsetof(auth_config_t, outbox_poll_ms),
      "how often each worker looks for outbox rows that are due (a commit also wakes it)"},
 };
 
