@@ -7,6 +7,8 @@
 #include <json-c/json.h>
 #include <sodium.h>
 
+#include <body.h>
+#include <text.h>
 #include <url.h>
 
 #define KEY_MAX  64
@@ -85,6 +87,10 @@ static int parse_fields(const char *s, size_t len, char *scratch, field_t *field
             *reason = "initData has a badly URL-encoded value";
             return -1;
         }
+        if (ls_utf8_span(scratch + used, (size_t)vlen) != (size_t)vlen) {
+            *reason = "initData has a value that is not UTF-8";
+            return -1;
+        }
         f->value = scratch + used;
         f->value_len = (size_t)vlen;
         used += (size_t)vlen + 1;
@@ -154,7 +160,8 @@ static void mac(const unsigned char key[TMA_KEY_BYTES], const char *msg, size_t 
     crypto_auth_hmacsha256_final(&st, out);
 }
 
-/* Copies an optional string member; -1 when it is present but not a string or does not fit. */
+/* Copies an optional string member; -1 when it is present but not a string, holds a NUL (which a C
+ * string would cut it at) or does not fit. */
 static int copy_name(json_object *user, const char *name, char *dst, size_t size)
 {
     json_object *v;
@@ -164,7 +171,7 @@ static int copy_name(json_object *user, const char *name, char *dst, size_t size
     if (!json_object_is_type(v, json_type_string))
         return -1;
     size_t len = (size_t)json_object_get_string_len(v);
-    if (len >= size)
+    if (len >= size || memchr(json_object_get_string(v), '\0', len) != NULL)
         return -1;
     memcpy(dst, json_object_get_string(v), len + 1);
     return 0;
@@ -175,7 +182,13 @@ static int parse_user(const char *json, size_t len, tma_user_t *out, const char 
     json_tokener *tok = json_tokener_new_ex(8);
     json_object *user = NULL, *id;
     int rc = -1;
+    char err[128];
 
+    if (ls_json_text_check(json, len, err, sizeof(err)) != 0) {
+        *reason = "initData user holds a NUL character, half a surrogate pair or text that is not UTF-8";
+        json_tokener_free(tok);
+        return -1;
+    }
     if (tok == NULL) {
         *reason = "out of memory";
         return -1;
@@ -203,7 +216,7 @@ static int parse_user(const char *json, size_t len, tma_user_t *out, const char 
         copy_name(user, "username", out->username, sizeof(out->username)) != 0 ||
         copy_name(user, "language_code", out->language_code, sizeof(out->language_code)) != 0 ||
         copy_name(user, "photo_url", out->photo_url, sizeof(out->photo_url)) != 0) {
-        *reason = "initData user has a name that is not a string or is too long";
+        *reason = "initData user has a name that is not a string, holds a NUL or is too long";
         goto out;
     }
     rc = 0;

@@ -144,6 +144,11 @@ Test(tma, signed_but_bad_content_is_rejected)
         {"user not JSON", "1700000000", "{id:1}", "not a JSON object"},
         {"user an array", "1700000000", "[1]", "not a JSON object"},
         {"name not a string", "1700000000", "{\"id\":1,\"first_name\":5}", "not a string"},
+        {"NUL in a name", "1700000000", "{\"id\":1,\"first_name\":\"nul\\u0000byte\"}", "NUL"},
+        {"NUL in another member", "1700000000", "{\"id\":1,\"first_name\":\"A\",\"bio\":\"\\u0000\"}", "NUL"},
+        {"half a surrogate pair", "1700000000", "{\"id\":1,\"first_name\":\"\\ud800\"}", "surrogate"},
+        {"name not UTF-8", "1700000000", "{\"id\":1,\"first_name\":\"\xc0\xaf\"}", "UTF-8"},
+        {"value not UTF-8", "1700000000\xff", "{\"id\":1,\"first_name\":\"A\"}", "UTF-8"},
         {"bad auth_date", "17e8", "{\"id\":1,\"first_name\":\"A\"}", "auth_date"},
         {"negative auth_date", "-1", "{\"id\":1,\"first_name\":\"A\"}", "auth_date"},
     };
