@@ -11,6 +11,7 @@
 #include "metrics.h"
 #include "problem.h"
 #include "scalar.h"
+#include "text.h"
 #include "url.h"
 #include "worker.h"
 
@@ -193,13 +194,14 @@ static int deadline_or_reply(ls_req_t *r, h2o_req_t *req)
     return 0;
 }
 
-/* The request's path checked and decoded (url.h) into *path; -1 after answering 400. h2o's own
- * path_normalized is not used: it decodes "%2F" to '/' and then resolves "..", so that one path could
- * name another route. */
-static int path_or_reply(ls_req_t *r, h2o_req_t *req, h2o_iovec_t *path)
+/* The request's path checked and decoded (url.h) into *path, and its query string's text checked;
+ * -1 after answering 400. h2o's own path_normalized is not used: it decodes "%2F" to '/' and then
+ * resolves "..", so that one path could name another route. */
+static int target_or_reply(ls_req_t *r, h2o_req_t *req, h2o_iovec_t *path)
 {
     size_t len = req->query_at != SIZE_MAX ? req->query_at : req->path.len;
-    char *buf = ls_req_alloc(r, len + 1);
+    /* Room for the decoded path and, after it, the decoded query (decoding never lengthens). */
+    char *buf = ls_req_alloc(r, req->path.len + 2);
     const char *why;
     long n = ls_url_path(buf, req->path.base, len, &why);
     if (n < 0) {
@@ -207,6 +209,17 @@ static int path_or_reply(ls_req_t *r, h2o_req_t *req, h2o_iovec_t *path)
         return -1;
     }
     *path = h2o_iovec_init(buf, (size_t)n);
+    if (req->query_at == SIZE_MAX)
+        return 0;
+    /* Query values are decoded leniently where they are read (query.h); their text is checked here,
+     * once for all: the '&' and '=' between them are ASCII, so the whole is UTF-8 without a NUL
+     * exactly when every value is. */
+    char *query = buf + len + 1;
+    long m = ls_url_decode(query, req->path.base + req->query_at + 1, req->path.len - req->query_at - 1, 0);
+    if (memchr(query, '\0', (size_t)m) != NULL || ls_utf8_span(query, (size_t)m) != (size_t)m) {
+        ls_reply_problem_str(r, 400, "bad query string: a value holds a NUL or bytes that are not UTF-8");
+        return -1;
+    }
     return 0;
 }
 
@@ -215,7 +228,7 @@ static void dispatch(ls_req_t *r, h2o_req_t *req)
     const ls_daemon_t *d = r->daemon;
     h2o_iovec_t path;
 
-    if (path_or_reply(r, req, &path) != 0)
+    if (target_or_reply(r, req, &path) != 0)
         return;
 
     if (h2o_memis(req->method.base, req->method.len, H2O_STRLIT("GET"))) {

@@ -3,7 +3,8 @@
  *
  *   - the path is checked and decoded (url.h's ls_url_path: no "." or ".." segment, no encoded '/',
  *     no '\\', NUL or control character, UTF-8) — 400 otherwise, before any route, built-in ones
- *     included; routes match the decoded path;
+ *     included; routes match the decoded path; a query string whose values, decoded, hold a NUL
+ *     or bytes that are not UTF-8: 400 too;
  *   - `X-Request-Id` is taken when well-formed (1..64 of [A-Za-z0-9._-]) or generated (the
  *     worker's random prefix and a counter), and echoed on the reply;
  *   - built-in routes, before the daemon's own: GET /healthz (alive: 200), GET /readyz (a

@@ -4,7 +4,8 @@
  * problem+json with nothing stored:
  *   - bodies over MAX_BODY_BYTES (just over, 300 KiB, 5 MiB; sized, chunked, behind Expect) get 413,
  *     and h2o's other answers of its own (broken framing 400, Expect 417) are problem+json too;
- *   - paths that could name another route (encoded '/', '\', NUL, dot segments) get 400;
+ *   - paths that could name another route (encoded '/', '\', NUL, dot segments) get 400, and so do
+ *     query strings with a NUL or bytes that are not UTF-8;
  *   - text with a NUL or that is not UTF-8 (signed init data, a service's body) gets 400;
  *   - NaN and Infinity as a number get 400.
  * Raw requests go through a socket of this file's own, byte for byte (curl would resolve "..").
@@ -93,7 +94,7 @@ static void raw_http(int port, const char *req, size_t extra, raw_resp_t *out)
     if (strncmp(start, "HTTP/1.1 100 ", 13) == 0 && strstr(start, "\r\n\r\n") != NULL)
         start = strstr(start, "\r\n\r\n") + 4;
     memmove(buf, start, strlen(start) + 1);
-    snprintf(out->text, sizeof(out->text), "%s", buf);
+    snprintf(out->text, sizeof(out->text), "%.2047s", buf);
     sscanf(buf, "HTTP/1.%*d %d", &out->status);
     for (char *line = strstr(buf, "\r\n"); line != NULL && line[2] != '\r'; line = strstr(line + 2, "\r\n")) {
         if (strncasecmp(line + 2, "content-type:", 13) == 0)
@@ -255,6 +256,7 @@ Test(edges, paths_that_could_name_another_route_get_400_before_routing)
     };
     char auth[TMA_MAX_LEN + 64], req[TMA_MAX_LEN + 512];
     raw_resp_t raw;
+    lst_resp_t resp;
     lst_stack_sign(&st, auth, sizeof(auth), NAMELESS, NULL);
 
     for (size_t i = 0; i < sizeof(bff_paths) / sizeof(bff_paths[0]); i++) {
@@ -274,8 +276,28 @@ Test(edges, paths_that_could_name_another_route_get_400_before_routing)
         expect_raw_problem(&raw, 400, "bad path", service_paths[i]);
     }
 
+    /* A query string's values: UTF-8 without a NUL, or 400, before they reach a handler (and so
+     * before a search term reaches PostgreSQL, which refuses bytes that are not UTF-8). */
+    static const char *const queries[] = {"q=%ff", "q=caf%c3", "q=a%00b", "language=en&q=%c3%28"};
+    for (size_t i = 0; i < sizeof(queries) / sizeof(queries[0]); i++) {
+        snprintf(req, sizeof(req),
+                 "GET /groups/search?%s HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nConnection: "
+                 "close\r\n\r\n",
+                 queries[i], token());
+        raw_http(port_of(&st.services[LST_GROUPS].daemon), req, 0, &raw);
+        expect_raw_problem(&raw, 400, "bad query string", queries[i]);
+        snprintf(req, sizeof(req),
+                 "GET /api/schedule/%d?%s HTTP/1.1\r\nHost: x\r\n%s\r\nConnection: close\r\n\r\n", NAMELESS,
+                 queries[i], auth);
+        raw_http(port_of(&st.bff), req, 0, &raw);
+        expect_raw_problem(&raw, 400, "bad query string", queries[i]);
+    }
+    lst_call_as(&resp, st.services[LST_GROUPS].daemon.base_url, token(), "GET",
+                "/groups/search?q=caf%C3%A9+x", NULL, NULL, NULL);
+    cr_expect_eq(resp.status, 200, "%.300s", resp.body);
+    lst_resp_free(&resp);
+
     /* Plain paths still work, percent-encoding of plain characters included. */
-    lst_resp_t resp;
     lst_stack_api_ok(&st, &resp, NAMELESS, "POST", "/api/auth/telegram", NULL, 201, 201);
     lst_resp_free(&resp);
     lst_stack_api_ok(&st, &resp, NAMELESS, "GET", "/api/user/profile/" STR_ID(NAMELESS), NULL, 200, 200);
