@@ -44,7 +44,7 @@ int ls_json_text_check(const char *buf, size_t len, char *err, size_t errlen)
          p = p < end ? memchr(p, '\\', (size_t)(end - p)) : NULL) {
         unsigned u, low;
         if (end - p < 6 || p[1] != 'u' || hex4(p + 2, &u) != 0) {
-            p += 2; /* a one-character escape, or a malformed one json-c refuses */
+            p += end - p >= 2 ? 2 : 1; /* a one-character escape, or a malformed one json-c refuses */
             continue;
         }
         const char *why = NULL;

@@ -133,6 +133,12 @@ Test(body, text_must_be_utf8_without_nul_or_half_surrogates)
         json_object_put(obj);
         cr_expect(strstr(err, cases[i].err) != NULL, "case %zu: \"%s\" lacks \"%s\"", i, err, cases[i].err);
     }
+    /* An escape cut by the end of the text is left to the parser. */
+    char err[128];
+    cr_expect_eq(ls_json_text_check("{\"a\":\"\\", 7, err, sizeof(err)), 0);
+    cr_expect_eq(ls_json_text_check("\"\\u00", 5, err, sizeof(err)), 0);
+    cr_expect_eq(ls_json_text_check("\"\\ud800\\u", 9, err, sizeof(err)), -1);
+
     /* What is fine: an escaped backslash before "u0000", a surrogate pair, UTF-8 as it is. */
     cr_expect_str_eq(check("{\"first_name\":\"\\\\u0000\"}"), "");
     cr_expect_str_eq(check("{\"first_name\":\"\\ud83d\\ude00\"}"), "");
