@@ -122,8 +122,13 @@ int bff_authenticate(ls_req_t *r)
     long long max_age = c->init_data_max_age;
     if (write && max_age > 0 && c->init_data_max_age_write > 0)
         max_age = c->init_data_max_age_write;
-    if (tma_validate(v.base + skip, v.len - skip, c->tma_key, (int64_t)time(NULL), max_age, &st->caller,
-                     &reason) != 0) {
+    int rc = tma_validate(v.base + skip, v.len - skip, c->tma_key, (int64_t)time(NULL), max_age, &st->caller,
+                          &reason);
+    if (rc == TMA_BAD_TEXT) { /* signed by Telegram, but text that may not be stored: refused, never cut */
+        ls_reply_problem(r, 400, "%s", reason);
+        return -1;
+    }
+    if (rc != 0) {
         reject(r, reason);
         return -1;
     }

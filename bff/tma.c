@@ -1,12 +1,15 @@
 #include "tma.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
 #include <json-c/json.h>
 #include <sodium.h>
 
+#include <body.h>
+#include <text.h>
 #include <url.h>
 
 #define KEY_MAX  64
@@ -154,7 +157,8 @@ static void mac(const unsigned char key[TMA_KEY_BYTES], const char *msg, size_t 
     crypto_auth_hmacsha256_final(&st, out);
 }
 
-/* Copies an optional string member; -1 when it is present but not a string or does not fit. */
+/* Copies an optional string member; -1 when it is present but not a string or does not fit, -2 when
+ * it holds a NUL (which a C string would cut it at; ls_json_text_check has refused it already). */
 static int copy_name(json_object *user, const char *name, char *dst, size_t size)
 {
     json_object *v;
@@ -166,6 +170,8 @@ static int copy_name(json_object *user, const char *name, char *dst, size_t size
     size_t len = (size_t)json_object_get_string_len(v);
     if (len >= size)
         return -1;
+    if (memchr(json_object_get_string(v), '\0', len) != NULL)
+        return -2;
     memcpy(dst, json_object_get_string(v), len + 1);
     return 0;
 }
@@ -174,8 +180,14 @@ static int parse_user(const char *json, size_t len, tma_user_t *out, const char 
 {
     json_tokener *tok = json_tokener_new_ex(8);
     json_object *user = NULL, *id;
-    int rc = -1;
+    int rc = TMA_INVALID;
+    char err[128];
 
+    if (ls_json_text_check(json, len, err, sizeof(err)) != 0) {
+        *reason = "initData user holds a NUL character, half a surrogate pair or text that is not UTF-8";
+        json_tokener_free(tok);
+        return TMA_BAD_TEXT;
+    }
     if (tok == NULL) {
         *reason = "out of memory";
         return -1;
@@ -198,13 +210,24 @@ static int parse_user(const char *json, size_t len, tma_user_t *out, const char 
         goto out;
     }
     out->telegram_id = v;
-    if (copy_name(user, "first_name", out->first_name, sizeof(out->first_name)) != 0 ||
-        copy_name(user, "last_name", out->last_name, sizeof(out->last_name)) != 0 ||
-        copy_name(user, "username", out->username, sizeof(out->username)) != 0 ||
-        copy_name(user, "language_code", out->language_code, sizeof(out->language_code)) != 0 ||
-        copy_name(user, "photo_url", out->photo_url, sizeof(out->photo_url)) != 0) {
-        *reason = "initData user has a name that is not a string or is too long";
-        goto out;
+    static const struct {
+        const char *name;
+        size_t off, size;
+    } names[] = {
+        {"first_name", offsetof(tma_user_t, first_name), sizeof(out->first_name)},
+        {"last_name", offsetof(tma_user_t, last_name), sizeof(out->last_name)},
+        {"username", offsetof(tma_user_t, username), sizeof(out->username)},
+        {"language_code", offsetof(tma_user_t, language_code), sizeof(out->language_code)},
+        {"photo_url", offsetof(tma_user_t, photo_url), sizeof(out->photo_url)},
+    };
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        int c = copy_name(user, names[i].name, (char *)out + names[i].off, names[i].size);
+        if (c != 0) {
+            *reason = c == -2 ? "initData user has a name that holds a NUL"
+                              : "initData user has a name that is not a string or is too long";
+            rc = c == -2 ? TMA_BAD_TEXT : TMA_INVALID;
+            goto out;
+        }
     }
     rc = 0;
 out:
@@ -256,6 +279,12 @@ int tma_validate(const char *init_data, size_t len, const unsigned char key[TMA_
     if (sodium_memcmp(want, got, sizeof(want)) != 0) {
         *reason = "initData signature does not match";
         return -1;
+    }
+    for (int i = 0; i < n; i++) {
+        if (ls_utf8_span(fields[i].value, fields[i].value_len) != fields[i].value_len) {
+            *reason = "initData has a value that is not UTF-8";
+            return TMA_BAD_TEXT;
+        }
     }
 
     memset(out, 0, sizeof(*out));

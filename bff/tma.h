@@ -8,8 +8,10 @@
  *                     msg = data-check string))
  * equals `hash`, where the data-check string is every other pair as `key=decoded value`, sorted by
  * key and joined by '\n'. On top of that: `auth_date` is no older than max_age seconds (0 turns
- * the age check off) and not more than TMA_MAX_FUTURE_S in the future, and `user` is a JSON object
- * with a positive integer `id` of at most 2^53 - 1.
+ * the age check off) and not more than TMA_MAX_FUTURE_S in the future, `user` is a JSON object
+ * with a positive integer `id` of at most 2^53 - 1, and the text is storable: every value UTF-8,
+ * and no NUL (\u0000) or half surrogate pair in the user (ls_json_text_check, body.h) — checked
+ * after the signature, so that only signed data is told TMA_BAD_TEXT.
  *
  * Everything here is pure (no I/O, no globals) and bounded: input over TMA_MAX_LEN bytes or with
  * more than TMA_MAX_FIELDS pairs is rejected. The reason given for a rejection never contains the
@@ -40,10 +42,16 @@ typedef struct {
 /* The HMAC key for a bot: HMAC_SHA256(key = "WebAppData", msg = bot_token). Derive it once. */
 void tma_derive_key(const char *bot_token, unsigned char key[TMA_KEY_BYTES]);
 
+/* tma_validate's refusals. */
+#define TMA_INVALID (-1) /* not valid init data: missing, malformed, forged or expired (401) */
+#define TMA_BAD_TEXT                                                                                         \
+    (-2) /* signed and fresh, but a value or the user holds a NUL, half a surrogate                          \
+          * pair or bytes that are not UTF-8: text that may not be stored (400) */
+
 /*
  * Validates init_data (len bytes, not necessarily NUL-terminated) against key at time `now`
- * (seconds since the epoch). Returns 0 and fills *out, or -1 with *reason set to a static,
- * secret-free sentence ("hash does not match", "auth_date is too old", ...).
+ * (seconds since the epoch). Returns 0 and fills *out, or TMA_INVALID or TMA_BAD_TEXT with *reason
+ * set to a static, secret-free sentence ("hash does not match", "auth_date is too old", ...).
  */
 int tma_validate(const char *init_data, size_t len, const unsigned char key[TMA_KEY_BYTES], int64_t now,
                  int64_t max_age, tma_user_t *out, const char **reason);

@@ -2,10 +2,93 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "scalar.h"
+#include "text.h"
+
+static int hex4(const char *s, unsigned *out)
+{
+    unsigned v = 0;
+    for (int i = 0; i < 4; i++) {
+        char c = s[i];
+        int d = c >= '0' && c <= '9'   ? c - '0'
+                : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                       : -1;
+        if (d < 0)
+            return -1;
+        v = v * 16 + (unsigned)d;
+    }
+    *out = v;
+    return 0;
+}
+
+int ls_json_text_check(const char *buf, size_t len, char *err, size_t errlen)
+{
+    size_t ok = ls_utf8_span(buf, len);
+    const char *nul = memchr(buf, '\0', ok);
+    if (nul != NULL) {
+        snprintf(err, errlen, "JSON text holds a NUL byte at offset %zu", (size_t)(nul - buf));
+        return -1;
+    }
+    if (ok < len) {
+        snprintf(err, errlen, "JSON text is not UTF-8 at offset %zu", ok);
+        return -1;
+    }
+    /* A backslash is only valid inside a string, so every one starts an escape: read each, and skip
+     * what it escapes (so the "\\" of "\\u0000" is not taken for the start of another). */
+    for (const char *p = memchr(buf, '\\', len), *end = buf + len; p != NULL;
+         p = p < end ? memchr(p, '\\', (size_t)(end - p)) : NULL) {
+        unsigned u, low;
+        if (end - p < 6 || p[1] != 'u' || hex4(p + 2, &u) != 0) {
+            p += end - p >= 2 ? 2 : 1; /* a one-character escape, or a malformed one json-c refuses */
+            continue;
+        }
+        const char *why = NULL;
+        if (u == 0)
+            why = "a NUL character (\\u0000)";
+        else if (u >= 0xdc00 && u <= 0xdfff)
+            why = "half a surrogate pair";
+        else if (u >= 0xd800 && u <= 0xdbff &&
+                 (end - p < 12 || p[6] != '\\' || p[7] != 'u' || hex4(p + 8, &low) != 0 || low < 0xdc00 ||
+                  low > 0xdfff))
+            why = "half a surrogate pair";
+        if (why != NULL) {
+            snprintf(err, errlen, "JSON text holds %s at offset %zu", why, (size_t)(p - buf));
+            return -1;
+        }
+        p += u >= 0xd800 && u <= 0xdbff ? 12 : 6;
+    }
+    return 0;
+}
+
+/* 1 when every number in v is finite (the nesting is bounded by the tokener's depth). */
+static int all_finite(json_object *v)
+{
+    switch (json_object_get_type(v)) {
+    case json_type_double:
+        return isfinite(json_object_get_double(v));
+    case json_type_object: {
+        json_object_object_foreach(v, key, val)
+        {
+            (void)key;
+            if (!all_finite(val))
+                return 0;
+        }
+        return 1;
+    }
+    case json_type_array:
+        for (size_t i = 0, n = json_object_array_length(v); i < n; i++)
+            if (!all_finite(json_object_array_get_idx(v, i)))
+                return 0;
+        return 1;
+    default:
+        return 1;
+    }
+}
 
 json_object *ls_json_parse_object(const char *buf, size_t len, char *err, size_t errlen)
 {
@@ -20,6 +103,8 @@ json_object *ls_json_parse_object(const char *buf, size_t len, char *err, size_t
         snprintf(err, errlen, "body must be a JSON object, got an empty body");
         goto done;
     }
+    if (ls_json_text_check(buf, len, err, errlen) != 0)
+        goto done;
     json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
     obj = json_tokener_parse_ex(tok, buf, (int)len);
     enum json_tokener_error jerr = json_tokener_get_error(tok);
@@ -42,6 +127,13 @@ json_object *ls_json_parse_object(const char *buf, size_t len, char *err, size_t
     if (!json_object_is_type(obj, json_type_object)) {
         snprintf(err, errlen, "body must be a JSON object");
         goto fail;
+    }
+    json_object_object_foreach(obj, key, val)
+    {
+        if (!all_finite(val)) {
+            snprintf(err, errlen, "field '%.64s': must be a finite number (not NaN or Infinity)", key);
+            goto fail;
+        }
     }
     goto done;
 fail:
@@ -166,7 +258,7 @@ static int check_field(json_object *v, const ls_json_field_t *f, char *err, size
         if (!json_object_is_type(v, json_type_int) && !json_object_is_type(v, json_type_double))
             goto wrong_type;
         double d = json_object_get_double(v);
-        if (d < (double)f->min || d > (double)f->max) {
+        if (!isfinite(d) || d < (double)f->min || d > (double)f->max) {
             snprintf(err, errlen, "field '%s': must be a number from %lld to %lld", f->name, f->min, f->max);
             return -1;
         }

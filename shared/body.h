@@ -8,6 +8,11 @@
  * silently ignored value. The scalar checks are scalar.h's, so a body, a path and a query string
  * accept the same ids, UUIDs and times.
  *
+ * Text and numbers are checked before any field is: a body must be UTF-8, no string may hold a NUL
+ * (\u0000) or half of a surrogate pair (\ud800 alone — json-c would silently replace it), and every
+ * number must be finite (json-c takes the literals NaN, Infinity and -Infinity, and 1e999 as
+ * infinity). So no text reaches a handler cut, altered or unstorable, whatever the field.
+ *
  * Ownership: json-c objects are reference counted; functions returning a new object give the
  * caller one reference (json_object_put() to release).
  */
@@ -44,11 +49,18 @@ typedef struct {
 } ls_json_field_t;
 
 /*
- * Parses a request body that must be one JSON object of at most LS_JSON_MAX_DEPTH nesting.
- * Returns the object, or NULL with a message in err ("malformed JSON at offset 12", "body must be
- * a JSON object").
+ * Parses a request body that must be one JSON object of at most LS_JSON_MAX_DEPTH nesting, with
+ * ls_json_text_check's text and only finite numbers. Returns the object, or NULL with a message in
+ * err ("malformed JSON at offset 12", "body must be a JSON object", "field 'price': must be a
+ * finite number").
  */
 json_object *ls_json_parse_object(const char *buf, size_t len, char *err, size_t errlen);
+
+/*
+ * Checks JSON text before it is parsed: well-formed UTF-8 (text.h), no NUL byte, and no escape of
+ * a NUL (\u0000) or of half a surrogate pair. Returns 0, or -1 with a message naming the offset.
+ */
+int ls_json_text_check(const char *buf, size_t len, char *err, size_t errlen);
 
 /* Returns 0 when obj satisfies the table, else -1 with a message naming the field. */
 int ls_json_validate(json_object *obj, const ls_json_field_t *fields, size_t n, char *err, size_t errlen);

@@ -9,7 +9,10 @@
 
 #include "calls.h"
 #include "metrics.h"
+#include "problem.h"
 #include "scalar.h"
+#include "text.h"
+#include "url.h"
 #include "worker.h"
 
 #define READYZ_TIMEOUT_MS 1000
@@ -82,10 +85,9 @@ static void serve_builtin(ls_req_t *r, int readyz)
 /* ---- checks ---- */
 
 /* Answers 404, 405 or 400 and returns -1 unless the request matches one of the daemon's routes. */
-static int route_or_reply(ls_req_t *r, h2o_req_t *req)
+static int route_or_reply(ls_req_t *r, h2o_req_t *req, h2o_iovec_t path)
 {
     const ls_daemon_t *d = r->daemon;
-    h2o_iovec_t path = req->path_normalized;
     switch (ls_router_match(d->routes, d->nroutes, req->method.base, req->method.len, path.base, path.len,
                             &r->match)) {
     case LS_ROUTE_OK:
@@ -192,10 +194,42 @@ static int deadline_or_reply(ls_req_t *r, h2o_req_t *req)
     return 0;
 }
 
+/* The request's path checked and decoded (url.h) into *path, and its query string's text checked;
+ * -1 after answering 400. h2o's own path_normalized is not used: it decodes "%2F" to '/' and then
+ * resolves "..", so that one path could name another route. */
+static int target_or_reply(ls_req_t *r, h2o_req_t *req, h2o_iovec_t *path)
+{
+    size_t len = req->query_at != SIZE_MAX ? req->query_at : req->path.len;
+    /* Room for the decoded path and, after it, the decoded query (decoding never lengthens). */
+    char *buf = ls_req_alloc(r, req->path.len + 2);
+    const char *why;
+    long n = ls_url_path(buf, req->path.base, len, &why);
+    if (n < 0) {
+        ls_reply_problem(r, 400, "bad path: %s", why);
+        return -1;
+    }
+    *path = h2o_iovec_init(buf, (size_t)n);
+    if (req->query_at == SIZE_MAX)
+        return 0;
+    /* Query values are decoded leniently where they are read (query.h); their text is checked here,
+     * once for all: the '&' and '=' between them are ASCII, so the whole is UTF-8 without a NUL
+     * exactly when every value is. */
+    char *query = buf + len + 1;
+    long m = ls_url_decode(query, req->path.base + req->query_at + 1, req->path.len - req->query_at - 1, 0);
+    if (memchr(query, '\0', (size_t)m) != NULL || ls_utf8_span(query, (size_t)m) != (size_t)m) {
+        ls_reply_problem_str(r, 400, "bad query string: a value holds a NUL or bytes that are not UTF-8");
+        return -1;
+    }
+    return 0;
+}
+
 static void dispatch(ls_req_t *r, h2o_req_t *req)
 {
     const ls_daemon_t *d = r->daemon;
-    h2o_iovec_t path = req->path_normalized;
+    h2o_iovec_t path;
+
+    if (target_or_reply(r, req, &path) != 0)
+        return;
 
     if (h2o_memis(req->method.base, req->method.len, H2O_STRLIT("GET"))) {
         if (h2o_memis(path.base, path.len, H2O_STRLIT("/healthz"))) {
@@ -211,7 +245,7 @@ static void dispatch(ls_req_t *r, h2o_req_t *req)
             return serve_metrics(r, req);
         }
     }
-    if (route_or_reply(r, req) != 0 || caller_or_reply(r, req) != 0)
+    if (route_or_reply(r, req, path) != 0 || caller_or_reply(r, req) != 0)
         return;
     if (req->entity.base != NULL && req->entity.len > (size_t)d->common->max_body_bytes)
         return ls_reply_problem(r, 413, "request body over %lld bytes", d->common->max_body_bytes);
@@ -222,6 +256,90 @@ static void dispatch(ls_req_t *r, h2o_req_t *req)
     if (deadline_or_reply(r, req) != 0)
         return;
     ((ls_handler_t)r->match.route->handler)(r);
+}
+
+/* ---- h2o's own answers ---- */
+
+/*
+ * h2o answers some requests itself, in text/plain, before any handler sees them: a body over the
+ * entity limit (413), broken framing (400: Content-Length, Transfer-Encoding, chunks), an Expect
+ * other than 100-continue (417), and a request no handler took (404). Every answer passes through
+ * this filter, which leaves ours alone (one comparison) and rewrites those as problem+json, with
+ * h2o's sentence as the detail.
+ */
+typedef struct {
+    h2o_filter_t super;
+    const ls_daemon_t *daemon;
+} problem_filter_t;
+
+typedef struct {
+    h2o_ostream_t super;
+    const ls_daemon_t *daemon;
+    int sent;
+} problem_ostream_t;
+
+#define PROBLEM_CT "application/problem+json"
+
+static void problem_send(h2o_ostream_t *self, h2o_req_t *req, h2o_iovec_t *bufs, size_t bufcnt,
+                         h2o_send_state_t state)
+{
+    problem_ostream_t *o = (problem_ostream_t *)self;
+    if (o->sent) /* the document went out with the first call; h2o's later pieces are dropped */
+        return h2o_ostream_send_next(self, req, NULL, 0, state);
+    o->sent = 1;
+
+    char text[160], detail[200];
+    size_t tl = 0;
+    for (size_t i = 0; i < bufcnt; i++) {
+        size_t n = bufs[i].len < sizeof(text) - 1 - tl ? bufs[i].len : sizeof(text) - 1 - tl;
+        memcpy(text + tl, bufs[i].base, n);
+        tl += n;
+    }
+    text[tl] = '\0';
+    if (req->res.status == 413)
+        snprintf(detail, sizeof(detail), "request body over %lld bytes", o->daemon->common->max_body_bytes);
+    else
+        snprintf(detail, sizeof(detail), "%s", tl > 0 ? text : req->res.reason);
+    json_object *doc = ls_problem_new(req->res.status, detail);
+    size_t len;
+    const char *json = json_object_to_json_string_length(doc, JSON_C_TO_STRING_PLAIN, &len);
+    h2o_iovec_t body = h2o_strdup(&req->pool, json, len);
+    json_object_put(doc);
+
+    /* The headers go out with the first piece sent on, so they can still change here. */
+    req->res.content_length = body.len;
+    ssize_t ct = h2o_find_header(&req->res.headers, H2O_TOKEN_CONTENT_TYPE, -1);
+    if (ct >= 0)
+        req->res.headers.entries[ct].value = h2o_iovec_init(H2O_STRLIT(PROBLEM_CT));
+    else
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H2O_STRLIT(PROBLEM_CT));
+    if (h2o_memis(req->input.method.base, req->input.method.len, H2O_STRLIT("HEAD")))
+        h2o_ostream_send_next(self, req, NULL, 0, state);
+    else
+        h2o_ostream_send_next(self, req, &body, 1, state);
+}
+
+static void problem_setup(h2o_filter_t *self, h2o_req_t *req, h2o_ostream_t **slot)
+{
+    if (req->res.status >= 400) {
+        ssize_t ct = h2o_find_header(&req->res.headers, H2O_TOKEN_CONTENT_TYPE, -1);
+        if (ct < 0 || !h2o_memis(req->res.headers.entries[ct].value.base,
+                                 req->res.headers.entries[ct].value.len, H2O_STRLIT(PROBLEM_CT))) {
+            problem_ostream_t *o = (problem_ostream_t *)h2o_add_ostream(req, sizeof(*o), slot);
+            o->super.do_send = problem_send;
+            o->daemon = ((problem_filter_t *)self)->daemon;
+            o->sent = 0;
+            slot = &o->super.next;
+        }
+    }
+    h2o_setup_next_ostream(req, slot);
+}
+
+static void add_problem_filter(h2o_pathconf_t *pathconf, const ls_daemon_t *d)
+{
+    problem_filter_t *f = (problem_filter_t *)h2o_create_filter(pathconf, sizeof(*f));
+    f->super.on_setup_ostream = problem_setup;
+    f->daemon = d;
 }
 
 static int on_req(h2o_handler_t *self, h2o_req_t *req)
@@ -242,9 +360,15 @@ void ls_front_init(h2o_globalconf_t *conf, const ls_daemon_t *d)
 {
     h2o_config_init(conf);
     conf->server_name = h2o_iovec_init(d->name, strlen(d->name));
-    conf->max_request_entity_size = (size_t)d->common->max_body_bytes * 4;
+    /* h2o holds a body in memory until it is whole: one byte over the limit is all it takes in, so
+     * that a body of MAX_BODY_BYTES + 1 reaches the front door's check and a larger one is refused
+     * by h2o (filtered into problem+json) as soon as its Content-Length is read. */
+    conf->max_request_entity_size = (size_t)d->common->max_body_bytes + 1;
     h2o_hostconf_t *host = h2o_config_register_host(conf, h2o_iovec_init(H2O_STRLIT("default")), 65535);
     h2o_pathconf_t *pathconf = h2o_config_register_path(host, "/", 0);
+    /* h2o's answers before routing use the host's fallback path; the others, the one path. */
+    add_problem_filter(&host->fallback_path, d);
+    add_problem_filter(pathconf, d);
     front_handler_t *fh = (front_handler_t *)h2o_create_handler(pathconf, sizeof(*fh));
     fh->super.on_req = on_req;
     fh->daemon = d;

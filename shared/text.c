@@ -76,6 +76,49 @@ size_t ls_json_escape(char *dst, size_t cap, const char *src, size_t len, unsign
     return o;
 }
 
+/* ---- UTF-8 ---- */
+
+size_t ls_utf8_span(const char *s, size_t len)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t i = 0;
+
+    while (i < len) {
+        unsigned c = p[i];
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        /* The sequence's length and the range its second byte must fall in (RFC 3629 §4). */
+        size_t n;
+        unsigned lo = 0x80, hi = 0xbf;
+        if (c >= 0xc2 && c <= 0xdf) {
+            n = 2;
+        } else if (c >= 0xe0 && c <= 0xef) {
+            n = 3;
+            if (c == 0xe0)
+                lo = 0xa0; /* overlong */
+            else if (c == 0xed)
+                hi = 0x9f; /* surrogates */
+        } else if (c >= 0xf0 && c <= 0xf4) {
+            n = 4;
+            if (c == 0xf0)
+                lo = 0x90; /* overlong */
+            else if (c == 0xf4)
+                hi = 0x8f; /* above U+10FFFF */
+        } else {
+            return i; /* a continuation byte, an overlong lead (c0, c1) or f5..ff */
+        }
+        if (len - i < n || p[i + 1] < lo || p[i + 1] > hi)
+            return i;
+        for (size_t k = 2; k < n; k++)
+            if ((p[i + k] & 0xc0) != 0x80)
+                return i;
+        i += n;
+    }
+    return len;
+}
+
 /* ---- the text writer ---- */
 
 /* Makes room for n more bytes and a terminating NUL; -1 (and `failed`) when out of memory. */

@@ -8,6 +8,8 @@
  * written here is byte for byte the one json-c would write, and the BFF's scanner (bff/upstream.c)
  * can tell json-c's form from any other. Log lines (log.h) use the same escaper, '/' left as it is.
  *
+ * ls_utf8_span: the one UTF-8 check, for every edge that takes text (bodies, init data, paths).
+ *
  * ls_text_t: start from {0}; on running out of memory `failed` is set and further writes are
  * dropped, so a caller checks once at the end. ls_text_free() frees the buffer (ls_reply_raw copies
  * what it sends).
@@ -37,6 +39,15 @@ size_t ls_json_escape_byte(unsigned char c, char out[6]);
  * filled up.
  */
 size_t ls_json_escape(char *dst, size_t cap, const char *src, size_t len, unsigned flags, size_t *used);
+
+/* ---- UTF-8 ---- */
+
+/*
+ * How many leading bytes of s[0..len) are well-formed UTF-8 (RFC 3629: no overlong forms, no
+ * surrogates, nothing above U+10FFFF, no cut sequence): len when all of it is. A NUL byte is
+ * well-formed here; callers that refuse it look for it themselves.
+ */
+size_t ls_utf8_span(const char *s, size_t len);
 
 /* ---- the text writer ---- */
 

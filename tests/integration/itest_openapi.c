@@ -6,6 +6,13 @@
  *
  * The bff runs with every service URL pointing at a port where nothing listens, so a routed request
  * ends in the handler's own answer (400, 502, 503, …) — never in the router's.
+ *
+ * And the document's nullability holds: for every write operation with a JSON body, a body with each
+ * field the document does not declare `nullable: true` set to null (the required fields given
+ * values of their declared type) is refused with 400 naming that field, by the real bff and
+ * services (stack.h). The request bodies' schemas (inline, or one $ref into components/schemas) are
+ * read by the same kind of line parser: a schema's `required: [...]` and `properties:`, each
+ * property in flow style ({type: …, nullable: true}) or as a block.
  */
 #include <criterion/criterion.h>
 #include <ctype.h>
@@ -16,6 +23,7 @@
 #include <time.h>
 
 #include "harness.h"
+#include "stack.h"
 #include "tma.h"
 
 #define BOT_TOKEN "5768337691:AAH5YkoiEuPk8-FZa32hStHTqXiLPtAEhx8"
@@ -282,4 +290,228 @@ Test(openapi, every_documented_operation_is_routed, .timeout = 120)
 
     cr_expect_eq(lst_daemon_stop(&bff), 0, "bff did not exit cleanly; see %s", bff.log_path);
     free(token);
+}
+
+/* ---- request bodies and null ---- */
+
+#define MAX_LINES 4000
+#define MAX_PROPS 16
+
+typedef struct {
+    char name[64];
+    char type[16], format[16], first_enum[16];
+    long long minimum;
+    int has_minimum, nullable, required;
+} prop_t;
+
+typedef struct {
+    char **lines;
+    size_t n;
+} yaml_t;
+
+static void yaml_load(yaml_t *y)
+{
+    char file[1024], line[LINE_MAX_];
+    snprintf(file, sizeof(file), "%s/bff/openapi.yaml", lst_env("LS_TEST_SOURCE_DIR"));
+    FILE *f = fopen(file, "r");
+    cr_assert_not_null(f, "cannot read %s", file);
+    y->lines = calloc(MAX_LINES, sizeof(char *));
+    y->n = 0;
+    while (fgets(line, sizeof(line), f) != NULL) {
+        cr_assert_lt(y->n, MAX_LINES);
+        line[strcspn(line, "\r\n")] = '\0';
+        y->lines[y->n++] = strdup(line);
+    }
+    fclose(f);
+}
+
+static void yaml_free(yaml_t *y)
+{
+    for (size_t i = 0; i < y->n; i++)
+        free(y->lines[i]);
+    free(y->lines);
+}
+
+/* The text after "key:" in s (which starts at its indentation), or NULL when s is not that key. */
+static const char *after_key(const char *s, const char *key)
+{
+    size_t k = strlen(key);
+    return strncmp(s, key, k) == 0 && s[k] == ':' ? s + k + 1 : NULL;
+}
+
+/* Reads "name: value" pairs of a flow mapping or of one block line into p. */
+static void read_attrs(const char *s, prop_t *p)
+{
+    const char *v;
+    if ((v = strstr(s, "nullable: true")) != NULL)
+        p->nullable = 1;
+    if ((v = strstr(s, "type: ")) != NULL)
+        sscanf(v + 6, "%15[a-z]", p->type);
+    if ((v = strstr(s, "format: ")) != NULL)
+        sscanf(v + 8, "%15[a-z0-9-]", p->format);
+    if ((v = strstr(s, "enum: [")) != NULL)
+        sscanf(v + 7, "%15[A-Za-z0-9_]", p->first_enum);
+    if ((v = strstr(s, "minimum: ")) != NULL && sscanf(v + 9, "%lld", &p->minimum) == 1)
+        p->has_minimum = 1;
+}
+
+/* The properties of the schema whose header is line h. Returns how many. */
+static size_t schema_props(const yaml_t *y, size_t h, prop_t *props)
+{
+    size_t ind = indent_of(y->lines[h]), n = 0, pind = 0;
+    char required[512] = "";
+    for (size_t i = h + 1; i < y->n; i++) {
+        const char *line = y->lines[i], *s = line + indent_of(line), *v;
+        size_t li = indent_of(line);
+        if (*s == '\0' || *s == '#')
+            continue;
+        if (li <= ind)
+            break;
+        if (li == ind + 2 && (v = after_key(s, "required")) != NULL)
+            snprintf(required, sizeof(required), "%s", v);
+        else if (li == ind + 2 && after_key(s, "properties") != NULL)
+            pind = li + 2;
+        else if (pind != 0 && li < pind)
+            pind = 0;
+        else if (pind != 0 && li == pind) {
+            cr_assert_lt(n, MAX_PROPS);
+            memset(&props[n], 0, sizeof(props[n]));
+            sscanf(s, "%63[A-Za-z0-9_]", props[n].name);
+            const char *colon = strchr(s, ':');
+            if (colon != NULL && strchr(colon, '{') != NULL)
+                read_attrs(colon, &props[n]);
+            n++;
+        } else if (pind != 0 && li == pind + 2 && n > 0) {
+            read_attrs(s, &props[n - 1]); /* a property written as a block */
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        char quoted[80];
+        snprintf(quoted, sizeof(quoted), "%s", props[i].name);
+        const char *at = strstr(required, quoted);
+        size_t len = strlen(quoted);
+        props[i].required =
+            at != NULL && (at[-1] == '[' || at[-1] == ' ') && (at[len] == ',' || at[len] == ']');
+    }
+    return n;
+}
+
+/* The line of components/schemas/<name>. */
+static size_t schema_line(const yaml_t *y, const char *name)
+{
+    int in_schemas = 0;
+    char want[80];
+    snprintf(want, sizeof(want), "    %s:", name);
+    for (size_t i = 0; i < y->n; i++) {
+        if (strcmp(y->lines[i], "  schemas:") == 0)
+            in_schemas = 1;
+        else if (in_schemas && strcmp(y->lines[i], want) == 0)
+            return i;
+    }
+    cr_assert_fail("no components/schemas/%s in openapi.yaml", name);
+    return 0;
+}
+
+/* A value of the property's declared type: what validation takes, whatever the handler thinks of it. */
+static void sample_value(const prop_t *p, char *out, size_t size)
+{
+    if (p->first_enum[0] != '\0')
+        snprintf(out, size, "\"%s\"", p->first_enum);
+    else if (strcmp(p->format, "uuid") == 0)
+        snprintf(out, size, "\"00000000-0000-4000-8000-000000000000\"");
+    else if (strcmp(p->format, "date-time") == 0)
+        snprintf(out, size, "\"2030-03-04T10:00:00Z\"");
+    else if (strcmp(p->type, "integer") == 0 || strcmp(p->type, "number") == 0)
+        snprintf(out, size, "%lld", p->has_minimum ? p->minimum : 1);
+    else if (strcmp(p->type, "boolean") == 0)
+        snprintf(out, size, "true");
+    else if (strcmp(p->type, "array") == 0)
+        snprintf(out, size, "[]");
+    else if (strcmp(p->type, "object") == 0)
+        snprintf(out, size, "{}");
+    else
+        snprintf(out, size, "\"en\"");
+}
+
+Test(openapi, null_is_refused_for_every_field_not_declared_nullable, .timeout = 300)
+{
+    yaml_t y;
+    lst_stack_t st;
+    char path[256], method[16] = "", op_path[256] = "", key[256];
+    size_t checked = 0, nullable = 0, ops = 0;
+
+    yaml_load(&y);
+    lst_stack_start(&st, NULL);
+    lst_resp_t resp;
+    lst_stack_api_ok(&st, &resp, LST_STACK_ADMIN_ID, "POST", "/api/auth/telegram", NULL, 201, 200);
+    lst_resp_free(&resp);
+
+    int in_paths = 0, in_body = 0;
+    for (size_t i = 0; i < y.n; i++) {
+        const char *line = y.lines[i], *s = line + indent_of(line), *v;
+        size_t ind = indent_of(line);
+        if (*s == '\0' || *s == '#')
+            continue;
+        if (ind == 0) {
+            in_paths = strncmp(s, "paths:", 6) == 0;
+            continue;
+        }
+        if (!in_paths)
+            continue;
+        if (ind == 2 && key_of(s, key, sizeof(key)))
+            snprintf(op_path, sizeof(op_path), "%s", key);
+        if (ind == 4 && key_of(s, key, sizeof(key))) {
+            for (size_t k = 0; k <= strlen(key) && k < sizeof(method); k++)
+                method[k] = (char)toupper((unsigned char)key[k]);
+            in_body = 0;
+        }
+        if (ind == 6)
+            in_body = after_key(s, "requestBody") != NULL;
+        if (!in_body || (v = after_key(s, "schema")) == NULL)
+            continue;
+
+        /* One operation's JSON body: its schema inline (a block) or a $ref. */
+        prop_t props[MAX_PROPS];
+        size_t n, header = i;
+        const char *ref = strstr(v, "#/components/schemas/");
+        if (ref != NULL) {
+            char name[64];
+            sscanf(ref + 21, "%63[A-Za-z0-9_]", name);
+            header = schema_line(&y, name);
+        }
+        n = schema_props(&y, header, props);
+        cr_expect_gt(n, 0, "%s %s: no properties read from its body schema", method, op_path);
+        ops++;
+        fill_path(op_path, path, sizeof(path));
+        for (size_t f = 0; f < n; f++) {
+            if (props[f].nullable) {
+                nullable++;
+                continue;
+            }
+            char body[2048], value[128];
+            size_t o = (size_t)snprintf(body, sizeof(body), "{\"%s\":null", props[f].name);
+            for (size_t g = 0; g < n; g++) {
+                if (g == f || !props[g].required)
+                    continue;
+                sample_value(&props[g], value, sizeof(value));
+                o += (size_t)snprintf(body + o, sizeof(body) - o, ",\"%s\":%s", props[g].name, value);
+            }
+            snprintf(body + o, sizeof(body) - o, "}");
+            lst_stack_api(&st, &resp, LST_STACK_ADMIN_ID, method, path, body);
+            char needle[80];
+            snprintf(needle, sizeof(needle), "'%s'", props[f].name);
+            const char *detail = lst_str_field(resp.json, "detail");
+            cr_expect(resp.status == 400 && detail != NULL && strstr(detail, needle) != NULL,
+                      "%s %s with %s: %d %.300s (openapi.yaml does not declare '%s' nullable)", method, path,
+                      body, resp.status, resp.body, props[f].name);
+            lst_resp_free(&resp);
+            checked++;
+        }
+    }
+    /* Guards against a parser that finds nothing: the document has 17 write bodies. */
+    cr_expect_geq(ops, 15, "only %zu request bodies read", ops);
+    cr_expect_geq(checked, 30, "only %zu fields tried with null", checked);
+    cr_expect_geq(nullable, 10, "only %zu nullable fields read", nullable);
+    lst_stack_stop(&st);
+    yaml_free(&y);
 }

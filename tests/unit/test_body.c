@@ -1,5 +1,6 @@
 /* Request bodies: parsing within bounds and declarative validation. */
 #include <criterion/criterion.h>
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -103,4 +104,67 @@ Test(body, nesting_depth_is_bounded)
     deep[n++] = '}';
     deep[n] = '\0';
     cr_assert(strstr(check(deep), "malformed JSON") != NULL);
+}
+
+Test(body, text_must_be_utf8_without_nul_or_half_surrogates)
+{
+    static const struct {
+        const char *text;
+        size_t len; /* 0: strlen */
+        const char *err;
+    } cases[] = {
+        {"{\"first_name\":\"nul\\u0000byte\"}", 0, "NUL character"},
+        {"{\"first_name\":\"x\\u0000\"}", 0, "offset 16"},
+        {"{\"nick\\u0000\":\"x\"}", 0, "NUL character"}, /* json-c would cut the key to "nick" */
+        {"{\"first_name\":\"a\\ud800\"}", 0, "surrogate"},
+        {"{\"first_name\":\"a\\ud800\\u0041\"}", 0, "surrogate"},
+        {"{\"first_name\":\"\\udc00a\"}", 0, "surrogate"},
+        {"{\"first_name\":\"\xff\"}", 0, "not UTF-8 at offset 15"},
+        {"{\"first_name\":\"\xc0\xaf\"}", 0, "not UTF-8"},
+        {"{\"first_name\":\"\xed\xa0\x80\"}", 0, "not UTF-8"},
+        {"{\"first_name\":\"a\0b\"}", 19, "NUL byte at offset 16"},
+        {"{\"meta\":{\"deep\":[\"\\u0000\"]}}", 0, "NUL character"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char err[256] = "";
+        size_t len = cases[i].len ? cases[i].len : strlen(cases[i].text);
+        json_object *obj = ls_json_parse_object(cases[i].text, len, err, sizeof(err));
+        cr_expect_null(obj, "case %zu accepted", i);
+        json_object_put(obj);
+        cr_expect(strstr(err, cases[i].err) != NULL, "case %zu: \"%s\" lacks \"%s\"", i, err, cases[i].err);
+    }
+    /* An escape cut by the end of the text is left to the parser. */
+    char err[128];
+    cr_expect_eq(ls_json_text_check("{\"a\":\"\\", 7, err, sizeof(err)), 0);
+    cr_expect_eq(ls_json_text_check("\"\\u00", 5, err, sizeof(err)), 0);
+    cr_expect_eq(ls_json_text_check("\"\\ud800\\u", 9, err, sizeof(err)), -1);
+
+    /* What is fine: an escaped backslash before "u0000", a surrogate pair, UTF-8 as it is. */
+    cr_expect_str_eq(check("{\"first_name\":\"\\\\u0000\"}"), "");
+    cr_expect_str_eq(check("{\"first_name\":\"\\ud83d\\ude00\"}"), "");
+    cr_expect_str_eq(check("{\"first_name\":\"caf\xc3\xa9\"}"), "");
+    cr_expect_str_eq(check("{\"first_name\":\"\\u00e9\\\"\\/\"}"), "");
+}
+
+Test(body, numbers_must_be_finite)
+{
+    static const char *const bodies[] = {
+        "{\"first_name\":\"a\",\"price\":NaN}",       "{\"first_name\":\"a\",\"price\":Infinity}",
+        "{\"first_name\":\"a\",\"price\":-Infinity}", "{\"first_name\":\"a\",\"price\":1e999}",
+        "{\"first_name\":\"a\",\"age\":NaN}",         "{\"first_name\":\"a\",\"meta\":{\"x\":[1,NaN]}}",
+    };
+    for (size_t i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++)
+        cr_expect(strstr(check(bodies[i]), "finite") != NULL, "%s: %s", bodies[i], check(bodies[i]));
+
+    /* Validation alone (of an object not made by ls_json_parse_object) refuses them too. */
+    static const ls_json_field_t price[] = {{"price", LS_JSON_NUMBER, 1, 0, 0, 1000, NULL}};
+    const double bad[] = {NAN, INFINITY, -INFINITY};
+    for (size_t i = 0; i < 3; i++) {
+        char err[256];
+        json_object *obj = json_object_new_object();
+        json_object_object_add(obj, "price", json_object_new_double(bad[i]));
+        cr_expect_eq(ls_json_validate(obj, price, 1, err, sizeof(err)), -1, "%g accepted", bad[i]);
+        json_object_put(obj);
+    }
+    cr_expect_str_eq(check("{\"first_name\":\"a\",\"price\":999.5}"), "");
 }

@@ -85,3 +85,38 @@ Test(text, out_of_memory_is_remembered_and_writes_dropped)
     cr_expect_null(t.buf);
     cr_expect_eq(t.len, 0);
 }
+
+Test(text, utf8_span_takes_well_formed_text_and_stops_at_the_first_bad_sequence)
+{
+    static const struct {
+        const char *s;
+        size_t span; /* SIZE_MAX: all of it */
+    } cases[] = {
+        {"", SIZE_MAX},
+        {"plain ascii", SIZE_MAX},
+        {"caf\xc3\xa9 \xd0\x90 \xe2\x82\xac \xf0\x9f\x98\x80", SIZE_MAX}, /* 2, 3 and 4 bytes */
+        {"\xed\x9f\xbf", SIZE_MAX},                                       /* U+D7FF, last before surrogates */
+        {"\xee\x80\x80", SIZE_MAX},                                       /* U+E000, first after them */
+        {"\xf4\x8f\xbf\xbf", SIZE_MAX},                                   /* U+10FFFF */
+        {"ab\x80", 2},                                                    /* lone continuation byte */
+        {"a\xc0\xaf", 1},                                                 /* overlong '/' */
+        {"\xc1\xbf", 0},                                                  /* overlong */
+        {"\xe0\x80\xaf", 0},                                              /* overlong, 3 bytes */
+        {"\xf0\x80\x80\xaf", 0},                                          /* overlong, 4 bytes */
+        {"x\xed\xa0\x80", 1},                                             /* U+D800, a surrogate */
+        {"\xed\xbf\xbf", 0},                                              /* U+DFFF */
+        {"\xf4\x90\x80\x80", 0},                                          /* above U+10FFFF */
+        {"\xf5\x80\x80\x80", 0},
+        {"\xff", 0},
+        {"ok\xc3", 2},        /* cut short */
+        {"ok\xe2\x82", 2},    /* cut short */
+        {"\xe2\x28\xa1", 0},  /* bad continuation */
+        {"\xf0\x9f\x98 ", 0}, /* bad last continuation */
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        size_t len = strlen(cases[i].s), want = cases[i].span == SIZE_MAX ? len : cases[i].span;
+        cr_expect_eq(ls_utf8_span(cases[i].s, len), want, "case %zu", i);
+    }
+    /* A NUL is well-formed UTF-8; refusing it is the caller's business. */
+    cr_expect_eq(ls_utf8_span("a\0b", 3), 3);
+}
