@@ -16,12 +16,23 @@
 
 #include <stdint.h>
 
-static char folder[] = "/tmp/ls-fuzz-migrate-XXXXXX";
+static char folder[64];
 
+static void remove_folder(void)
+{
+    rmdir(folder);
+}
+
+/* In memory when the machine has /dev/shm: a file is written and read back for every input. */
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
+    struct stat st;
+    snprintf(folder, sizeof(folder), "%s/ls-fuzz-migrate-XXXXXX",
+             stat("/dev/shm", &st) == 0 && S_ISDIR(st.st_mode) && access("/dev/shm", W_OK) == 0 ? "/dev/shm"
+                                                                                                : "/tmp");
     if (mkdtemp(folder) == NULL)
         abort();
+    atexit(remove_folder);
     return 0;
 }
 
