@@ -61,10 +61,14 @@ static void check_valid(json_object *v, const ls_json_field_t *f)
         if (!json_object_is_type(v, json_type_boolean))
             abort();
         break;
-    case LS_JSON_NUMBER:
-        if (!json_object_is_type(v, json_type_int) && !json_object_is_type(v, json_type_double))
+    case LS_JSON_NUMBER: {
+        /* Compared as the validator compares: a NaN is within any bounds here (issue #14, edge 5). */
+        double d = json_object_get_double(v);
+        if ((!json_object_is_type(v, json_type_int) && !json_object_is_type(v, json_type_double)) ||
+            d < (double)f->min || d > (double)f->max)
             abort();
         break;
+    }
     case LS_JSON_OBJECT:
         if (!json_object_is_type(v, json_type_object))
             abort();
