@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "body.h"
+#include "text.h"
 #include "scalar.h"
 
 static const char *const roles[] = {"student", "teacher", "admin", NULL};
@@ -34,7 +35,8 @@ static void check_valid(json_object *v, const ls_json_field_t *f)
     switch (f->type) {
     case LS_JSON_STRING:
         if (!json_object_is_type(v, json_type_string) || (long long)len < f->min ||
-            (f->max > 0 && (long long)len > f->max) || memchr(s, '\0', len) != NULL)
+            (f->max > 0 && (long long)len > f->max) || memchr(s, '\0', len) != NULL ||
+            ls_utf8_span(s, len) != len) /* issue #14, edge 4 */
             abort();
         break;
     case LS_JSON_ENUM:
@@ -62,10 +64,10 @@ static void check_valid(json_object *v, const ls_json_field_t *f)
             abort();
         break;
     case LS_JSON_NUMBER: {
-        /* Compared as the validator compares: a NaN is within any bounds here (issue #14, edge 5). */
+        /* Within bounds, and so finite: a NaN fails every comparison (issue #14, edge 5). */
         double d = json_object_get_double(v);
         if ((!json_object_is_type(v, json_type_int) && !json_object_is_type(v, json_type_double)) ||
-            d < (double)f->min || d > (double)f->max)
+            !(d >= (double)f->min && d <= (double)f->max))
             abort();
         break;
     }

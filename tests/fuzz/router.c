@@ -1,22 +1,23 @@
 /*
  * Fuzz target: the router and its path parameters (shared/router.c) on the BFF's own route table
  * (its views and every write of bff_proxy_routes), fed as the front door feeds it (shared/front.c):
- * the request path normalised by h2o (percent-decoding, dot segments, query string cut off), and
- * also the raw path.
+ * the request path checked and decoded by ls_url_path (url.h), and also the raw path.
  *
  * Input: "METHOD PATH" (the first space splits them). Checked beyond memory safety: a match is of the
  * request's method and its route's shape, with every parameter inside the path, one segment long and
- * of its declared type; a 405 names the methods allowed; a 400 names a parameter of the match.
+ * of its declared type; a 405 names the methods allowed; a 400 names a parameter of the match. A path
+ * ls_url_path accepts starts with '/', has no "." or ".." segment, no NUL, '\\' or control character,
+ * and is UTF-8.
  */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <h2o.h>
-
 #include "bff.h"
 #include "router.h"
 #include "scalar.h"
+#include "text.h"
+#include "url.h"
 
 /* bff/main.c's views (its table is static there), then the writes, then the shared server's own. */
 static const char *const view_patterns[][2] = {
@@ -108,12 +109,39 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     check(in, method_len, path, path_len);
 
-    /* What h2o hands the front door as req->path_normalized. */
-    h2o_mem_pool_t pool;
-    h2o_mem_init_pool(&pool);
-    size_t query_at = SIZE_MAX, *norm_indexes = NULL;
-    h2o_iovec_t norm = h2o_url_normalize_path(&pool, path, path_len, &query_at, &norm_indexes);
-    check(in, method_len, norm.base, norm.len);
-    h2o_mem_clear_pool(&pool);
+    /* What the front door routes on: the path up to its query, checked and decoded. */
+    const char *q = memchr(path, '?', path_len);
+    size_t len = q != NULL ? (size_t)(q - path) : path_len;
+    char *decoded = malloc(len + 1);
+    if (decoded == NULL)
+        abort();
+    const char *why = NULL;
+    long n = ls_url_path(decoded, path, len, &why);
+    if (n < 0) {
+        if (why == NULL)
+            abort();
+    } else {
+        size_t dn = (size_t)n;
+        if (dn > len || dn == 0 || decoded[0] != '/' || decoded[dn] != '\0' ||
+            ls_utf8_span(decoded, dn) != dn)
+            abort();
+        for (size_t i = 0; i < dn; i++)
+            if ((unsigned char)decoded[i] < 0x20 || decoded[i] == 0x7f || decoded[i] == '\\')
+                abort();
+        /* No "." or ".." segment. */
+        for (size_t i = 0; i < dn; i++) {
+            if (decoded[i] != '/')
+                continue;
+            size_t e = i + 1;
+            while (e < dn && decoded[e] != '/')
+                e++;
+            size_t seg = e - i - 1;
+            if ((seg == 1 && decoded[i + 1] == '.') ||
+                (seg == 2 && decoded[i + 1] == '.' && decoded[i + 2] == '.'))
+                abort();
+        }
+        check(in, method_len, decoded, dn);
+    }
+    free(decoded);
     return 0;
 }

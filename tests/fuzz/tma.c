@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "text.h"
 #include "tma.h"
 
 #define NOW     1700000000
@@ -37,6 +38,11 @@ static void check_user(const tma_user_t *u)
         memchr(u->language_code, '\0', sizeof(u->language_code)) == NULL ||
         memchr(u->photo_url, '\0', sizeof(u->photo_url)) == NULL)
         abort();
+    /* Text that is stored is UTF-8 (issue #14, edge 4). */
+    const char *texts[] = {u->first_name, u->last_name, u->username, u->language_code, u->photo_url};
+    for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++)
+        if (ls_utf8_span(texts[i], strlen(texts[i])) != strlen(texts[i]))
+            abort();
 }
 
 /* Signs the pairs, checks the result: anything but a signature or encoding complaint is fine. */
