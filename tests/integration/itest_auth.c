@@ -364,14 +364,10 @@ Test(auth, request_id_is_echoed_or_generated)
     lst_resp_free(&resp);
 
     /* The access log line carries it. */
-    FILE *fp = fopen(daemon_.log_path, "r");
-    cr_assert_not_null(fp);
-    char line[4096];
-    int found = 0;
-    while (fgets(line, sizeof(line), fp) != NULL)
-        found |= strstr(line, "\"request_id\":\"trace-abc.123\"") != NULL;
-    fclose(fp);
-    cr_expect(found, "no log line with the request id");
+    json_object *lines =
+        lst_log_wait(&daemon_, (const char *const[]){"\"request_id\":\"trace-abc.123\"", NULL}, 1);
+    cr_expect_gt(json_object_array_length(lines), 0, "no log line with the request id");
+    json_object_put(lines);
 }
 
 Test(auth, deadline_actor_and_role_headers_are_checked)

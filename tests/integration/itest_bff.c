@@ -1292,7 +1292,7 @@ static json_object *trace_line(const lst_daemon_t *d, const char *trace_id, cons
     snprintf(id, sizeof(id), "\"trace_id\":\"%s\"", trace_id);
     snprintf(m, sizeof(m), "\"msg\":\"%s\"", msg);
     const char *needles[] = {id, m, NULL};
-    json_object *lines = lst_log_lines(d, needles), *found = NULL;
+    json_object *lines = lst_log_wait(d, needles, 1), *found = NULL;
     for (size_t i = 0; found == NULL && i < json_object_array_length(lines); i++) {
         json_object *l = json_object_array_get_idx(lines, i);
         const char *p = str_field(l, "path");
@@ -1350,7 +1350,7 @@ Test(bff, a_view_s_trace_id_is_on_the_lines_of_every_service_it_asks)
     char id[64];
     snprintf(id, sizeof(id), "\"trace_id\":\"%s\"", TRACE_VIEW);
     const char *calls[] = {id, "\"msg\":\"http call\"", NULL};
-    json_object *lines = lst_log_lines(&bff, calls);
+    json_object *lines = lst_log_wait(&bff, calls, 5);
     cr_expect_geq(json_object_array_length(lines), 5, "http call lines of the trace: %zu",
                   json_object_array_length(lines));
     json_object_put(lines);

@@ -41,7 +41,7 @@ static char *read_log(const lst_daemon_t *d)
 static size_t count_lines(const lst_daemon_t *d, const char *needle)
 {
     const char *needles[] = {needle, NULL};
-    json_object *lines = lst_log_lines(d, needles);
+    json_object *lines = lst_log_wait(d, needles, 1);
     size_t n = json_object_array_length(lines);
     json_object_put(lines);
     return n;
@@ -108,13 +108,13 @@ Test(dbwait, a_database_that_comes_up_later_is_waited_for, .timeout = 120)
     lst_resp_free(&resp);
 
     const char *attempt[] = {"database not reachable yet", "\"attempt\":1,", "localhost", "retry_ms", NULL};
-    json_object *first = lst_log_lines(&d, attempt);
+    json_object *first = lst_log_wait(&d, attempt, 1);
     cr_expect_eq(json_object_array_length(first), 1, "the first attempt's line names the host and the retry");
     json_object_put(first);
     cr_expect_eq(count_lines(&d, "\"msg\":\"database reachable\""), 1);
     cr_expect_eq(count_lines(&d, "migrations up to date"), 1);
     const char *lookup[] = {"pg host name lookup", "\"host\":\"localhost\"", "127.0.0.1", NULL};
-    json_object *lookups = lst_log_lines(&d, lookup);
+    json_object *lookups = lst_log_wait(&d, lookup, 2);
     cr_expect_geq(json_object_array_length(lookups), 2, "each worker's pool looked the name up off its loop");
     json_object_put(lookups);
     char *log = read_log(&d);

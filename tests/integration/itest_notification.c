@@ -720,7 +720,7 @@ static size_t trace_lines(const char *msg)
     char m[96];
     snprintf(m, sizeof(m), "\"msg\":\"%s\"", msg);
     const char *needles[] = {"\"trace_id\":\"" TRACE "\"", m, NULL};
-    json_object *lines = lst_log_lines(&svc.daemon, needles);
+    json_object *lines = lst_log_wait(&svc.daemon, needles, 1);
     size_t n = json_object_array_length(lines);
     json_object_put(lines);
     return n;

@@ -971,6 +971,17 @@ json_object *lst_log_lines(const lst_daemon_t *d, const char *const *needles)
     return out;
 }
 
+json_object *lst_log_wait(const lst_daemon_t *d, const char *const *needles, size_t at_least)
+{
+    for (int i = 0;; i++) {
+        json_object *lines = lst_log_lines(d, needles);
+        if (json_object_array_length(lines) >= at_least || i == 150)
+            return lines;
+        json_object_put(lines);
+        usleep(20 * 1000);
+    }
+}
+
 char *lst_random_hex(size_t nbytes)
 {
     cr_assert(sodium_init() >= 0, "sodium_init failed");

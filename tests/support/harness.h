@@ -114,6 +114,9 @@ int lst_daemon_wait_healthy(lst_daemon_t *d);
 /* The lines of a daemon's log (d->log_path) that contain every one of the needles (a NULL-terminated
  * list), parsed, in order: a json-c array the caller puts. Lines that are not JSON are skipped. */
 json_object *lst_log_lines(const lst_daemon_t *d, const char *const *needles);
+/* The same once at least at_least lines match, or after 3 s with what there is: a daemon writes its
+ * log from a writer thread (log.h), so a line may land a moment after the answer it is about. */
+json_object *lst_log_wait(const lst_daemon_t *d, const char *const *needles, size_t at_least);
 /* SIGTERM, waits up to 10 s (then SIGKILL). Returns the exit status (as from waitpid's
  * WEXITSTATUS), or -1 if it had to be killed or died of a signal. */
 int lst_daemon_stop(lst_daemon_t *d);
