@@ -4,102 +4,41 @@
  *
  * Authorization (docs/ARCHITECTURE.md §7) needs no call of its own: the caller's role comes with
  * the user part (one batch read of both people when the caller reads someone else), and whether the
- * caller teaches the person follows from the person's groups, whose teacher ids are in the member
- * part.
+ * caller teaches the person follows from the person's groups, whose teacher ids the groups part
+ * carries (one call, ?person_id: the groups taught and joined, each once, newest first).
  *
  * The answer is written as text: the parts the view passes on unread (the person's own user record,
- * teacher, student, lessons) are spliced in as the services wrote them, and the groups are merged and
- * sorted as spans the scanner found (upstream.h, pass_through), so that only another person's user
- * list is parsed and serialised by json-c.
+ * teacher, student, groups, lessons) are spliced in as the services wrote them (upstream.h,
+ * pass_through), so that only another person's user list is parsed and serialised by json-c.
  */
 #include "bff.h"
 
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
-#define GROUPS_LIMIT  100
+#define GROUPS_LIMIT  200 /* taught and joined: groups-service's limit for ?person_id */
 #define LESSONS_LIMIT 20
-#define MAX_GROUPS    (2 * GROUPS_LIMIT)
 
-enum { P_USER, P_TEACHER, P_STUDENT, P_TAUGHT, P_JOINED, P_LESSONS, P_COUNT };
+enum { P_USER, P_TEACHER, P_STUDENT, P_GROUPS, P_LESSONS, P_COUNT };
 
-/* What the merge, the sort and the access check read of each group. */
-enum { F_ID, F_CREATED_AT, F_TEACHER, F_COUNT };
-static const char *const group_fields[F_COUNT] = {"id", "created_at", "teacher_telegram_id"};
+/* What the access check reads of each group. */
+enum { F_TEACHER, F_COUNT };
+static const char *const group_fields[F_COUNT] = {"teacher_telegram_id"};
 
 typedef struct {
     int64_t target;
 } profile_t;
 
-typedef struct {
-    const bff_json_item_t *item;
-    const char *id, *created_at; /* as bff_str_of() reads them, not NUL-terminated */
-    size_t id_len, created_at_len;
-} group_t;
-
-/* Whether one of the groups (the person's memberships) is taught by the caller. */
+/*
+ * Whether one of the person's groups is taught by the caller. The groups the person teaches have the
+ * person as their teacher, so for a caller who is someone else only the person's memberships count.
+ */
 static int teaches_one_of(const bff_part_t *groups, int64_t caller)
 {
     for (long i = 0; i < groups->nitems; i++)
         if (bff_span_id(&groups->items[i].field[F_TEACHER]) == caller)
             return 1;
     return 0;
-}
-
-/* strcmp()'s order for strings without NUL bytes (bff_span_value() reads none). */
-static int span_cmp(const char *a, size_t alen, const char *b, size_t blen)
-{
-    int c = memcmp(a, b, alen < blen ? alen : blen);
-    return c != 0 ? c : (alen > blen) - (alen < blen);
-}
-
-/* Newest first: created_at descending (same RFC 3339 UTC format from one service), then id. */
-static int newest_first(const void *a, const void *b)
-{
-    const group_t *x = a, *y = b;
-    int c = span_cmp(y->created_at, y->created_at_len, x->created_at, x->created_at_len);
-    return c != 0 ? c : span_cmp(y->id, y->id_len, x->id, x->id_len);
-}
-
-/*
- * The groups the person teaches and those they joined, each once (by id), newest first: as text in
- * request memory. The ids are distinct after the merge, so the order is total.
- */
-static const char *merge_groups(ls_req_t *r, const bff_part_t *taught, const bff_part_t *joined, size_t *len)
-{
-    group_t *all = ls_req_alloc(r, MAX_GROUPS * sizeof(all[0]));
-    size_t n = 0, size = 2;
-    const bff_part_t *lists[2] = {taught, joined};
-
-    for (int l = 0; l < 2; l++) {
-        for (long i = 0; i < lists[l]->nitems && n < MAX_GROUPS; i++) {
-            const bff_json_item_t *it = &lists[l]->items[i];
-            group_t g = {.item = it};
-            bff_span_value(r, &it->field[F_ID], &g.id, &g.id_len);
-            bff_span_value(r, &it->field[F_CREATED_AT], &g.created_at, &g.created_at_len);
-            size_t j;
-            for (j = 0; j < n; j++)
-                if (all[j].id_len == g.id_len && memcmp(all[j].id, g.id, g.id_len) == 0)
-                    break;
-            if (j == n) {
-                all[n++] = g;
-                size += it->whole.len + 1;
-            }
-        }
-    }
-    qsort(all, n, sizeof(all[0]), newest_first);
-    char *out = ls_req_alloc(r, size), *at = out;
-    *at++ = '[';
-    for (size_t i = 0; i < n; i++) {
-        if (i > 0)
-            *at++ = ',';
-        memcpy(at, all[i].item->whole.text, all[i].item->whole.len);
-        at += all[i].item->whole.len;
-    }
-    *at++ = ']';
-    *len = (size_t)(at - out);
-    return out;
 }
 
 /* Adds the part's value (with list: its list), null for a 404 when absent_ok, or null with an errors
@@ -120,7 +59,7 @@ static void on_parts(ls_req_t *r, bff_fanout_t *f)
 {
     profile_t *pv = f->ud;
     const bff_part_t *parts = f->parts;
-    const bff_part_t *up = &parts[P_USER], *taught = &parts[P_TAUGHT], *joined = &parts[P_JOINED];
+    const bff_part_t *up = &parts[P_USER], *groups = &parts[P_GROUPS];
     int64_t target = pv->target, caller = r->actor;
     json_object *user = NULL, *caller_user = NULL;
     const char *user_text = NULL;
@@ -148,12 +87,12 @@ static void on_parts(ls_req_t *r, bff_fanout_t *f)
             user_text = json_object_to_json_string_length(user, JSON_C_TO_STRING_PLAIN, &user_len);
     }
 
-    int have_taught = bff_part_list(taught) != NULL, have_joined = bff_part_list(joined) != NULL;
+    int have_groups = bff_part_list(groups) != NULL;
     if (caller != target && bff_role_of(caller_user) != LS_ROLE_ADMIN &&
-        !(have_joined && teaches_one_of(joined, caller))) {
-        if (!have_joined)
+        !(have_groups && teaches_one_of(groups, caller))) {
+        if (!have_groups)
             return ls_reply_problem(r, 503, "cannot check access to this profile: groups-service: %s",
-                                    joined->detail);
+                                    groups->detail);
         return ls_reply_problem(r, 403, "you may read only your own profile and those of your students");
     }
     if (user_text == NULL)
@@ -169,31 +108,12 @@ static void on_parts(ls_req_t *r, bff_fanout_t *f)
     add_part(&t, &parts[P_STUDENT], 0, 1, errors);
 
     ls_text_lit(&t, ",\"groups\":");
-    if (have_taught && have_joined) {
-        size_t len;
-        const char *groups = merge_groups(r, taught, joined, &len);
-        ls_text_add(&t, groups, len);
-    } else {
-        ls_text_lit(&t, "null");
-        json_object_array_add(errors, bff_part_error(!have_taught ? taught : joined));
-    }
+    add_part(&t, groups, 1, 0, errors);
     ls_text_lit(&t, ",\"lessons\":");
     add_part(&t, &parts[P_LESSONS], 1, 0, errors);
 
     bff_text_reply(r, &t, errors, LS_VIEW_PROFILE);
     json_object_put(errors);
-}
-
-/* A groups part, read as spans in the one pass that checks it. */
-static void groups_part(bff_fanout_t *f, const char *by, int64_t target)
-{
-    bff_part_t *p =
-        bff_fanout_getf(f, BFF_UP_GROUPS, "/groups?%s=%lld&limit=%d", by, (long long)target, GROUPS_LIMIT);
-    p->pass_through = 1;
-    p->pass_keys[0] = "groups";
-    p->item_keys = group_fields;
-    p->nitem_keys = F_COUNT;
-    p->max_items = GROUPS_LIMIT;
 }
 
 void bff_profile(ls_req_t *r)
@@ -214,8 +134,13 @@ void bff_profile(ls_req_t *r)
     p->pass_through = r->actor == target;
     bff_fanout_getf(f, BFF_UP_TEACHERS, "/teachers/%lld", (long long)target)->pass_through = 1;
     bff_fanout_getf(f, BFF_UP_STUDENTS, "/students/%lld", (long long)target)->pass_through = 1;
-    groups_part(f, "teacher_id", target);
-    groups_part(f, "member_id", target);
+    /* read as spans in the one pass that checks it: the access check needs the teachers */
+    p = bff_fanout_getf(f, BFF_UP_GROUPS, "/groups?person_id=%lld&limit=%d", (long long)target, GROUPS_LIMIT);
+    p->pass_through = 1;
+    p->pass_keys[0] = "groups";
+    p->item_keys = group_fields;
+    p->nitem_keys = F_COUNT;
+    p->max_items = GROUPS_LIMIT;
     p = bff_fanout_getf(f, BFF_UP_CALENDAR, "/lessons?telegram_id=%lld&from=%s&limit=%d", (long long)target,
                         now, LESSONS_LIMIT);
     p->pass_through = 1;

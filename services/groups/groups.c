@@ -126,7 +126,7 @@ void groups_get(ls_req_t *r)
     ls_req_pg(r, STMT_GROUP_GET, 1, params, on_group_get);
 }
 
-/* ---- GET /groups?ids= | ?teacher_id= | ?member_id= ---- */
+/* ---- GET /groups?ids= | ?teacher_id= | ?member_id= | ?person_id= ---- */
 
 typedef struct {
     const char *ids[GROUPS_BATCH_MAX];
@@ -201,9 +201,10 @@ void groups_list(ls_req_t *r)
     const char *ids = ls_req_query(r, "ids");
     const char *teacher = ls_req_query(r, "teacher_id");
     const char *member = ls_req_query(r, "member_id");
-    if ((ids != NULL) + (teacher != NULL) + (member != NULL) != 1)
-        return ls_reply_problem(r, 400,
-                                "give exactly one of the query parameters ids, teacher_id, member_id");
+    const char *person = ls_req_query(r, "person_id");
+    if ((ids != NULL) + (teacher != NULL) + (member != NULL) + (person != NULL) != 1)
+        return ls_reply_problem(
+            r, 400, "give exactly one of the query parameters ids, teacher_id, member_id, person_id");
 
     list_t *l = ls_req_alloc(r, sizeof(*l));
     memset(l, 0, sizeof(*l));
@@ -215,15 +216,19 @@ void groups_list(ls_req_t *r)
         const char *params[1] = {array};
         return ls_req_pg(r, STMT_GROUP_BATCH, 1, params, on_group_batch);
     }
-    const char *id_text = teacher != NULL ? teacher : member;
+    const char *by = teacher != NULL ? "teacher_id" : member != NULL ? "member_id" : "person_id";
+    const char *id_text = teacher != NULL ? teacher : member != NULL ? member : person;
     int64_t id;
     if (ls_parse_id(id_text, strlen(id_text), &id) != 0)
-        return ls_reply_problem(r, 400, "query '%s': must be a telegram id",
-                                teacher != NULL ? "teacher_id" : "member_id");
-    if (ls_req_page_or_reply(r, GROUPS_PAGE_DEFAULT, GROUPS_PAGE_MAX, &l->limit, &l->offset) != 0)
+        return ls_reply_problem(r, 400, "query '%s': must be a telegram id", by);
+    if (ls_req_page_or_reply(r, GROUPS_PAGE_DEFAULT, person != NULL ? GROUPS_PERSON_MAX : GROUPS_PAGE_MAX,
+                             &l->limit, &l->offset) != 0)
         return;
     const char *params[3] = {id_text, l->limit, l->offset};
-    ls_req_pg(r, teacher != NULL ? STMT_GROUP_BY_TEACHER : STMT_GROUP_BY_MEMBER, 3, params, on_group_list);
+    size_t stmt = teacher != NULL  ? STMT_GROUP_BY_TEACHER
+                  : member != NULL ? STMT_GROUP_BY_MEMBER
+                                   : STMT_GROUP_BY_PERSON;
+    ls_req_pg(r, stmt, 3, params, on_group_list);
 }
 
 /* ---- GET /groups/search ---- */

@@ -34,6 +34,7 @@
 #define GROUPS_BATCH_MAX     100
 #define GROUPS_PAGE_DEFAULT  20
 #define GROUPS_PAGE_MAX      100
+#define GROUPS_PERSON_MAX    (2 * GROUPS_PAGE_MAX) /* ?person_id: a teacher's page and a member's */
 #define GROUPS_Q_MAX         100
 #define GROUPS_INVITE_BYTES  16
 #define GROUPS_DEFAULT_TTL_S (7 * 24 * 3600)
@@ -52,6 +53,7 @@ enum {
     STMT_GROUP_BATCH,
     STMT_GROUP_BY_TEACHER,
     STMT_GROUP_BY_MEMBER,
+    STMT_GROUP_BY_PERSON,
     STMT_GROUP_SEARCH,
     STMT_GROUP_SEARCH_Q,
     STMT_GROUP_LOCK,

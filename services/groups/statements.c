@@ -54,6 +54,14 @@ const ls_pg_stmt_t groups_statements[STMT_COUNT] = {
                               " WHERE gm.student_telegram_id = $1::bigint" NEWEST_FIRST
                               " LIMIT $2::int OFFSET $3::int",
                               3},
+    /* Taught or joined, each group once (the BFF's profile asks for both in one call). */
+    [STMT_GROUP_BY_PERSON] =
+        {"group_by_person",
+         "SELECT " GROUP_COLS " FROM groups g" PROGRESS_JOIN
+         " WHERE g.id IN (SELECT id FROM groups WHERE teacher_telegram_id = $1::bigint"
+         "  UNION SELECT group_id FROM group_members WHERE student_telegram_id = $1::bigint)" NEWEST_FIRST
+         " LIMIT $2::int OFFSET $3::int",
+         3},
     /* Two search statements, so that the one with a text filter is always planned around the
      * trigram index rather than a generic plan for "q may be NULL". */
     /* $1 language or NULL, $2 level or NULL, $3 limit, $4 offset */

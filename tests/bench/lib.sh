@@ -120,7 +120,7 @@ bench_start_cluster() {
     LS_PG_SUPERUSER=ls_bench_admin
     LS_PG_PASSWORD=$(ls_random_hex 16)
     ls_pg_socket_fits "$LS_PG_SOCK" || ls_die "socket path too long: $LS_PG_SOCK (set TMPDIR to a shorter folder)"
-    ls_pg_mkdir "$BENCH_TMP/pg" "$LS_PG_SOCK"
+    ls_pg_sockdir "$BENCH_TMP/pg" "$LS_PG_SOCK" # daemons started by root connect as their RUN_AS user
 
     ls_pg_init "$BENCH_PGDATA" "$LS_PG_SUPERUSER" "$LS_PG_PASSWORD" --no-sync || ls_die "initdb failed"
     ls_pg_start "$BENCH_PGDATA" "$LS_PG_SOCK" "$LS_PG_PORT" "$BENCH_TMP/pg/server.log" \

@@ -421,9 +421,42 @@ Test(groups, batch_and_lists_by_teacher_and_member)
     cr_expect_eq(json_object_get_int(lst_field(json_object_array_get_idx(list, 0), "member_count")), 1);
     lst_resp_free(&resp);
 
+    /* Taught and joined (the BFF's profile), each group once, newest first: 42 also teaches d and is
+     * a member of it. */
+    call(&resp, "POST", "/groups",
+         "{\"title\":\"Own\",\"language_code\":\"en\",\"level\":\"A1\",\"capacity\":5}", "42");
+    cr_assert_eq(resp.status, 201, "%.300s", resp.body);
+    char *d = strdup(lst_str_field(resp.json, "id"));
+    lst_resp_free(&resp);
+    snprintf(path, sizeof(path), "/groups/%s/invitations", d);
+    call(&resp, "POST", path, NULL, "42");
+    cr_assert_eq(resp.status, 201, "%.300s", resp.body);
+    cr_assert_eq(join(lst_str_field(resp.json, "code"), 42), 201);
+    lst_resp_free(&resp);
+    call(&resp, "GET", "/groups?person_id=42&limit=200", NULL, NULL);
+    list = groups_of(&resp);
+    cr_assert_eq(json_object_array_length(list), 3, "%.500s", resp.body);
+    cr_expect_str_eq(lst_str_field(json_object_array_get_idx(list, 0), "id"), d);
+    cr_expect_str_eq(lst_str_field(json_object_array_get_idx(list, 1), "id"), c);
+    cr_expect_str_eq(lst_str_field(json_object_array_get_idx(list, 2), "id"), a);
+    cr_expect_eq(json_object_get_int(lst_field(resp.json, "limit")), 200);
+    lst_resp_free(&resp);
+    call(&resp, "GET", "/groups?person_id=42&limit=1&offset=1", NULL, NULL);
+    list = groups_of(&resp);
+    cr_assert_eq(json_object_array_length(list), 1);
+    cr_expect_str_eq(lst_str_field(json_object_array_get_idx(list, 0), "id"), c);
+    lst_resp_free(&resp);
+    call(&resp, "GET", "/groups?person_id=500", NULL, NULL);
+    cr_expect_eq(json_object_array_length(groups_of(&resp)), 3); /* a, b, c; d is 42's */
+    lst_resp_free(&resp);
+    free(d);
+
     static const char *const bad[] = {
         "/groups",
         "/groups?teacher_id=500&member_id=42",
+        "/groups?person_id=42&member_id=42",
+        "/groups?person_id=x",
+        "/groups?person_id=42&limit=201",
         "/groups?ids=abc",
         "/groups?ids=",
         "/groups?teacher_id=-1",
