@@ -35,6 +35,7 @@ static const ls_cfg_field_t config_fields[] = {
     UPSTREAM_URL("GROUPS_URL", BFF_UP_GROUPS, "http://127.0.0.1:8084", "groups-service"),
     UPSTREAM_URL("CALENDAR_URL", BFF_UP_CALENDAR, "http://127.0.0.1:8085", "calendar-service"),
     UPSTREAM_URL("NOTIFICATION_URL", BFF_UP_NOTIFICATION, "http://127.0.0.1:8086", "notification-service"),
+    UPSTREAM_URL("PAYMENT_URL", BFF_UP_PAYMENT, "http://127.0.0.1:8087", "payment-service"),
     {"BREAKER_FAILURES", LS_CFG_INT, "5", 1, 10000, offsetof(bff_config_t, breaker_failures),
      "consecutive failed calls that open a service's circuit breaker"},
     {"BREAKER_OPEN_MS", LS_CFG_INT, "5000", 10, 3600000, offsetof(bff_config_t, breaker_open_ms),

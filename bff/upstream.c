@@ -20,8 +20,8 @@ typedef struct {
     size_t inflight;
 } breaker_t;
 
-static const char *const names[BFF_UP_COUNT] = {"auth",   "teachers", "students",
-                                                "groups", "calendar", "notification"};
+static const char *const names[BFF_UP_COUNT] = {"auth",     "teachers",     "students", "groups",
+                                                "calendar", "notification", "payment"};
 static bff_upstream_config_t cfg;
 /* Each worker thread has its own breakers: threads share no mutable state. */
 static __thread breaker_t breakers[BFF_UP_COUNT];

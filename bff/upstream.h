@@ -43,6 +43,7 @@ typedef enum {
     BFF_UP_GROUPS,
     BFF_UP_CALENDAR,
     BFF_UP_NOTIFICATION,
+    BFF_UP_PAYMENT,
     BFF_UP_COUNT
 } bff_upstream_id_t;
 
