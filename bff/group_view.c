@@ -142,6 +142,14 @@ static int is_member(json_object *members, int64_t id)
     return 0;
 }
 
+/* id as decimal text in request memory. */
+static const char *id_text(ls_req_t *r, int64_t id)
+{
+    char *text = ls_req_alloc(r, 24);
+    snprintf(text, 24, "%lld", (long long)id);
+    return text;
+}
+
 static void on_first_round(ls_req_t *r, bff_fanout_t *f)
 {
     group_view_t *gv = f->ud;
@@ -187,15 +195,11 @@ static void on_first_round(ls_req_t *r, bff_fanout_t *f)
     /* The names: the teacher first, then every member. */
     size_t n = members != NULL ? json_object_array_length(members) : 0, nids = 0;
     const char **ids = ls_req_alloc(r, (n + 1) * sizeof(*ids));
-    int64_t id = gv->teacher_id;
-    for (size_t i = 0; i <= n; i++) {
-        if (i > 0)
-            id = bff_id_of(json_object_array_get_idx(members, i - 1), "student_telegram_id");
-        if (i == 0 || (id > 0 && id != gv->teacher_id)) {
-            char *text = ls_req_alloc(r, 24);
-            snprintf(text, 24, "%lld", (long long)id);
-            ids[nids++] = text;
-        }
+    ids[nids++] = id_text(r, gv->teacher_id);
+    for (size_t i = 0; i < n; i++) {
+        int64_t id = bff_id_of(json_object_array_get_idx(members, i), "student_telegram_id");
+        if (id > 0 && id != gv->teacher_id)
+            ids[nids++] = id_text(r, id);
     }
     gv->nbatches = bff_fanout_batches(next, BFF_UP_AUTH, "/users?ids=", ids, nids);
 
