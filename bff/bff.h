@@ -95,6 +95,50 @@ void bff_span_value(ls_req_t *r, const bff_json_span_t *v, const char **s, size_
  * frees t's buffer either way. */
 void bff_text_reply(ls_req_t *r, ls_text_t *t, json_object *errors, ls_metrics_view_t view);
 
+/* ---- view.c: lists without silent caps (README "Views") ---- */
+
+#define BFF_BATCH_MAX 100 /* ids in one batch read (/users?ids=, /groups?ids=), rows in one page */
+
+/* Adds a GET part for each BFF_BATCH_MAX of ids[0..n) (already escaped): `prefix` followed by the ids,
+ * comma-separated. The parts go out together, in the fan-out's one round. Returns how many it added
+ * (fewer when the fan-out is full: BFF_FANOUT_MAX_PARTS). */
+size_t bff_fanout_batches(bff_fanout_t *f, bff_upstream_id_t up, const char *prefix, const char *const *ids,
+                          size_t n);
+
+/* The objects of one or more lists (the answers of several batches or pages) by one member of theirs, a
+ * number (telegram_id) or a string (a UUID), for lookups in O(log n). Start from {0}; request memory;
+ * the objects are borrowed (the lists must outlive the lookups). */
+typedef struct {
+    int64_t id;      /* the key when it is a number, else 0 */
+    const char *str; /* the key when it is a string, else NULL */
+    json_object *obj;
+} bff_keyed_t;
+
+typedef struct {
+    bff_keyed_t *v;
+    size_t n, cap;
+    int sorted;
+} bff_index_t;
+
+/* Adds the objects of list (an array, or NULL: nothing) that have the member key. */
+void bff_index_add(ls_req_t *r, bff_index_t *ix, json_object *list, const char *key);
+/* bff_index_add() of the list under `list` (e.g. "users") of each of parts[0..n), the batches or pages
+ * of one read; returns the first of those parts that has no such list (it failed), or NULL. */
+const bff_part_t *bff_index_parts(ls_req_t *r, bff_index_t *ix, const bff_part_t *parts, size_t n,
+                                  const char *list, const char *key);
+/* The object whose key is id (or s); NULL when there is none. */
+json_object *bff_index_id(bff_index_t *ix, int64_t id);
+json_object *bff_index_str(bff_index_t *ix, const char *s);
+
+/* A pass_through part's list (bff_part_list) with at most its first `shown` items (shown >= 1; the part
+ * read with max_items > shown, and asked for one more than it shows): returns 1 when the list had more
+ * and was cut. Adds null and returns 0 when the part has no list. */
+int bff_add_list(ls_text_t *t, const bff_part_t *p, size_t shown);
+
+/* Writes ,"truncated":{"<names[i]>":<cut[i]>,…}: how every view says which of its lists it cut at their
+ * documented maximum (README "Views"). */
+void bff_text_truncated(ls_text_t *t, const char *const *names, const int *cut, size_t n);
+
 /* Handlers. */
 void bff_signin(ls_req_t *r);
 void bff_profile(ls_req_t *r);

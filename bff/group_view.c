@@ -1,12 +1,14 @@
 /*
  * GET /api/groups/{group_id}: the group (groups-service, primary; it carries member_count and
- * progress), its teacher (user + teacher profile), its members (names from one batch read of
- * auth-service, enrollment status from one read of students-service) and upcoming lessons.
+ * progress), its teacher (user + teacher profile), all its members (names from auth-service, enrollment
+ * statuses from students-service) and the next LESSONS_SHOWN lessons.
  *
- * Two rounds, both under the request's one deadline: first the group, its members, their
- * enrollments, its lessons and the caller's user (role) together; then, once the group has named
- * its teacher and the caller may see it, the names of the teacher and members and the teacher's
- * profile together.
+ * Two rounds, both under the request's one deadline: first the group, all its members (one read: a
+ * group holds at most MEMBERS_MAX), the first page of their enrollments, its lessons and the caller's
+ * user (role) together; then, once the group has named its teacher and the caller may see it, the
+ * teacher's profile, the names of the teacher and members (batches of BFF_BATCH_MAX ids) and, when the
+ * first page of enrollments was full, the further pages, all together. A group of ten members costs
+ * one call per part, as before; one of 500, twelve calls in the second round.
  *
  * Open to the group's teacher, its members and admins (docs/ARCHITECTURE.md §7).
  */
@@ -15,11 +17,13 @@
 #include <stdio.h>
 #include <string.h>
 
-#define MEMBERS_LIMIT 99 /* + the teacher: one auth batch read of at most 100 ids */
-#define LESSONS_LIMIT 20
+#define MEMBERS_MAX 500 /* a group's largest capacity, and groups-service's largest page of members */
+#define LESSONS_SHOWN                                                                                        \
+    20 /* the next lessons: a designed size; one more is asked, to say whether there are                     \
+        */
 
 enum { G_GROUP, G_MEMBERS, G_ENROLLMENTS, G_LESSONS, G_CALLER };
-enum { N_USERS, N_TEACHER };
+enum { N_TEACHER, N_USERS }; /* then the name batches, then the further pages of enrollments */
 
 /* What the view reads of the group it passes on unread (upstream.h, pass_through). */
 enum { GF_PROGRESS, GF_TEACHER };
@@ -27,9 +31,10 @@ enum { GF_PROGRESS, GF_TEACHER };
 typedef struct {
     const char *group_id;
     int64_t teacher_id;
-    /* The group and the lessons are passed on unread, as the services wrote them (spans in request
-     * memory); text NULL: none. */
-    bff_json_span_t group_text, progress_text, lessons_text;
+    /* The group is passed on unread, as groups-service wrote it (spans in request memory). */
+    bff_json_span_t group_text, progress_text;
+    const bff_part_t *lessons; /* passed on unread (request memory) */
+    size_t nbatches;           /* of names, in the second round */
     /* Kept from the first round (references released when the view is answered). */
     json_object *members;     /* array or NULL when its part failed */
     json_object *enrollments; /* array or NULL when its part failed */
@@ -43,28 +48,18 @@ static void release(group_view_t *gv)
     json_object_put(gv->errors);
 }
 
-static json_object *find_by_id(json_object *list, const char *key, int64_t id)
-{
-    size_t len = list != NULL ? json_object_array_length(list) : 0;
-    for (size_t i = 0; i < len; i++) {
-        json_object *o = json_object_array_get_idx(list, i);
-        if (bff_id_of(o, key) == id)
-            return o;
-    }
-    return NULL;
-}
-
 static void copy_member(json_object *dst, json_object *src, const char *key)
 {
     json_object *v = bff_member(src, key);
     json_object_object_add(dst, key, json_object_get(v));
 }
 
-static json_object *member_summary(json_object *member, json_object *users, json_object *enrollments)
+/* enrollments NULL: students-service did not answer every read. */
+static json_object *member_summary(json_object *member, bff_index_t *users, bff_index_t *enrollments)
 {
     int64_t id = bff_id_of(member, "student_telegram_id");
-    json_object *user = find_by_id(users, "telegram_id", id);
-    json_object *enrollment = find_by_id(enrollments, "student_telegram_id", id);
+    json_object *user = bff_index_id(users, id);
+    json_object *enrollment = enrollments != NULL ? bff_index_id(enrollments, id) : NULL;
     json_object *out = json_object_new_object();
 
     json_object_object_add(out, "telegram_id", json_object_new_int64(id));
@@ -90,16 +85,23 @@ static void add_span(ls_text_t *t, const bff_json_span_t *v)
 static void on_names(ls_req_t *r, bff_fanout_t *f)
 {
     group_view_t *gv = f->ud;
-    const bff_part_t *users_part = &f->parts[N_USERS], *teacher_part = &f->parts[N_TEACHER];
-    json_object *users = users_part->ok ? bff_list_of(users_part->json, "users") : NULL;
+    const bff_part_t *teacher_part = &f->parts[N_TEACHER], *batches = &f->parts[N_USERS];
+    const bff_part_t *pages = batches + gv->nbatches;
     json_object *errors = gv->errors, *members = NULL;
+    bff_index_t users = {0}, enrollments = {0};
     ls_text_t t = {.buf = NULL};
     char num[32];
 
-    if (users == NULL)
-        json_object_array_add(errors, bff_part_error(users_part));
+    const bff_part_t *failed = bff_index_parts(r, &users, batches, gv->nbatches, "users", "telegram_id");
+    if (failed != NULL)
+        json_object_array_add(errors, bff_part_error(failed));
     if (!teacher_part->ok && teacher_part->status != 404)
         json_object_array_add(errors, bff_part_error(teacher_part));
+    bff_index_add(r, &enrollments, gv->enrollments, "student_telegram_id");
+    const bff_part_t *failed_page = bff_index_parts(
+        r, &enrollments, pages, f->nparts - N_USERS - gv->nbatches, "enrollments", "student_telegram_id");
+    if (failed_page != NULL)
+        json_object_array_add(errors, bff_part_error(failed_page));
 
     /* Written as text in the order json-c wrote the object this view used to build. */
     ls_text_lit(&t, "{\"group\":");
@@ -107,22 +109,24 @@ static void on_names(ls_req_t *r, bff_fanout_t *f)
     ls_text_lit(&t, ",\"teacher\":{\"telegram_id\":");
     ls_text_add(&t, num, (size_t)snprintf(num, sizeof(num), "%lld", (long long)gv->teacher_id));
     ls_text_lit(&t, ",\"user\":");
-    ls_text_json(&t, find_by_id(users, "telegram_id", gv->teacher_id));
+    ls_text_json(&t, bff_index_id(&users, gv->teacher_id));
     ls_text_lit(&t, ",\"profile\":");
     add_span(&t, teacher_part->ok ? &teacher_part->whole : NULL);
     ls_text_lit(&t, "},\"members\":");
-    if (gv->members != NULL && users != NULL) {
+    if (gv->members != NULL && failed == NULL) {
+        int have_enrollments = gv->enrollments != NULL && failed_page == NULL;
         size_t n = json_object_array_length(gv->members);
         members = json_object_new_array_ext((int)n);
         for (size_t i = 0; i < n; i++)
-            json_object_array_add(
-                members, member_summary(json_object_array_get_idx(gv->members, i), users, gv->enrollments));
+            json_object_array_add(members, member_summary(json_object_array_get_idx(gv->members, i), &users,
+                                                          have_enrollments ? &enrollments : NULL));
     }
     ls_text_json(&t, members);
     ls_text_lit(&t, ",\"progress\":");
     add_span(&t, &gv->progress_text);
     ls_text_lit(&t, ",\"lessons\":");
-    add_span(&t, &gv->lessons_text);
+    int lessons_cut = bff_add_list(&t, gv->lessons, LESSONS_SHOWN);
+    bff_text_truncated(&t, (const char *const[]){"lessons"}, &lessons_cut, 1);
 
     bff_text_reply(r, &t, errors, LS_VIEW_GROUP);
     json_object_put(members);
@@ -131,7 +135,19 @@ static void on_names(ls_req_t *r, bff_fanout_t *f)
 
 static int is_member(json_object *members, int64_t id)
 {
-    return find_by_id(members, "student_telegram_id", id) != NULL;
+    size_t len = members != NULL ? json_object_array_length(members) : 0;
+    for (size_t i = 0; i < len; i++)
+        if (bff_id_of(json_object_array_get_idx(members, i), "student_telegram_id") == id)
+            return 1;
+    return 0;
+}
+
+/* id as decimal text in request memory. */
+static const char *id_text(ls_req_t *r, int64_t id)
+{
+    char *text = ls_req_alloc(r, 24);
+    snprintf(text, 24, "%lld", (long long)id);
+    return text;
 }
 
 static void on_first_round(ls_req_t *r, bff_fanout_t *f)
@@ -169,26 +185,31 @@ static void on_first_round(ls_req_t *r, bff_fanout_t *f)
     gv->enrollments = json_object_get(enrollments);
     if (enrollments == NULL)
         json_object_array_add(gv->errors, bff_part_error(&parts[G_ENROLLMENTS]));
-    const bff_json_span_t *lessons = bff_part_list(&parts[G_LESSONS]);
-    if (lessons != NULL)
-        gv->lessons_text = *lessons;
-    else
-        json_object_array_add(gv->errors, bff_part_error(&parts[G_LESSONS]));
+    gv->lessons = &parts[G_LESSONS];
+    if (bff_part_list(gv->lessons) == NULL)
+        json_object_array_add(gv->errors, bff_part_error(gv->lessons));
 
-    /* The teacher first, then the members: at most 1 + MEMBERS_LIMIT ids. */
-    size_t n = members != NULL ? json_object_array_length(members) : 0, max = 24 * (n + 1) + 16;
-    char *path = ls_req_alloc(r, max);
-    int o = snprintf(path, max, "/users?ids=%lld", (long long)gv->teacher_id);
-    for (size_t i = 0; i < n && i < MEMBERS_LIMIT; i++) {
+    bff_fanout_t *next = bff_fanout_new(r, gv);
+    bff_fanout_getf(next, BFF_UP_TEACHERS, "/teachers/%lld", (long long)gv->teacher_id)->pass_through = 1;
+
+    /* The names: the teacher first, then every member. */
+    size_t n = members != NULL ? json_object_array_length(members) : 0, nids = 0;
+    const char **ids = ls_req_alloc(r, (n + 1) * sizeof(*ids));
+    ids[nids++] = id_text(r, gv->teacher_id);
+    for (size_t i = 0; i < n; i++) {
         int64_t id = bff_id_of(json_object_array_get_idx(members, i), "student_telegram_id");
         if (id > 0 && id != gv->teacher_id)
-            o += snprintf(path + o, max - (size_t)o, ",%lld", (long long)id);
+            ids[nids++] = id_text(r, id);
     }
+    gv->nbatches = bff_fanout_batches(next, BFF_UP_AUTH, "/users?ids=", ids, nids);
 
-    bff_fanout_t *names = bff_fanout_new(r, gv);
-    bff_fanout_add(names, BFF_UP_AUTH, "GET", path, NULL, 0);
-    bff_fanout_getf(names, BFF_UP_TEACHERS, "/teachers/%lld", (long long)gv->teacher_id)->pass_through = 1;
-    bff_fanout_start(names, on_names);
+    /* After a full first page of enrollments, the pages that together hold more rows than there are
+     * members (an enrollment per member, ordered by student). */
+    if (enrollments != NULL && json_object_array_length(enrollments) == BFF_BATCH_MAX)
+        for (size_t offset = BFF_BATCH_MAX; offset <= n; offset += BFF_BATCH_MAX)
+            bff_fanout_getf(next, BFF_UP_STUDENTS, "/enrollments?group_id=%s&limit=%d&offset=%zu",
+                            gv->group_id, BFF_BATCH_MAX, offset);
+    bff_fanout_start(next, on_names);
 }
 
 void bff_group_view(ls_req_t *r)
@@ -206,11 +227,13 @@ void bff_group_view(ls_req_t *r)
     p->pass_through = 1; /* passed on; its teacher and progress are found in the one scan */
     p->pass_keys[GF_PROGRESS] = "progress";
     p->pass_keys[GF_TEACHER] = "teacher_telegram_id";
-    bff_fanout_getf(f, BFF_UP_GROUPS, "/groups/%s/members?limit=%d", id, MEMBERS_LIMIT);
-    bff_fanout_getf(f, BFF_UP_STUDENTS, "/enrollments?group_id=%s&limit=100", id);
-    p = bff_fanout_getf(f, BFF_UP_CALENDAR, "/lessons?group_id=%s&from=%s&limit=%d", id, now, LESSONS_LIMIT);
-    p->pass_through = 1; /* passed on unread */
+    bff_fanout_getf(f, BFF_UP_GROUPS, "/groups/%s/members?limit=%d", id, MEMBERS_MAX);
+    bff_fanout_getf(f, BFF_UP_STUDENTS, "/enrollments?group_id=%s&limit=%d", id, BFF_BATCH_MAX);
+    p = bff_fanout_getf(f, BFF_UP_CALENDAR, "/lessons?group_id=%s&from=%s&limit=%d", id, now,
+                        LESSONS_SHOWN + 1);
+    p->pass_through = 1; /* passed on unread, cut to LESSONS_SHOWN */
     p->pass_keys[0] = "lessons";
+    p->max_items = LESSONS_SHOWN + 1;
     bff_fanout_getf(f, BFF_UP_AUTH, "/users/%lld", (long long)r->actor);
 
     bff_fanout_start(f, on_first_round);

@@ -1,6 +1,7 @@
 /*
  * GET /api/user/profile/{telegram_id}: the person's user (auth, primary), teacher and student
- * profiles, groups (taught and joined, merged) and upcoming lessons, fetched concurrently.
+ * profiles, groups (taught and joined, merged; the newest GROUPS_SHOWN) and the next LESSONS_SHOWN
+ * lessons, fetched concurrently; "truncated" says whether either list had more.
  *
  * Authorization (docs/ARCHITECTURE.md §7) needs no call of its own: the caller's role comes with
  * the user part (one batch read of both people when the caller reads someone else), and whether the
@@ -16,8 +17,9 @@
 #include <stdio.h>
 #include <string.h>
 
-#define GROUPS_LIMIT  200 /* taught and joined: groups-service's limit for ?person_id */
-#define LESSONS_LIMIT 20
+/* Shown at most; one more is asked of each, to say whether there are more (bff_add_list). */
+#define GROUPS_SHOWN  200 /* taught and joined, newest first (groups-service's ?person_id takes 201) */
+#define LESSONS_SHOWN 20  /* the next lessons: a designed size; the schedule view has them all */
 
 enum { P_USER, P_TEACHER, P_STUDENT, P_GROUPS, P_LESSONS, P_COUNT };
 
@@ -53,6 +55,14 @@ static void add_part(ls_text_t *t, const bff_part_t *p, int list, int absent_ok,
     ls_text_lit(t, "null");
     if (!(absent_ok && p->status == 404))
         json_object_array_add(errors, bff_part_error(p));
+}
+
+/* Adds the part's list with at most `shown` items (1 when it had more), or null with an errors entry. */
+static int add_list(ls_text_t *t, const bff_part_t *p, size_t shown, json_object *errors)
+{
+    if (bff_part_list(p) == NULL)
+        json_object_array_add(errors, bff_part_error(p));
+    return bff_add_list(t, p, shown);
 }
 
 static void on_parts(ls_req_t *r, bff_fanout_t *f)
@@ -107,10 +117,12 @@ static void on_parts(ls_req_t *r, bff_fanout_t *f)
     ls_text_lit(&t, ",\"student\":");
     add_part(&t, &parts[P_STUDENT], 0, 1, errors);
 
+    int cut[2];
     ls_text_lit(&t, ",\"groups\":");
-    add_part(&t, groups, 1, 0, errors);
+    cut[0] = add_list(&t, groups, GROUPS_SHOWN, errors);
     ls_text_lit(&t, ",\"lessons\":");
-    add_part(&t, &parts[P_LESSONS], 1, 0, errors);
+    cut[1] = add_list(&t, &parts[P_LESSONS], LESSONS_SHOWN, errors);
+    bff_text_truncated(&t, (const char *const[]){"groups", "lessons"}, cut, 2);
 
     bff_text_reply(r, &t, errors, LS_VIEW_PROFILE);
     json_object_put(errors);
@@ -135,16 +147,18 @@ void bff_profile(ls_req_t *r)
     bff_fanout_getf(f, BFF_UP_TEACHERS, "/teachers/%lld", (long long)target)->pass_through = 1;
     bff_fanout_getf(f, BFF_UP_STUDENTS, "/students/%lld", (long long)target)->pass_through = 1;
     /* read as spans in the one pass that checks it: the access check needs the teachers */
-    p = bff_fanout_getf(f, BFF_UP_GROUPS, "/groups?person_id=%lld&limit=%d", (long long)target, GROUPS_LIMIT);
+    p = bff_fanout_getf(f, BFF_UP_GROUPS, "/groups?person_id=%lld&limit=%d", (long long)target,
+                        GROUPS_SHOWN + 1);
     p->pass_through = 1;
     p->pass_keys[0] = "groups";
     p->item_keys = group_fields;
     p->nitem_keys = F_COUNT;
-    p->max_items = GROUPS_LIMIT;
+    p->max_items = GROUPS_SHOWN + 1;
     p = bff_fanout_getf(f, BFF_UP_CALENDAR, "/lessons?telegram_id=%lld&from=%s&limit=%d", (long long)target,
-                        now, LESSONS_LIMIT);
+                        now, LESSONS_SHOWN + 1);
     p->pass_through = 1;
     p->pass_keys[0] = "lessons";
+    p->max_items = LESSONS_SHOWN + 1;
 
     bff_fanout_start(f, on_parts);
 }

@@ -1,23 +1,26 @@
 /*
- * GET /api/schedule/{telegram_id}?from=&to=: the lessons where the person teaches or takes part in
- * [from, to), in time order, each with its group's title and its teacher's name.
+ * GET /api/schedule/{telegram_id}?from=&to=&limit=&offset=: the lessons where the person teaches or
+ * takes part in [from, to), in time order, each with its group's title and its teacher's name.
  *
  * Bounds are RFC 3339 (default: now and 7 days later; at most SCHEDULE_MAX_DAYS apart; 400 for
- * anything else) and are passed on normalised to UTC. The lessons (calendar-service) are the
- * primary record: 503 without them. Then one batch read of groups-service for the titles and one
- * of auth-service for the teachers' names; when one of those fails the view is partial (that
- * name null in every lesson, an errors entry). Same access rule as the profile.
+ * anything else) and are passed on normalised to UTC. An answer holds at most `limit` lessons (1 to
+ * SCHEDULE_MAX_LESSONS, the default: a teacher's 62 days at eight lessons a day) from `offset`; one
+ * more is asked of calendar-service, and "truncated": {"lessons": true} says that there are more (the
+ * next page: offset + limit). The lessons are the primary record: 503 without them. Then batch reads
+ * (BFF_BATCH_MAX ids each, all in one round) of groups-service for the titles and of auth-service for
+ * the teachers' names; when one of those fails the view is partial (the names it would have given
+ * null, an errors entry). Same access rule as the profile.
  */
 #include "bff.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #define SCHEDULE_DEFAULT_DAYS 7
 #define SCHEDULE_MAX_DAYS     62
-#define SCHEDULE_LIMIT        100
-#define BATCH_MAX             100
+#define SCHEDULE_MAX_LESSONS  500 /* in one answer; calendar-service's GET /lessons takes up to 1000 */
 
 enum { S_LESSONS, S_CALLER, S_JOINED };
 
@@ -29,13 +32,16 @@ static const char *const lesson_fields[L_COUNT] = {"group_id", "teacher_telegram
 typedef struct {
     int64_t target;
     char from[32], to[32];
+    const char *limit, *offset; /* decimal text */
+    int cut;                    /* there are lessons after the last one shown */
     /* The lessons as the scanner found them (the lessons part's, in request memory): each is passed on
      * as text, extended by two members. */
     const bff_json_item_t *lessons;
     size_t nlessons;
     const char **gids; /* each lesson's group_id as bff_str_of() reads it */
     int authorized_by_self;
-    const bff_part_t *groups_part, *users_part; /* NULL when there was nothing to ask */
+    const bff_part_t *groups_parts, *users_parts; /* the batches, in the fan-out of the second round */
+    size_t ngroups_parts, nusers_parts;
 } schedule_t;
 
 /* Strict RFC 3339 date-time ("2026-01-02T03:04:05Z", fraction and offset allowed) to epoch seconds. */
@@ -64,16 +70,20 @@ static int parse_time(const char *s, time_t *out)
     return 0;
 }
 
-/* Appends id to a comma-separated list unless it is there already. */
-static int add_unique(const char **seen, size_t *n, const char *id)
+static int str_cmp(const void *a, const void *b)
 {
-    for (size_t i = 0; i < *n; i++)
-        if (strcmp(seen[i], id) == 0)
-            return 0;
-    if (*n == BATCH_MAX)
-        return 0;
-    seen[(*n)++] = id;
-    return 1;
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* Sorts ids[0..n) and drops the repeats; returns how many are left. */
+static size_t sort_unique(const char **ids, size_t n)
+{
+    size_t kept = 0;
+    qsort(ids, n, sizeof(ids[0]), str_cmp);
+    for (size_t i = 0; i < n; i++)
+        if (kept == 0 || strcmp(ids[kept - 1], ids[i]) != 0)
+            ids[kept++] = ids[i];
+    return kept;
 }
 
 /* s as a JSON string (as json-c writes one), or null. */
@@ -85,19 +95,15 @@ static void add_string_or_null(ls_text_t *t, const char *s)
         ls_text_str(t, s, strlen(s));
 }
 
-/* The teacher's name as the view shows it, from the users answer; NULL when it is not there. */
-static const char *teacher_name(json_object *users, int64_t teacher, char *full, size_t size)
+/* The teacher's name as the view shows it, from the users read; NULL when it is not there. */
+static const char *teacher_name(bff_index_t *users, int64_t teacher, char *full, size_t size)
 {
-    const char *name = NULL;
-    for (size_t u = 0; users != NULL && u < json_object_array_length(users); u++) {
-        json_object *user = json_object_array_get_idx(users, u);
-        if (bff_id_of(user, "telegram_id") != teacher)
-            continue;
-        const char *last = bff_str_of(user, "last_name");
-        snprintf(full, size, "%s%s%s", bff_str_of(user, "first_name"), last[0] ? " " : "", last);
-        name = full;
-    }
-    return name;
+    json_object *user = bff_index_id(users, teacher);
+    if (user == NULL)
+        return NULL;
+    const char *last = bff_str_of(user, "last_name");
+    snprintf(full, size, "%s%s%s", bff_str_of(user, "first_name"), last[0] ? " " : "", last);
+    return full;
 }
 
 /*
@@ -137,13 +143,18 @@ static void add_lesson(ls_text_t *t, const bff_json_item_t *it, const char *titl
 static void on_names(ls_req_t *r, bff_fanout_t *f)
 {
     schedule_t *sv = f->ud;
-    const bff_part_t *gp = sv->groups_part, *tp = sv->users_part;
-    json_object *groups = gp != NULL && gp->ok ? bff_list_of(gp->json, "groups") : NULL;
-    json_object *users = tp != NULL && tp->ok ? bff_list_of(tp->json, "users") : NULL;
+    bff_index_t groups = {0}, users = {0};
     json_object *errors = json_object_new_array();
     ls_text_t t = {.buf = NULL};
     char num[32], full[600];
-    int any_group = 0;
+
+    const bff_part_t *failed =
+        bff_index_parts(r, &groups, sv->groups_parts, sv->ngroups_parts, "groups", "id");
+    if (failed != NULL)
+        json_object_array_add(errors, bff_part_error(failed));
+    failed = bff_index_parts(r, &users, sv->users_parts, sv->nusers_parts, "users", "telegram_id");
+    if (failed != NULL)
+        json_object_array_add(errors, bff_part_error(failed));
 
     ls_text_lit(&t, "{\"telegram_id\":");
     ls_text_add(&t, num, (size_t)snprintf(num, sizeof(num), "%lld", (long long)sv->target));
@@ -151,26 +162,21 @@ static void on_names(ls_req_t *r, bff_fanout_t *f)
     ls_text_add(&t, sv->from, strlen(sv->from));
     ls_text_lit(&t, "\",\"to\":\"");
     ls_text_add(&t, sv->to, strlen(sv->to));
-    ls_text_lit(&t, "\",\"lessons\":[");
+    ls_text_lit(&t, "\",\"limit\":");
+    ls_text_add(&t, sv->limit, strlen(sv->limit));
+    ls_text_lit(&t, ",\"offset\":");
+    ls_text_add(&t, sv->offset, strlen(sv->offset));
+    ls_text_lit(&t, ",\"lessons\":[");
     for (size_t i = 0; i < sv->nlessons; i++) {
         const bff_json_item_t *it = &sv->lessons[i];
-        const char *gid = sv->gids[i], *title = NULL;
-        any_group |= gid[0] != '\0';
-        for (size_t g = 0; gid[0] != '\0' && groups != NULL && g < json_object_array_length(groups); g++) {
-            json_object *grp = json_object_array_get_idx(groups, g);
-            if (strcmp(bff_str_of(grp, "id"), gid) == 0)
-                title = bff_str_of(grp, "title");
-        }
+        json_object *group = sv->gids[i][0] != '\0' ? bff_index_str(&groups, sv->gids[i]) : NULL;
         if (i > 0)
             ls_text_lit(&t, ",");
-        add_lesson(&t, it, title,
-                   teacher_name(users, bff_span_id(&it->field[L_TEACHER]), full, sizeof(full)));
+        add_lesson(&t, it, group != NULL ? bff_str_of(group, "title") : NULL,
+                   teacher_name(&users, bff_span_id(&it->field[L_TEACHER]), full, sizeof(full)));
     }
-    if (gp != NULL && groups == NULL && any_group)
-        json_object_array_add(errors, bff_part_error(gp));
-    if (tp != NULL && users == NULL)
-        json_object_array_add(errors, bff_part_error(tp));
     ls_text_lit(&t, "]");
+    bff_text_truncated(&t, (const char *const[]){"lessons"}, &sv->cut, 1);
     bff_text_reply(r, &t, errors, LS_VIEW_SCHEDULE);
     json_object_put(errors);
 }
@@ -196,36 +202,38 @@ static void on_lessons(ls_req_t *r, bff_fanout_t *f)
     }
     if (bff_part_list(lp) == NULL)
         return bff_reply_upstream_failure(r, lp);
+    size_t limit = (size_t)atoi(sv->limit);
     sv->lessons = lp->items;
-    sv->nlessons = (size_t)lp->nitems;
+    sv->cut = (size_t)lp->nitems > limit;
+    sv->nlessons = sv->cut ? limit : (size_t)lp->nitems;
     sv->gids = ls_req_alloc(r, sizeof(sv->gids[0]) * sv->nlessons + 1);
+
+    /* The groups and teachers to name, each once. */
+    const char **group_ids = ls_req_alloc(r, sizeof(group_ids[0]) * sv->nlessons + 1);
+    const char **teacher_ids = ls_req_alloc(r, sizeof(teacher_ids[0]) * sv->nlessons + 1);
+    size_t ngroups = 0, nteachers = 0;
     for (size_t i = 0; i < sv->nlessons; i++) {
         const char *gid;
         size_t gid_len;
         bff_span_value(r, &sv->lessons[i].field[L_GROUP_ID], &gid, &gid_len);
         sv->gids[i] = ls_req_strdup(r, gid, gid_len);
-    }
-
-    const char *group_ids[BATCH_MAX], *teacher_ids[BATCH_MAX];
-    size_t ngroups = 0, nteachers = 0;
-    char *gpath = ls_req_alloc(r, 16 + BATCH_MAX * 37), *tpath = ls_req_alloc(r, 16 + BATCH_MAX * 21);
-    size_t go = (size_t)sprintf(gpath, "/groups?ids="), to = (size_t)sprintf(tpath, "/users?ids=");
-    for (size_t i = 0; i < sv->nlessons; i++) {
-        const char *gid = sv->gids[i];
-        if (ls_is_uuid(gid, strlen(gid)) && add_unique(group_ids, &ngroups, gid))
-            go += (size_t)sprintf(gpath + go, "%s%s", ngroups > 1 ? "," : "", gid);
-        char *tid = ls_req_alloc(r, 24);
+        if (ls_is_uuid(sv->gids[i], gid_len))
+            group_ids[ngroups++] = sv->gids[i];
         int64_t teacher = bff_span_id(&sv->lessons[i].field[L_TEACHER]);
-        snprintf(tid, 24, "%lld", (long long)teacher);
-        if (tid[0] != '0' && add_unique(teacher_ids, &nteachers, tid))
-            to += (size_t)sprintf(tpath + to, "%s%s", nteachers > 1 ? "," : "", tid);
+        if (teacher > 0) {
+            char *tid = ls_req_alloc(r, 24);
+            snprintf(tid, 24, "%lld", (long long)teacher);
+            teacher_ids[nteachers++] = tid;
+        }
     }
 
     bff_fanout_t *names = bff_fanout_new(r, sv);
-    if (ngroups > 0)
-        sv->groups_part = bff_fanout_add(names, BFF_UP_GROUPS, "GET", gpath, NULL, 0);
-    if (nteachers > 0)
-        sv->users_part = bff_fanout_add(names, BFF_UP_AUTH, "GET", tpath, NULL, 0);
+    sv->groups_parts = &names->parts[0];
+    sv->ngroups_parts =
+        bff_fanout_batches(names, BFF_UP_GROUPS, "/groups?ids=", group_ids, sort_unique(group_ids, ngroups));
+    sv->users_parts = &names->parts[names->nparts];
+    sv->nusers_parts = bff_fanout_batches(names, BFF_UP_AUTH, "/users?ids=", teacher_ids,
+                                          sort_unique(teacher_ids, nteachers));
     bff_fanout_start(names, on_names);
 }
 
@@ -246,18 +254,21 @@ void bff_schedule(ls_req_t *r)
         return ls_reply_problem(r, 400, "'to' must be later than 'from'");
     if (to - from > SCHEDULE_MAX_DAYS * 86400)
         return ls_reply_problem(r, 400, "at most %d days from 'from' to 'to'", SCHEDULE_MAX_DAYS);
+    if (ls_req_page_or_reply(r, SCHEDULE_MAX_LESSONS, SCHEDULE_MAX_LESSONS, &sv->limit, &sv->offset) != 0)
+        return;
     bff_format_time(from, sv->from, sizeof(sv->from));
     bff_format_time(to, sv->to, sizeof(sv->to));
     sv->authorized_by_self = r->actor == sv->target;
 
     bff_fanout_t *f = bff_fanout_new(r, sv);
-    bff_part_t *p = bff_fanout_getf(f, BFF_UP_CALENDAR, "/lessons?telegram_id=%lld&from=%s&to=%s&limit=%d",
-                                    (long long)sv->target, sv->from, sv->to, SCHEDULE_LIMIT);
+    bff_part_t *p =
+        bff_fanout_getf(f, BFF_UP_CALENDAR, "/lessons?telegram_id=%lld&from=%s&to=%s&limit=%d&offset=%s",
+                        (long long)sv->target, sv->from, sv->to, atoi(sv->limit) + 1, sv->offset);
     p->pass_through = 1; /* read as spans, extended and passed on as text */
     p->pass_keys[0] = "lessons";
     p->item_keys = lesson_fields;
     p->nitem_keys = L_COUNT;
-    p->max_items = SCHEDULE_LIMIT;
+    p->max_items = (size_t)atoi(sv->limit) + 1;
     if (!sv->authorized_by_self) {
         bff_fanout_getf(f, BFF_UP_AUTH, "/users/%lld", (long long)r->actor);
         bff_fanout_getf(f, BFF_UP_GROUPS, "/groups?member_id=%lld&limit=100", (long long)sv->target);

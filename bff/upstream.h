@@ -72,7 +72,7 @@ void bff_upstream_release(bff_upstream_id_t up, const ls_http_response_t *resp);
 /* For tests and logs: 0 closed, 1 open, 2 half-open. */
 int bff_upstream_state(bff_upstream_id_t up);
 
-#define BFF_FANOUT_MAX_PARTS 8
+#define BFF_FANOUT_MAX_PARTS 16 /* the most a view asks at once: a 500-member group's second round, 12 */
 #define BFF_DETAIL_MAX       160
 
 typedef struct bff_fanout bff_fanout_t;

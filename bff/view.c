@@ -1,6 +1,9 @@
-/* What every view uses: reading the services' answers, and writing and sending its own. See bff.h. */
+/* What every view uses: reading the services' answers (also in batches and pages), and writing and
+ * sending its own. See bff.h. */
 #include "bff.h"
 
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -97,4 +100,127 @@ void bff_text_reply(ls_req_t *r, ls_text_t *t, json_object *errors, ls_metrics_v
         ls_reply_raw(r, 200, "application/json", t->buf, t->len);
     }
     ls_text_free(t);
+}
+
+/* ---- lists without silent caps ---- */
+
+size_t bff_fanout_batches(bff_fanout_t *f, bff_upstream_id_t up, const char *prefix, const char *const *ids,
+                          size_t n)
+{
+    size_t parts = 0;
+    for (size_t b = 0; b < n; b += BFF_BATCH_MAX) {
+        size_t end = n - b < BFF_BATCH_MAX ? n : b + BFF_BATCH_MAX, size = strlen(prefix) + 1;
+        for (size_t i = b; i < end; i++)
+            size += strlen(ids[i]) + 1;
+        char *path = ls_req_alloc(f->r, size);
+        size_t o = (size_t)sprintf(path, "%s", prefix);
+        for (size_t i = b; i < end; i++)
+            o += (size_t)sprintf(path + o, "%s%s", i > b ? "," : "", ids[i]);
+        if (bff_fanout_add(f, up, "GET", path, NULL, 0) == NULL)
+            break;
+        parts++;
+    }
+    return parts;
+}
+
+static int keyed_cmp(const void *a, const void *b)
+{
+    const bff_keyed_t *x = a, *y = b;
+    if (x->id != y->id)
+        return x->id < y->id ? -1 : 1;
+    return strcmp(x->str != NULL ? x->str : "", y->str != NULL ? y->str : "");
+}
+
+void bff_index_add(ls_req_t *r, bff_index_t *ix, json_object *list, const char *key)
+{
+    size_t len = list != NULL ? json_object_array_length(list) : 0;
+    if (ix->n + len > ix->cap) {
+        size_t cap = 2 * (ix->n + len);
+        bff_keyed_t *v = ls_req_alloc(r, cap * sizeof(*v));
+        if (ix->n > 0)
+            memcpy(v, ix->v, ix->n * sizeof(*v));
+        ix->v = v;
+        ix->cap = cap;
+    }
+    for (size_t i = 0; i < len; i++) {
+        json_object *o = json_object_array_get_idx(list, i), *k = bff_member(o, key);
+        bff_keyed_t *e = &ix->v[ix->n];
+        if (k != NULL && json_object_is_type(k, json_type_int))
+            *e = (bff_keyed_t){.id = json_object_get_int64(k), .obj = o};
+        else if (k != NULL && json_object_is_type(k, json_type_string))
+            *e = (bff_keyed_t){.str = json_object_get_string(k), .obj = o};
+        else
+            continue;
+        ix->n++;
+        ix->sorted = 0;
+    }
+}
+
+const bff_part_t *bff_index_parts(ls_req_t *r, bff_index_t *ix, const bff_part_t *parts, size_t n,
+                                  const char *list, const char *key)
+{
+    const bff_part_t *failed = NULL;
+    for (size_t i = 0; i < n; i++) {
+        json_object *l = parts[i].ok ? bff_list_of(parts[i].json, list) : NULL;
+        if (l == NULL && failed == NULL)
+            failed = &parts[i];
+        bff_index_add(r, ix, l, key);
+    }
+    return failed;
+}
+
+static json_object *index_find(bff_index_t *ix, const bff_keyed_t *want)
+{
+    if (ix->n == 0)
+        return NULL;
+    if (!ix->sorted) {
+        qsort(ix->v, ix->n, sizeof(ix->v[0]), keyed_cmp);
+        ix->sorted = 1;
+    }
+    const bff_keyed_t *e = bsearch(want, ix->v, ix->n, sizeof(ix->v[0]), keyed_cmp);
+    return e != NULL ? e->obj : NULL;
+}
+
+json_object *bff_index_id(bff_index_t *ix, int64_t id)
+{
+    return index_find(ix, &(bff_keyed_t){.id = id});
+}
+
+json_object *bff_index_str(bff_index_t *ix, const char *s)
+{
+    return index_find(ix, &(bff_keyed_t){.str = s});
+}
+
+int bff_add_list(ls_text_t *t, const bff_part_t *p, size_t shown)
+{
+    const bff_json_span_t *v = bff_part_list(p);
+    if (v == NULL) {
+        ls_text_lit(t, "null");
+        return 0;
+    }
+    if (p->nitems <= (long)shown) {
+        ls_text_add(t, v->text, v->len);
+        return 0;
+    }
+    /* The first `shown` items as they were written: from the first's start to the last's end. */
+    const bff_json_span_t *first = &p->items[0].whole, *last = &p->items[shown - 1].whole;
+    ls_text_lit(t, "[");
+    ls_text_add(t, first->text, (size_t)(last->text + last->len - first->text));
+    ls_text_lit(t, "]");
+    return 1;
+}
+
+void bff_text_truncated(ls_text_t *t, const char *const *names, const int *cut, size_t n)
+{
+    ls_text_lit(t, ",\"truncated\":{");
+    for (size_t i = 0; i < n; i++) {
+        if (i > 0)
+            ls_text_lit(t, ",");
+        ls_text_str(t, names[i], strlen(names[i]));
+        if (cut[i])
+            ls_text_lit(t, ":true");
+        else
+            ls_text_lit(t, ":false");
+    }
+    ls_text_lit(t, "}");
 }

@@ -13,7 +13,8 @@
  *   GET    /lessons?telegram_id=|teacher_id=|student_id=|group_id=  (exactly one) &from=&to=
  *                                                    &status=&limit=&offset=: lessons starting in
  *                                                    [from, to) (from defaults to now), by
- *                                                    starts_at, id: {"lessons", "limit", "offset"}
+ *                                                    starts_at, id: {"lessons", "limit", "offset"};
+ *                                                    limit up to CAL_LESSONS_MAX
  *   POST   /lessons/{lesson_id}/cancel               {reason?}: 200; 409 when not scheduled
  *   POST   /lessons/{lesson_id}/reschedule           {starts_at, duration_minutes?}: 200, version+1;
  *                                                    409 overlap, availability, not scheduled
@@ -58,6 +59,9 @@
 #define CAL_DURATION_MIN  15
 #define CAL_DURATION_MAX  480
 #define CAL_NOTIFY_TARGET "notification"
+
+/* GET /lessons: a whole schedule of the BFF's in one read (it asks up to 501) */
+#define CAL_LESSONS_MAX 1000
 
 typedef struct {
     ls_daemon_config_t common;

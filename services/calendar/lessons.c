@@ -560,7 +560,7 @@ void lessons_list(ls_req_t *r)
                 r, 400, "query parameter 'status': must be one of scheduled, cancelled, completed");
     }
     page_t *p = ls_req_alloc(r, sizeof(*p));
-    if (ls_req_page_or_reply(r, CAL_PAGE_DEF, CAL_PAGE_MAX, &p->limit, &p->offset) != 0)
+    if (ls_req_page_or_reply(r, CAL_PAGE_DEF, CAL_LESSONS_MAX, &p->limit, &p->offset) != 0)
         return;
     r->state = p;
     const char *params[6] = {key, from, to, status, p->limit, p->offset};

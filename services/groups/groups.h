@@ -7,7 +7,7 @@
  *                                                   lists, newest first, paginated
  *   GET    /groups/search?q=&language=&level=       active groups, newest first, paginated
  *   PATCH  /groups/{group_id}                       teacher or admin
- *   GET    /groups/{group_id}/members               joined_at order, paginated
+ *   GET    /groups/{group_id}/members               joined_at order, paginated (limit up to 500)
  *   DELETE /groups/{group_id}/members/{telegram_id} leave (self) or remove (teacher/admin): 204
  *   POST   /groups/{group_id}/invitations           teacher or admin: 201 with the code
  *   GET    /groups/{group_id}/invitations           teacher or admin
@@ -34,7 +34,8 @@
 #define GROUPS_BATCH_MAX     100
 #define GROUPS_PAGE_DEFAULT  20
 #define GROUPS_PAGE_MAX      100
-#define GROUPS_PERSON_MAX    (2 * GROUPS_PAGE_MAX) /* ?person_id: a teacher's page and a member's */
+#define GROUPS_PERSON_MAX    (2 * GROUPS_PAGE_MAX + 1) /* ?person_id: the profile's 200, and 1 to see more */
+#define GROUPS_MEMBERS_MAX   500 /* a page of members: a whole group (capacity is at most 500) */
 #define GROUPS_Q_MAX         100
 #define GROUPS_INVITE_BYTES  16
 #define GROUPS_DEFAULT_TTL_S (7 * 24 * 3600)

@@ -50,7 +50,7 @@ void members_list(ls_req_t *r)
     members_page_t *p = ls_req_alloc(r, sizeof(*p));
     memset(p, 0, sizeof(*p));
     r->state = p;
-    if (ls_req_page_or_reply(r, GROUPS_PAGE_DEFAULT, GROUPS_PAGE_MAX, &p->limit, &p->offset) != 0)
+    if (ls_req_page_or_reply(r, GROUPS_PAGE_DEFAULT, GROUPS_MEMBERS_MAX, &p->limit, &p->offset) != 0)
         return;
     const char *params[3] = {ls_req_param_str(r, "group_id"), p->limit, p->offset};
     ls_req_pg(r, STMT_MEMBERS_LIST, 3, params, on_members);

@@ -938,7 +938,7 @@ Test(calendar, bad_input_is_400_and_changes_nothing)
     expect_call_problem("GET", "/lessons?teacher_id=5&from=yesterday", NULL, NULL, 400, "from");
     expect_call_problem("GET", "/lessons?teacher_id=5&to=2030-13-01T00:00:00Z", NULL, NULL, 400, "to");
     expect_call_problem("GET", "/lessons?teacher_id=5&status=postponed", NULL, NULL, 400, "status");
-    expect_call_problem("GET", "/lessons?teacher_id=5&limit=1000", NULL, NULL, 400, "limit");
+    expect_call_problem("GET", "/lessons?teacher_id=5&limit=1001", NULL, NULL, 400, "limit");
     expect_call_problem("POST", "/lessons/not-a-uuid/cancel", NULL, TEACHER, 400, NULL);
     expect_call_problem("PUT", "/teachers/abc/schedule", "{\"timezone\":\"UTC\",\"slots\":[]}", TEACHER, 400,
                         NULL);

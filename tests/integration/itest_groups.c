@@ -456,7 +456,7 @@ Test(groups, batch_and_lists_by_teacher_and_member)
         "/groups?teacher_id=500&member_id=42",
         "/groups?person_id=42&member_id=42",
         "/groups?person_id=x",
-        "/groups?person_id=42&limit=201",
+        "/groups?person_id=42&limit=202",
         "/groups?ids=abc",
         "/groups?ids=",
         "/groups?teacher_id=-1",
