@@ -203,6 +203,7 @@ await check('student: notification settings keep the quiet hours', async () => {
   await maria.bringToFront();
   await maria.click('#open-settings');
   await screen(maria, 'settings');
+  await shot(maria, 'settings');
   await maria.$eval('#settings-form [name=quiet]', (el) => { el.checked = true; });
   await maria.$eval('#settings-form [name=from]', (el) => { el.value = '21:30'; });
   await maria.click('#tg-main');
