@@ -4,10 +4,11 @@
 import { initData } from './tg.js';
 
 export class ApiError extends Error {
-  constructor(status, detail) {
+  constructor(status, detail, problem) {
     super(detail || `HTTP ${status}`);
     this.status = status;
     this.detail = detail || '';
+    this.problem = problem || null; // the problem+json document, for members beyond detail
   }
 }
 
@@ -44,7 +45,7 @@ export async function api(method, path, body) {
   } catch (e) {
     json = null;
   }
-  if (!res.ok) throw new ApiError(res.status, json && json.detail);
+  if (!res.ok) throw new ApiError(res.status, json && json.detail, json);
   return json;
 }
 

@@ -10,9 +10,12 @@ import { group, newLesson, lesson } from './group.js';
 import { week } from './week.js';
 import { notifications, settings } from './notifications.js';
 import { availability } from './availability.js';
+import { catalogue, checkout } from './catalogue.js';
 
-const screens = { profile, group, newLesson, lesson, week, notifications, settings, availability };
-const tabOf = { profile: 'profile', week: 'week', notifications: 'notifications', settings: 'notifications', availability: 'availability' };
+const screens = { profile, group, newLesson, lesson, week, notifications, settings, availability, catalogue };
+const tabOf = {
+  profile: 'profile', week: 'week', notifications: 'notifications', settings: 'notifications', availability: 'availability', catalogue: 'catalogue',
+};
 
 // What the screens share: who we are, names seen so far, and navigation.
 const app = {
@@ -100,8 +103,8 @@ async function refreshBadge() {
   }
 }
 
-// Opened from an invitation link (startapp=<code>): join, then show the group. Once per code and
-// session, so that a reload does not join again.
+// Opened from an invitation link (startapp=<code>): join, then show the group; a paid group's seat
+// is bought first. Once per code and session, so that a reload does not join again.
 async function joinFrom(code) {
   const key = `joined:${code}`;
   if (sessionStorage.getItem(key)) return false;
@@ -113,6 +116,12 @@ async function joinFrom(code) {
     app.stack.push({ name: 'group', params: { id: joined.group.id } });
     return true;
   } catch (e) {
+    // A paid group: its seat is bought first (the problem names the checkout).
+    if (e.status === 402 && e.problem && typeof e.problem.checkout === 'string') {
+      say('This group is paid: buy a seat to join it.', 'ok');
+      await checkout(app, e.problem.checkout.replace(/^\/api/, ''));
+      return false;
+    }
     const why = {
       404: 'This invitation does not exist.',
       409: 'You are already in this group, or it is full or closed.',

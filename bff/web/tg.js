@@ -86,3 +86,11 @@ export function haptic(kind) {
     webApp.HapticFeedback.notificationOccurred(kind);
   }
 }
+
+// Opens a Telegram Stars invoice (a checkout's invoice_link); done(status) gets "paid", "cancelled",
+// "failed" or "pending". false outside Telegram, where there is no openInvoice.
+export function openInvoice(link, done) {
+  if (!webApp || typeof webApp.openInvoice !== 'function') return false;
+  webApp.openInvoice(link, done);
+  return true;
+}
