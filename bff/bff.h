@@ -10,7 +10,8 @@
  * and the rate limits), ratelimit.c (token buckets, the client's address), tma.c (initData's
  * signature), upstream.c (breakers, limits, fan-out), json_scan.c (reading the services' answers as
  * text), view.c (what every view uses), the views profile.c, group_view.c and schedule.c, signin.c,
- * proxy.c (writes and passed-on reads), tma_sign.c (the tma-sign tool).
+ * proxy.c (writes and passed-on reads), static.c (the Mini App's files under /app/, static.h),
+ * tma_sign.c (the tma-sign tool).
  */
 #ifndef BFF_H
 #define BFF_H
@@ -23,6 +24,7 @@
 #include <text.h>
 
 #include "ratelimit.h"
+#include "static.h"
 #include "tma.h"
 #include "upstream.h"
 
@@ -41,6 +43,8 @@ typedef struct {
     long long rate_write_per_s, rate_write_burst; /* a person's other requests */
     long long rate_addr_per_s, rate_addr_burst;   /* a client address's, before the signature check */
     char *trusted_proxy;                          /* TRUSTED_PROXY */
+    char *web_root;                               /* WEB_ROOT: the Mini App's files (static.h) */
+    int dev_signin;                               /* DEV_SIGNIN: /app/dev (static.h) */
     /* derived at start */
     bff_proxies_t proxies;
     unsigned char tma_key[TMA_KEY_BYTES]; /* from bot_token */

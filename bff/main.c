@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <log.h>
 #include <sodium.h>
 
 static bff_config_t config;
@@ -47,11 +48,21 @@ static const ls_cfg_field_t config_fields[] = {
     RATE("RATE_ADDR", rate_addr, "200", "600", "a client address, checked before the signature"),
     {"TRUSTED_PROXY", LS_CFG_STR, "", 0, 4096, offsetof(bff_config_t, trusted_proxy),
      "comma-separated proxies (addresses, CIDR networks, `unix`) whose X-Forwarded-For names the client"},
+    {"WEB_ROOT", LS_CFG_STR, BFF_WEB_ROOT_DEFAULT, 1, 4096, offsetof(bff_config_t, web_root),
+     "folder of the Mini App's files (bff/web), read once at start and served under /app/"},
+    {"DEV_SIGNIN", LS_CFG_BOOL, "off", 0, 0, offsetof(bff_config_t, dev_signin),
+     "serve /app/dev?as=<telegram_id>, the app signed in as anyone: development only (refused unless "
+     "LISTEN is loopback and TRUSTED_PROXY empty)"},
 };
 // clang-format on
 
-/* The views; the writes are appended from bff_proxy_routes at start. */
+/* The Mini App's files (no authentication), the views; the writes are appended from bff_proxy_routes
+ * at start. */
 static const ls_route_t view_routes[] = {
+    LS_ROUTE("GET", "/", bff_static_redirect, LS_ROUTE_PUBLIC),
+    LS_ROUTE("GET", "/app", bff_static_redirect, LS_ROUTE_PUBLIC),
+    LS_ROUTE("GET", "/app/", bff_static_file, LS_ROUTE_PUBLIC),
+    LS_ROUTE("GET", "/app/{file:str}", bff_static_file, LS_ROUTE_PUBLIC),
     LS_ROUTE("POST", "/api/auth/telegram", bff_signin, 0),
     LS_ROUTE("GET", "/api/user/profile/{telegram_id:id}", bff_profile, 0),
     LS_ROUTE("GET", "/api/groups/{group_id:uuid}", bff_group_view, 0),
@@ -79,6 +90,12 @@ static int on_start(void *cfg, char *err, size_t errlen)
     }
     if (bff_proxies_parse(c->trusted_proxy, &c->proxies, err, errlen) != 0)
         return -1;
+    if (c->dev_signin && bff_dev_signin_check(&c->common.listen, c->trusted_proxy, err, errlen) != 0)
+        return -1;
+    if (bff_static_load(c->web_root, c->dev_signin, err, errlen) != 0)
+        return -1;
+    if (c->dev_signin)
+        ls_logf(LS_LOG_WARN, NULL, "DEV_SIGNIN is on: GET /app/dev?as=<telegram_id> signs in as anyone");
     bff_upstream_configure(&uc);
     tma_derive_key(c->bot_token, c->tma_key);
     return 0;
@@ -136,6 +153,7 @@ int main(int argc, char **argv)
     }
     daemon_spec.routes = build_routes(&daemon_spec.nroutes);
     int status = ls_daemon_main(&daemon_spec, argc, argv);
+    bff_static_free();
     sodium_memzero(config.tma_key, sizeof(config.tma_key));
     return status;
 }

@@ -363,3 +363,36 @@ int tma_sign(const unsigned char key[TMA_KEY_BYTES], const tma_pair_t *pairs, si
     out[o] = '\0';
     return (int)o;
 }
+
+int tma_sign_user(const unsigned char key[TMA_KEY_BYTES], const tma_user_t *u, const char *start_param,
+                  char *out, size_t outlen)
+{
+    const struct {
+        const char *key, *value;
+    } optional[] = {{"last_name", u->last_name},
+                    {"username", u->username},
+                    {"language_code", u->language_code},
+                    {"photo_url", u->photo_url}};
+    json_object *user = json_object_new_object();
+    char date[24];
+    int len = -1;
+
+    if (user == NULL)
+        return -1;
+    json_object_object_add(user, "id", json_object_new_int64(u->telegram_id));
+    json_object_object_add(user, "first_name", json_object_new_string(u->first_name));
+    for (size_t i = 0; i < sizeof(optional) / sizeof(optional[0]); i++)
+        if (optional[i].value[0] != '\0')
+            json_object_object_add(user, optional[i].key, json_object_new_string(optional[i].value));
+    const char *user_json =
+        json_object_to_json_string_ext(user, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+    snprintf(date, sizeof(date), "%lld", (long long)u->auth_date);
+    tma_pair_t pairs[3] = {{"auth_date", date}, {"user", user_json}};
+    size_t n = 2;
+    if (start_param != NULL && start_param[0] != '\0')
+        pairs[n++] = (tma_pair_t){"start_param", start_param};
+    if (user_json != NULL)
+        len = tma_sign(key, pairs, n, out, outlen);
+    json_object_put(user);
+    return len;
+}

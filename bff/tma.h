@@ -70,4 +70,13 @@ typedef struct {
 int tma_sign(const unsigned char key[TMA_KEY_BYTES], const tma_pair_t *pairs, size_t n, char *out,
              size_t outlen);
 
+/*
+ * Signs initData for a person as Telegram makes it when the app opens: auth_date = u->auth_date,
+ * user = {"id", "first_name", and "last_name", "username", "language_code", "photo_url" when not
+ * empty} and, when start_param is not NULL or empty, start_param (the `startapp` of a link). Returns
+ * tma_sign's result.
+ */
+int tma_sign_user(const unsigned char key[TMA_KEY_BYTES], const tma_user_t *u, const char *start_param,
+                  char *out, size_t outlen);
+
 #endif

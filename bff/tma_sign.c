@@ -6,7 +6,6 @@
 #include <string.h>
 #include <time.h>
 
-#include <json-c/json.h>
 #include <sodium.h>
 
 #include "tma.h"
@@ -15,11 +14,13 @@ static void usage(FILE *fp)
 {
     fprintf(fp,
             "usage: tma-sign [--bot-token TOKEN] --id TELEGRAM_ID [--first-name NAME] [--last-name NAME]\n"
-            "                [--username NAME] [--language-code CODE] [--auth-date EPOCH] [--raw]\n"
+            "                [--username NAME] [--language-code CODE] [--start-param VALUE]\n"
+            "                [--auth-date EPOCH] [--raw]\n"
             "\n"
             "Prints `tma <initData>`, signed with the bot token as Telegram signs a Mini App's init data,\n"
             "ready for an `Authorization:` header. The token defaults to $BOT_TOKEN; auth_date defaults to\n"
-            "now; first name defaults to \"User <id>\". --raw prints the initData without \"tma \".\n");
+            "now; first name defaults to \"User <id>\". --start-param adds start_param, as Telegram does\n"
+            "for a link with startapp=VALUE. --raw prints the initData without \"tma \".\n");
 }
 
 /* Digits only, within [min, max]. */
@@ -44,18 +45,19 @@ int main(int argc, char **argv)
         {"last-name", required_argument, NULL, 'l'},
         {"username", required_argument, NULL, 'u'},
         {"language-code", required_argument, NULL, 'c'},
+        {"start-param", required_argument, NULL, 's'},
         {"auth-date", required_argument, NULL, 'd'},
         {"raw", no_argument, NULL, 'r'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     const char *token = getenv("BOT_TOKEN"), *id_arg = NULL, *first = NULL, *last = NULL, *username = NULL,
-               *lang = NULL, *date_arg = NULL;
-    int raw = 0, opt, status = 2;
+               *lang = NULL, *date_arg = NULL, *start_param = NULL;
+    int raw = 0, opt, status;
     long long id, auth_date = (long long)time(NULL);
     unsigned char key[TMA_KEY_BYTES];
-    char date_text[24], first_default[48], out[TMA_MAX_LEN + 1];
-    json_object *user = NULL;
+    char out[TMA_MAX_LEN + 1];
+    tma_user_t user = {0};
 
     while ((opt = getopt_long(argc, argv, "", options, NULL)) != -1) {
         switch (opt) {
@@ -76,6 +78,9 @@ int main(int argc, char **argv)
             break;
         case 'c':
             lang = optarg;
+            break;
+        case 's':
+            start_param = optarg;
             break;
         case 'd':
             date_arg = optarg;
@@ -111,36 +116,35 @@ int main(int argc, char **argv)
         fprintf(stderr, "tma-sign: libsodium failed to initialise\n");
         return 1;
     }
-    if (first == NULL) {
-        snprintf(first_default, sizeof(first_default), "User %lld", id);
-        first = first_default;
+    const struct {
+        const char *value;
+        char *to;
+        size_t size;
+    } names[] = {{first, user.first_name, sizeof(user.first_name)},
+                 {last, user.last_name, sizeof(user.last_name)},
+                 {username, user.username, sizeof(user.username)},
+                 {lang, user.language_code, sizeof(user.language_code)}};
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        if (names[i].value != NULL && strlen(names[i].value) >= names[i].size) {
+            fprintf(stderr, "tma-sign: '%s' is longer than %zu bytes\n", names[i].value, names[i].size - 1);
+            return 2;
+        }
+        if (names[i].value != NULL)
+            memcpy(names[i].to, names[i].value, strlen(names[i].value) + 1);
     }
+    if (first == NULL)
+        snprintf(user.first_name, sizeof(user.first_name), "User %lld", id);
+    user.telegram_id = id;
+    user.auth_date = auth_date;
 
-    user = json_object_new_object();
-    json_object_object_add(user, "id", json_object_new_int64(id));
-    json_object_object_add(user, "first_name", json_object_new_string(first));
-    if (last != NULL)
-        json_object_object_add(user, "last_name", json_object_new_string(last));
-    if (username != NULL)
-        json_object_object_add(user, "username", json_object_new_string(username));
-    if (lang != NULL)
-        json_object_object_add(user, "language_code", json_object_new_string(lang));
-    snprintf(date_text, sizeof(date_text), "%lld", auth_date);
-    tma_pair_t pairs[] = {
-        {"auth_date", date_text},
-        {"user",
-         json_object_to_json_string_ext(user, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE)},
-    };
     tma_derive_key(token, key);
-    if (tma_sign(key, pairs, 2, out, sizeof(out)) < 0) {
+    if (tma_sign_user(key, &user, start_param, out, sizeof(out)) < 0) {
         fprintf(stderr, "tma-sign: the init data would be longer than %d bytes\n", TMA_MAX_LEN);
         status = 1;
-        goto out;
+    } else {
+        printf("%s%s\n", raw ? "" : "tma ", out);
+        status = 0;
     }
-    printf("%s%s\n", raw ? "" : "tma ", out);
-    status = 0;
-out:
     sodium_memzero(key, sizeof(key));
-    json_object_put(user);
     return status;
 }

@@ -99,16 +99,18 @@ static void log_access(ls_req_t *r)
     ls_log_end(&l);
 }
 
-void ls_reply_raw(ls_req_t *r, int status, const char *content_type, const char *body, size_t len)
+/* The first reply's bookkeeping and headers (content_length len; SIZE_MAX: none); the h2o request to
+ * send the body on, or NULL when the request was answered already or its client is gone. */
+static h2o_req_t *reply_begin(ls_req_t *r, int status, const char *content_type, size_t len)
 {
     if (r->status != 0)
-        return;
+        return NULL;
     r->status = status;
     ls_metrics_request_done(&r->metrics, status);
     log_access(r);
     h2o_req_t *req = r->h2o;
     if (req == NULL)
-        return;
+        return NULL;
     req->res.status = status;
     req->res.reason = ls_status_title(status);
     req->res.content_length = len;
@@ -120,7 +122,28 @@ void ls_reply_raw(ls_req_t *r, int status, const char *content_type, const char 
                           h2o_strdup(&req->pool, r->request_id, rid_len).base, rid_len);
     h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-trace-id"), 0, NULL,
                           h2o_strdup(&req->pool, r->trace.trace_id, LS_TRACE_ID_LEN).base, LS_TRACE_ID_LEN);
-    h2o_send_inline(req, body, len);
+    return req;
+}
+
+void ls_reply_raw(ls_req_t *r, int status, const char *content_type, const char *body, size_t len)
+{
+    h2o_req_t *req = reply_begin(r, status, content_type, len);
+    if (req != NULL)
+        h2o_send_inline(req, body, len);
+}
+
+void ls_reply_unowned(ls_req_t *r, int status, const char *content_type, const char *body, size_t len)
+{
+    static h2o_generator_t generator = {NULL, NULL};
+    int no_body = status == 304;
+    h2o_req_t *req = reply_begin(r, status, content_type, no_body ? SIZE_MAX : len);
+    if (req == NULL)
+        return;
+    h2o_iovec_t buf = h2o_iovec_init(body, len);
+    if (h2o_memis(req->input.method.base, req->input.method.len, H2O_STRLIT("HEAD")))
+        no_body = 1;
+    h2o_start_response(req, &generator);
+    h2o_send(req, &buf, no_body ? 0 : 1, H2O_SEND_STATE_FINAL);
 }
 
 void ls_reply_json(ls_req_t *r, int status, json_object *obj)

@@ -88,6 +88,9 @@ int ls_req_actor_is_self_or_admin(ls_req_t *r, int64_t id);
 /* Replies. Each does nothing if the request was already answered or the client is gone. */
 void ls_reply_json(ls_req_t *r, int status, json_object *obj); /* takes the reference */
 void ls_reply_raw(ls_req_t *r, int status, const char *content_type, const char *body, size_t len);
+/* ls_reply_raw without copying the body, which must stay valid until the workers stop (memory held
+ * for the process's life, such as the BFF's static files). A 304 sends no body and no Content-Length. */
+void ls_reply_unowned(ls_req_t *r, int status, const char *content_type, const char *body, size_t len);
 void ls_reply_problem(ls_req_t *r, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* The same with the detail as it is (no format, no length limit). */
 void ls_reply_problem_str(ls_req_t *r, int status, const char *detail);

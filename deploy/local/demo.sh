@@ -5,7 +5,8 @@
 # The caller defines demo_url SERVICE: the base URL (http://host:port) at which this machine reaches
 # that service (auth, teachers, students, groups, calendar; bff), failing when it does not run;
 # and sets INTERNAL_TOKEN. Then load_demo loads the school (once: a second call finds it and leaves
-# it alone), and demo_curl_line TMA BFF_URL prints the ready curl line for the demo student.
+# it alone), demo_curl_line TMA BFF_URL prints the ready curl line for the demo student and
+# demo_app_links BFF_URL the development sign-in links of the Mini App.
 
 # Telegram ids of the demo people (far from real users' ids is not possible: any id may be real, so
 # these are simply fixed). The demo admin is made admin through ADMIN_TELEGRAM_IDS at first sign-in.
@@ -137,6 +138,16 @@ demo_curl_line() {
     echo
     echo "the demo student's profile through the BFF (the signature is valid for 24 hours):"
     printf "curl -s -H 'Authorization: %s' %s/api/user/profile/%s\n" "$1" "$2" "$DEMO_USER"
+}
+
+# demo_app_links BFF_URL: the Mini App in a browser, signed in by the BFF's development page
+# (DEV_SIGNIN) as the demo student and as each demo teacher.
+demo_app_links() {
+    echo
+    echo "the Mini App in a browser (development sign-in; any id: $1/app/dev?as=<telegram_id>):"
+    echo "  student Maria:  $1/app/dev?as=$DEMO_USER&first_name=Maria&username=demo_maria&language_code=ru"
+    echo "  teacher Anna:   $1/app/dev?as=${DEMO_TEACHERS[0]}&first_name=Anna&last_name=Smirnova&username=demo_anna&language_code=en"
+    echo "  teacher Klaus:  $1/app/dev?as=${DEMO_TEACHERS[1]}&first_name=Klaus&last_name=Weber&username=demo_klaus&language_code=en"
 }
 
 # The arguments of tma-sign for the demo student (as the Mini App would send them).

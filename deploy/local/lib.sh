@@ -10,6 +10,7 @@
 LS_PACKAGES=(
     build-essential meson ninja-build pkg-config
     libh2o-evloop-dev libssl-dev libpq-dev libjson-c-dev libcurl4-openssl-dev libsodium-dev libseccomp-dev
+    zlib1g-dev # the BFF gzips the Mini App's files once at start
     libcriterion-dev
     postgresql postgresql-contrib curl
     prometheus # its promtool checks every daemon's /metrics (tests/integration/itest_metrics.c)
