@@ -106,6 +106,9 @@ void refund_run(ls_req_t *r, const refund_t *what, const char *reason, const cha
 /* What a refund needs, from row 0 of a payments row. */
 void refund_from_row(refund_t *what, const PGresult *res);
 
+/* t->on_commit of a change that added outbox rows: wakes this worker's poller. */
+void payment_kick_outbox(ls_req_t *r, ls_txn_t *t);
+
 /* The columns of a payment's representation, and the object of row `row`. */
 json_object *payment_json(const PGresult *res, int row);
 

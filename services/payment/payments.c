@@ -108,7 +108,7 @@ typedef struct {
     int unseat;
 } refund_state_t;
 
-static void kick_outbox(ls_req_t *r, ls_txn_t *t)
+void payment_kick_outbox(ls_req_t *r, ls_txn_t *t)
 {
     (void)t;
     ls_outbox_kick(ls_worker_outbox(r->worker));
@@ -121,7 +121,7 @@ static void on_refund_written(ls_req_t *r, ls_txn_t *t, const PGresult *res)
     if (PQntuples(res) == 0)
         return ls_txn_fail(t, 409, "payment %s is not completed (refunded already?)", s->what.id);
     ls_txn_reply(t, 200, wrapped(res));
-    t->on_commit = kick_outbox;
+    t->on_commit = payment_kick_outbox;
     ls_txn_commit(t);
 }
 

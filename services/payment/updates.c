@@ -13,7 +13,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "outbox.h"
 #include "rows.h"
 
 #define FIELD_MAX 256 /* bytes of an id, payload or currency we read from an update */
@@ -171,12 +170,6 @@ static void pre_checkout(ls_req_t *r, json_object *q)
 
 /* ---- message.successful_payment ---- */
 
-static void kick_outbox(ls_req_t *r, ls_txn_t *t)
-{
-    (void)t;
-    ls_outbox_kick(ls_worker_outbox(r->worker));
-}
-
 static void on_completed(ls_req_t *r, ls_txn_t *t, const PGresult *res)
 {
     update_t *u = t->ctx;
@@ -184,7 +177,7 @@ static void on_completed(ls_req_t *r, ls_txn_t *t, const PGresult *res)
     json_object_object_add(out, "handled", json_object_new_string("successful_payment"));
     ls_txn_reply(t, 200, out);
     if (PQntuples(res) == 1)
-        t->on_commit = kick_outbox;
+        t->on_commit = payment_kick_outbox;
     else /* the same update again, or a payload we never issued: nothing changes */
         ls_logf(LS_LOG_INFO, &r->log, "successful_payment changed nothing (payload %s)", u->payload);
     ls_txn_commit(t);
