@@ -692,3 +692,46 @@ Test(payment, two_payers_of_the_last_seat_one_member_the_other_refunded)
     json_object_put(call);
     free(group);
 }
+
+Test(payment, an_automatic_refund_telegram_refuses_is_tried_again)
+{
+    char *group = make_group(1, PRICE), id_a[40], id_b[40], payload_a[160], payload_b[160], msg[256];
+    char status[32];
+    checkout_ok(group, 7101, id_a, payload_a);
+    checkout_ok(group, 7102, id_b, payload_b);
+    pre_checkout(7101, payload_a, PRICE, "q-a");
+    pre_checkout(7102, payload_b, PRICE, "q-b");
+    cr_assert(last_answer(msg, sizeof(msg)), "%s", msg);
+    paid(7101, payload_a, "charge-7101");
+    cr_assert(wait_member(group, 7101, 1));
+
+    /* The second payer finds no seat, and Telegram does not take the refund at first. */
+    pthread_mutex_lock(&bot.lock);
+    bot.refuse_refunds = 1;
+    pthread_mutex_unlock(&bot.lock);
+    paid(7102, payload_b, "charge-7102");
+    for (int i = 0; i < 200 && bot_count("refundStarPayment") == 0; i++)
+        sleep_ms(50);
+    cr_assert_geq(bot_count("refundStarPayment"), 1);
+    payment_status(id_b, status, sizeof(status));
+    cr_expect_str_eq(status, "completed", "refunded although Telegram refused");
+
+    /* Once Telegram takes it, the outbox's next attempt refunds the payment. */
+    pthread_mutex_lock(&bot.lock);
+    bot.refuse_refunds = 0;
+    pthread_mutex_unlock(&bot.lock);
+    cr_expect(wait_status(id_b, "refunded"));
+    cr_expect_not(is_member(group, 7102));
+    cr_expect(is_member(group, 7101));
+
+    /* The bot token is part of every Bot API URL, and never of a log line. */
+    FILE *log = fopen(st.services[LST_PAYMENT].daemon.log_path, "r");
+    cr_assert_not_null(log);
+    char line[8192];
+    int leaked = 0;
+    while (fgets(line, sizeof(line), log) != NULL)
+        leaked |= strstr(line, LST_STACK_BOT_TOKEN) != NULL;
+    fclose(log);
+    cr_expect_not(leaked, "the bot token appears in %s", st.services[LST_PAYMENT].daemon.log_path);
+    free(group);
+}
