@@ -44,7 +44,7 @@
 #define PAYMENT_PAGE_MAX     100
 #define PAYMENT_TOKEN_MAX    256
 #define PAYMENT_CURRENCY     "XTR"
-#define PAYMENT_AMOUNT_MAX   100000 /* Stars in one invoice (Telegram's own limit is 10000 per item) */
+#define PAYMENT_AMOUNT_MAX   100000 /* the most Stars a seat may cost here */
 
 typedef struct {
     ls_daemon_config_t common;
