@@ -735,3 +735,27 @@ Test(payment, an_automatic_refund_telegram_refuses_is_tried_again)
     cr_expect_not(leaked, "the bot token appears in %s", st.services[LST_PAYMENT].daemon.log_path);
     free(group);
 }
+
+Test(payment, a_price_change_gives_the_pending_payment_a_new_amount_and_link)
+{
+    char *group = make_group(10, PRICE), id[40], payload[160], msg[256], path[128];
+    checkout_ok(group, 7201, id, payload);
+    snprintf(path, sizeof(path), "/groups/%s", group);
+    lst_resp_t resp;
+    svc_call(LST_GROUPS, &resp, "PATCH", path, "{\"price\":300}", TEACHER, "teacher");
+    cr_assert_eq(resp.status, 200, "%d %.300s", resp.status, resp.body);
+    lst_resp_free(&resp);
+
+    /* The old invoice is refused at pre-checkout: its amount is not the payment's any more. */
+    checkout(group, 7201, &resp);
+    cr_assert_eq(resp.status, 200, "%d %.300s", resp.status, resp.body);
+    cr_expect_str_eq(lst_str_field(resp.json, "payment_id"), id);
+    cr_expect_eq(json_object_get_int(lst_field(resp.json, "amount")), 300);
+    lst_resp_free(&resp);
+    cr_expect_eq(bot_count("createInvoiceLink"), 2);
+    pre_checkout(7201, payload, PRICE, "q-old");
+    cr_expect_not(last_answer(msg, sizeof(msg)));
+    pre_checkout(7201, payload, 300, "q-new");
+    cr_expect(last_answer(msg, sizeof(msg)), "%s", msg);
+    free(group);
+}
