@@ -12,10 +12,13 @@
  *                                                   404 without a profile
  *   DELETE /students/{telegram_id}/languages/{code} 204; 404 when absent; self or admin
  *   PUT    /students/{telegram_id}/enrollments/{group_id}
- *                                                   body optional {"status"}: create (201), forward
- *                                                   change or same status (200), backward (409). Any
- *                                                   actor (groups-service authorized it); no profile
- *                                                   needed. Safe to repeat and to run concurrently.
+ *                                                   body optional {"status", "payment_id"}: create
+ *                                                   (201), forward change or same status (200),
+ *                                                   backward (409); "refunded" is last, and a PUT
+ *                                                   without a status starts a refunded one again.
+ *                                                   Any actor (groups-service authorized it); no
+ *                                                   profile needed. Safe to repeat and to run
+ *                                                   concurrently.
  *   DELETE /students/{telegram_id}/enrollments/{group_id}
  *                                                   204, also when already absent; any actor
  *   GET    /students/{telegram_id}/enrollments      that person's enrollments, newest first, paginated

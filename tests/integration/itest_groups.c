@@ -1166,3 +1166,90 @@ Test(groups_students, students_restart_in_the_middle_still_converges)
     free(id);
     free(code);
 }
+
+/* ---- paid seats (payment-service's calls, issue 16) ---- */
+
+#define PAY_1 "11111111-0000-4000-8000-000000000001"
+#define PAY_2 "22222222-0000-4000-8000-000000000002"
+
+Test(groups, paid_seats_hold_capacity_and_gate_joins_by_code)
+{
+    lst_resp_t resp;
+    call(&resp, "POST", "/groups",
+         "{\"title\":\"Paid\",\"language_code\":\"en\",\"level\":\"B1\",\"capacity\":1,\"is_free\":false,"
+         "\"price\":250}",
+         TEACHER);
+    cr_assert_eq(resp.status, 201, "%.300s", resp.body);
+    char *id = strdup(lst_str_field(resp.json, "id"));
+    lst_resp_free(&resp);
+    char *code = create_invite(id, NULL);
+    char path[256], want[128];
+
+    /* By code without a paid seat: 402, naming the checkout route. */
+    snprintf(path, sizeof(path), "/join/%s", code);
+    call(&resp, "POST", path, NULL, "81");
+    lst_expect_problem(&resp, 402, "/checkout");
+    snprintf(want, sizeof(want), "/api/groups/%s/checkout", id);
+    cr_expect_str_eq(lst_str_field(resp.json, "checkout"), want);
+    lst_resp_free(&resp);
+
+    /* The seat: 201, the same call again 200 and nothing new; the membership carries the payment. */
+    snprintf(path, sizeof(path), "/groups/%s/paid_members/" PAY_1, id);
+    call(&resp, "PUT", path, NULL, "81");
+    cr_assert_eq(resp.status, 201, "%.300s", resp.body);
+    cr_expect_str_eq(lst_str_field(resp.json, "payment_id"), PAY_1);
+    lst_resp_free(&resp);
+    call(&resp, "PUT", path, NULL, "81");
+    cr_assert_eq(resp.status, 200, "%.300s", resp.body);
+    lst_resp_free(&resp);
+    cr_expect_eq(sql_count("SELECT count(*) FROM group_members WHERE payment_id = '" PAY_1 "'"), 1);
+    cr_expect_eq(sql_count("SELECT count(*) FROM paid_seats"), 1);
+    expect_refused("PUT", path, NULL, "83", 409, "someone else");
+
+    /* The group is full: a second payer is refused (payment-service refunds), nothing stored. */
+    snprintf(path, sizeof(path), "/groups/%s/paid_members/" PAY_2, id);
+    expect_refused("PUT", path, NULL, "82", 409, "full");
+    cr_expect_eq(sql_count("SELECT count(*) FROM paid_seats"), 1);
+
+    snprintf(path, sizeof(path), "/groups/%s?member_id=81", id);
+    call(&resp, "GET", path, NULL, NULL);
+    cr_expect(json_object_get_boolean(lst_field(resp.json, "is_member")));
+    lst_resp_free(&resp);
+    snprintf(path, sizeof(path), "/groups/%s?member_id=82", id);
+    call(&resp, "GET", path, NULL, NULL);
+    cr_expect_not(json_object_get_boolean(lst_field(resp.json, "is_member")));
+    lst_resp_free(&resp);
+    snprintf(path, sizeof(path), "/groups/%s?member_id=x", id);
+    expect_refused("GET", path, NULL, NULL, 400, "member_id");
+
+    /* The enrollment went out with the payment's id. */
+    int one = 1;
+    cr_assert(wait_for(fake_has, &one, 10000));
+    cr_expect_str_eq(fake_call(0).method, "PUT");
+    cr_expect(strstr(fake_call(0).body, PAY_1) != NULL, "body %s", fake_call(0).body);
+
+    /* A refund ends the seat: the member leaves, the enrollment is told "refunded"; again: nothing. */
+    snprintf(path, sizeof(path), "/groups/%s/paid_members/" PAY_1, id);
+    call(&resp, "DELETE", path, NULL, ADMIN);
+    cr_assert_eq(resp.status, 204, "%.300s", resp.body);
+    lst_resp_free(&resp);
+    call(&resp, "DELETE", path, NULL, ADMIN);
+    cr_assert_eq(resp.status, 204, "%.300s", resp.body);
+    lst_resp_free(&resp);
+    cr_expect_eq(sql_count("SELECT count(*) FROM group_members WHERE group_id = '%s'", id), 0);
+    int two = 2;
+    cr_assert(wait_for(fake_has, &two, 10000));
+    cr_assert(wait_for(outbox_settled, NULL, 10000));
+    cr_expect_eq(fake_count(), 2);
+    cr_expect_str_eq(fake_call(1).method, "PUT");
+    cr_expect(strstr(fake_call(1).body, "refunded") != NULL, "body %s", fake_call(1).body);
+    cr_expect_eq(sql_count("SELECT count(*) FROM audit_log WHERE action = 'group.seat_refund'"), 1);
+
+    /* A refunded seat opens nothing: not by code, not by the seat call. */
+    snprintf(path, sizeof(path), "/join/%s", code);
+    expect_refused("POST", path, NULL, "81", 402, "checkout");
+    snprintf(path, sizeof(path), "/groups/%s/paid_members/" PAY_1, id);
+    expect_refused("PUT", path, NULL, "81", 409, "refunded");
+    free(id);
+    free(code);
+}

@@ -668,3 +668,45 @@ Test(students, internal_token_is_required_and_health_is_open)
     lst_expect_problem(&resp, 405, NULL);
     lst_resp_free(&resp);
 }
+
+/* ================= paid enrollments (issue 16) ================= */
+
+#define PAY_1 "11111111-0000-4000-8000-000000000001"
+
+Test(students, enrollment_carries_its_payment_and_a_refund_ends_it)
+{
+    const char *path = "/students/520/enrollments/" GROUP_A;
+    lst_resp_t resp;
+    call(&resp, "PUT", path, "{\"payment_id\":\"" PAY_1 "\"}", "9");
+    cr_assert_eq(resp.status, 201, "%.300s", resp.body);
+    cr_expect_str_eq(lst_str_field(resp.json, "payment_id"), PAY_1);
+    lst_resp_free(&resp);
+
+    /* Moving on keeps the payment; the refund is the last status, and nothing goes back from it. */
+    call(&resp, "PUT", path, "{\"status\":\"in_progress\"}", "9");
+    cr_assert_eq(resp.status, 200, "%.300s", resp.body);
+    cr_expect_str_eq(lst_str_field(resp.json, "payment_id"), PAY_1);
+    lst_resp_free(&resp);
+    expect_status("PUT", path, "{\"status\":\"refunded\",\"payment_id\":\"" PAY_1 "\"}", "9", 200);
+    expect_status("PUT", path, "{\"status\":\"refunded\",\"payment_id\":\"" PAY_1 "\"}", "9", 200);
+    expect_enrollment_status(520, GROUP_A, "refunded");
+    expect_status("PUT", path, "{\"status\":\"completed\"}", "9", 409);
+    expect_enrollment_status(520, GROUP_A, "refunded");
+    cr_expect_eq(audit_count("changes->>'status' = 'refunded'"), 1);
+
+    /* A new membership (a PUT without a status, here of a free seat) starts it again. */
+    call(&resp, "PUT", path, NULL, "9");
+    cr_assert_eq(resp.status, 200, "%.300s", resp.body);
+    cr_expect_str_eq(lst_str_field(resp.json, "status"), "enrolled");
+    cr_expect_null(lst_field(resp.json, "payment_id"));
+    lst_resp_free(&resp);
+
+    /* A payment given to an enrollment that had none is recorded; a bad one is refused. */
+    expect_status("PUT", "/students/520/enrollments/" GROUP_B, NULL, "9", 201);
+    call(&resp, "PUT", "/students/520/enrollments/" GROUP_B, "{\"payment_id\":\"" PAY_1 "\"}", "9");
+    cr_assert_eq(resp.status, 200, "%.300s", resp.body);
+    cr_expect_str_eq(lst_str_field(resp.json, "payment_id"), PAY_1);
+    lst_resp_free(&resp);
+    expect_status("PUT", "/students/520/enrollments/" GROUP_C, "{\"payment_id\":\"nope\"}", "9", 400);
+    cr_expect_eq(count_where("group_enrollments", "group_id = '" GROUP_C "'"), 0);
+}
