@@ -47,15 +47,20 @@ static const ls_cfg_field_t config_fields[] = {
     RATE("RATE_ADDR", rate_addr, "200", "600", "a client address, checked before the signature"),
     {"TRUSTED_PROXY", LS_CFG_STR, "", 0, 4096, offsetof(bff_config_t, trusted_proxy),
      "comma-separated proxies (addresses, CIDR networks, `unix`) whose X-Forwarded-For names the client"},
+    {"TELEGRAM_WEBHOOK_SECRET", LS_CFG_SECRET, "", 0, BFF_WEBHOOK_SECRET_MAX,
+     offsetof(bff_config_t, webhook_secret),
+     "secret_token of the bot's webhook POST /telegram/webhook: 16-256 of A-Z a-z 0-9 _ - (empty: off, 404)"},
 };
 // clang-format on
 
-/* The views; the writes are appended from bff_proxy_routes at start. */
+/* The views and the webhook; the writes are appended from bff_proxy_routes at start. */
 static const ls_route_t view_routes[] = {
     LS_ROUTE("POST", "/api/auth/telegram", bff_signin, 0),
     LS_ROUTE("GET", "/api/user/profile/{telegram_id:id}", bff_profile, 0),
     LS_ROUTE("GET", "/api/groups/{group_id:uuid}", bff_group_view, 0),
     LS_ROUTE("GET", "/api/schedule/{telegram_id:id}", bff_schedule, 0),
+    /* Telegram's calls: no tma hook; the handler checks the webhook's secret itself. */
+    LS_ROUTE("POST", "/telegram/webhook", bff_webhook, LS_ROUTE_PUBLIC),
 };
 
 #define NVIEW_ROUTES (sizeof(view_routes) / sizeof(view_routes[0]))
@@ -78,6 +83,8 @@ static int on_start(void *cfg, char *err, size_t errlen)
         return -1;
     }
     if (bff_proxies_parse(c->trusted_proxy, &c->proxies, err, errlen) != 0)
+        return -1;
+    if (bff_webhook_configure(c, err, errlen) != 0)
         return -1;
     bff_upstream_configure(&uc);
     tma_derive_key(c->bot_token, c->tma_key);
@@ -137,5 +144,6 @@ int main(int argc, char **argv)
     daemon_spec.routes = build_routes(&daemon_spec.nroutes);
     int status = ls_daemon_main(&daemon_spec, argc, argv);
     sodium_memzero(config.tma_key, sizeof(config.tma_key));
+    sodium_memzero(config.webhook_digest, sizeof(config.webhook_digest));
     return status;
 }

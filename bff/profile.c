@@ -1,6 +1,9 @@
 /*
  * GET /api/user/profile/{telegram_id}: the person's user (auth, primary), teacher and student
- * profiles, groups (taught and joined, merged) and upcoming lessons, fetched concurrently.
+ * profiles, groups (taught and joined, merged) and upcoming lessons, fetched concurrently — and, only
+ * when the caller views their own profile, their latest payments (payment-service). Anyone else's
+ * profile has no "payments" member at all, and payment-service is not called for it: payments are
+ * the payer's alone, an admin reads them through payment-service itself.
  *
  * Authorization (docs/ARCHITECTURE.md §7) needs no call of its own: the caller's role comes with
  * the user part (one batch read of both people when the caller reads someone else), and whether the
@@ -16,10 +19,12 @@
 #include <stdio.h>
 #include <string.h>
 
-#define GROUPS_LIMIT  200 /* taught and joined: groups-service's limit for ?person_id */
-#define LESSONS_LIMIT 20
+#define GROUPS_LIMIT   200 /* taught and joined: groups-service's limit for ?person_id */
+#define LESSONS_LIMIT  20
+#define PAYMENTS_LIMIT 20
 
-enum { P_USER, P_TEACHER, P_STUDENT, P_GROUPS, P_LESSONS, P_COUNT };
+/* P_PAYMENTS only for the caller's own profile. */
+enum { P_USER, P_TEACHER, P_STUDENT, P_GROUPS, P_LESSONS, P_PAYMENTS, P_COUNT };
 
 /* What the access check reads of each group. */
 enum { F_TEACHER, F_COUNT };
@@ -111,6 +116,10 @@ static void on_parts(ls_req_t *r, bff_fanout_t *f)
     add_part(&t, groups, 1, 0, errors);
     ls_text_lit(&t, ",\"lessons\":");
     add_part(&t, &parts[P_LESSONS], 1, 0, errors);
+    if (caller == target) {
+        ls_text_lit(&t, ",\"payments\":");
+        add_part(&t, &parts[P_PAYMENTS], 1, 0, errors);
+    }
 
     bff_text_reply(r, &t, errors, LS_VIEW_PROFILE);
     json_object_put(errors);
@@ -145,6 +154,12 @@ void bff_profile(ls_req_t *r)
                         now, LESSONS_LIMIT);
     p->pass_through = 1;
     p->pass_keys[0] = "lessons";
+    if (r->actor == target) {
+        p = bff_fanout_getf(f, BFF_UP_PAYMENT, "/users/%lld/payments?limit=%d", (long long)target,
+                            PAYMENTS_LIMIT);
+        p->pass_through = 1;
+        p->pass_keys[0] = "payments";
+    }
 
     bff_fanout_start(f, on_parts);
 }
