@@ -10,8 +10,9 @@
  * and the rate limits), ratelimit.c (token buckets, the client's address), tma.c (initData's
  * signature), upstream.c (breakers, limits, fan-out), json_scan.c (reading the services' answers as
  * text), view.c (what every view uses), the views profile.c, group_view.c and schedule.c, signin.c,
- * proxy.c (writes and passed-on reads), static.c (the Mini App's files under /app/, static.h),
- * tma_sign.c (the tma-sign tool).
+ * proxy.c (writes and passed-on reads), webhook.c (the bot's webhook, the one public route outside
+ * /api/ that authenticates Telegram by a secret instead), static.c (the Mini App's files under
+ * /app/, static.h), tma_sign.c (the tma-sign tool).
  */
 #ifndef BFF_H
 #define BFF_H
@@ -45,9 +46,12 @@ typedef struct {
     char *trusted_proxy;                          /* TRUSTED_PROXY */
     char *web_root;                               /* WEB_ROOT: the Mini App's files (static.h) */
     int dev_signin;                               /* DEV_SIGNIN: /app/dev (static.h) */
+    char *webhook_secret;                         /* TELEGRAM_WEBHOOK_SECRET; "": the webhook is off */
     /* derived at start */
     bff_proxies_t proxies;
     unsigned char tma_key[TMA_KEY_BYTES]; /* from bot_token */
+    int webhook_on;
+    unsigned char webhook_digest[32]; /* BLAKE2b of webhook_secret */
 } bff_config_t;
 
 typedef struct {
@@ -142,6 +146,25 @@ int bff_add_list(ls_text_t *t, const bff_part_t *p, size_t shown);
 /* Writes ,"truncated":{"<names[i]>":<cut[i]>,…}: how every view says which of its lists it cut at their
  * documented maximum (README "Views"). */
 void bff_text_truncated(ls_text_t *t, const char *const *names, const int *cut, size_t n);
+
+/* ---- webhook.c: POST /telegram/webhook, the bot's updates passed on to payment-service ---- */
+
+/* TELEGRAM_WEBHOOK_SECRET when set: BFF_WEBHOOK_SECRET_MIN..MAX of Telegram's secret_token characters. */
+#define BFF_WEBHOOK_SECRET_MIN 16
+#define BFF_WEBHOOK_SECRET_MAX 256
+
+/* At start: checks c->webhook_secret and derives webhook_on and webhook_digest; -1 with err when it is
+ * not a secret Telegram takes (or too short to be one). */
+int bff_webhook_configure(bff_config_t *c, char *err, size_t errlen);
+
+/*
+ * The handler of the public route (no tma hook): 404 while the webhook is off; 401 unless
+ * X-Telegram-Bot-Api-Secret-Token equals the secret (compared in constant time), and then nothing is
+ * passed on; 400 unless the body is one JSON object. Then the update goes to payment-service's POST
+ * /telegram/updates under BFF_DEADLINE_MS; its 2xx answer is passed on, its 400 as a problem;
+ * unreachable 503, too slow 504, anything else 502 (Telegram delivers the update again).
+ */
+void bff_webhook(ls_req_t *r);
 
 /* Handlers. */
 void bff_signin(ls_req_t *r);

@@ -48,6 +48,9 @@ static const ls_cfg_field_t config_fields[] = {
     RATE("RATE_ADDR", rate_addr, "200", "600", "a client address, checked before the signature"),
     {"TRUSTED_PROXY", LS_CFG_STR, "", 0, 4096, offsetof(bff_config_t, trusted_proxy),
      "comma-separated proxies (addresses, CIDR networks, `unix`) whose X-Forwarded-For names the client"},
+    {"TELEGRAM_WEBHOOK_SECRET", LS_CFG_SECRET, "", 0, BFF_WEBHOOK_SECRET_MAX,
+     offsetof(bff_config_t, webhook_secret),
+     "secret_token of the bot's webhook POST /telegram/webhook: 16-256 of A-Z a-z 0-9 _ - (empty: off, 404)"},
     {"WEB_ROOT", LS_CFG_STR, BFF_WEB_ROOT_DEFAULT, 1, 4096, offsetof(bff_config_t, web_root),
      "folder of the Mini App's files (bff/web), read once at start and served under /app/"},
     {"DEV_SIGNIN", LS_CFG_BOOL, "off", 0, 0, offsetof(bff_config_t, dev_signin),
@@ -56,8 +59,8 @@ static const ls_cfg_field_t config_fields[] = {
 };
 // clang-format on
 
-/* The Mini App's files (no authentication), the views; the writes are appended from bff_proxy_routes
- * at start. */
+/* The Mini App's files (no authentication), the views and the webhook; the writes are appended from
+ * bff_proxy_routes at start. */
 static const ls_route_t view_routes[] = {
     LS_ROUTE("GET", "/", bff_static_redirect, LS_ROUTE_PUBLIC),
     LS_ROUTE("GET", "/app", bff_static_redirect, LS_ROUTE_PUBLIC),
@@ -67,6 +70,8 @@ static const ls_route_t view_routes[] = {
     LS_ROUTE("GET", "/api/user/profile/{telegram_id:id}", bff_profile, 0),
     LS_ROUTE("GET", "/api/groups/{group_id:uuid}", bff_group_view, 0),
     LS_ROUTE("GET", "/api/schedule/{telegram_id:id}", bff_schedule, 0),
+    /* Telegram's calls: no tma hook; the handler checks the webhook's secret itself. */
+    LS_ROUTE("POST", "/telegram/webhook", bff_webhook, LS_ROUTE_PUBLIC),
 };
 
 #define NVIEW_ROUTES (sizeof(view_routes) / sizeof(view_routes[0]))
@@ -89,6 +94,8 @@ static int on_start(void *cfg, char *err, size_t errlen)
         return -1;
     }
     if (bff_proxies_parse(c->trusted_proxy, &c->proxies, err, errlen) != 0)
+        return -1;
+    if (bff_webhook_configure(c, err, errlen) != 0)
         return -1;
     if (c->dev_signin && bff_dev_signin_check(&c->common.listen, c->trusted_proxy, err, errlen) != 0)
         return -1;
@@ -155,5 +162,6 @@ int main(int argc, char **argv)
     int status = ls_daemon_main(&daemon_spec, argc, argv);
     bff_static_free();
     sodium_memzero(config.tma_key, sizeof(config.tma_key));
+    sodium_memzero(config.webhook_digest, sizeof(config.webhook_digest));
     return status;
 }

@@ -1,7 +1,10 @@
 /*
  * GET /api/user/profile/{telegram_id}: the person's user (auth, primary), teacher and student
  * profiles, groups (taught and joined, merged; the newest GROUPS_SHOWN) and the next LESSONS_SHOWN
- * lessons, fetched concurrently; "truncated" says whether either list had more.
+ * lessons, fetched concurrently — and, only when the caller views their own profile, their latest
+ * PAYMENTS_SHOWN payments (payment-service); "truncated" says whether a list had more. Anyone else's
+ * profile has no "payments" member at all, and payment-service is not called for it: payments are
+ * the payer's alone, an admin reads them through payment-service itself.
  *
  * Authorization (docs/ARCHITECTURE.md §7) needs no call of its own: the caller's role comes with
  * the user part (one batch read of both people when the caller reads someone else), and whether the
@@ -20,8 +23,10 @@
 /* Shown at most; one more is asked of each, to say whether there are more (bff_add_list). */
 #define GROUPS_SHOWN  200 /* taught and joined, newest first (groups-service's ?person_id takes 201) */
 #define LESSONS_SHOWN 20  /* the next lessons: a designed size; the schedule view has them all */
+#define PAYMENTS_SHOWN 20 /* the latest; GET /api/payments pages through them all */
 
-enum { P_USER, P_TEACHER, P_STUDENT, P_GROUPS, P_LESSONS, P_COUNT };
+/* P_PAYMENTS only for the caller's own profile. */
+enum { P_USER, P_TEACHER, P_STUDENT, P_GROUPS, P_LESSONS, P_PAYMENTS, P_COUNT };
 
 /* What the access check reads of each group. */
 enum { F_TEACHER, F_COUNT };
@@ -117,12 +122,16 @@ static void on_parts(ls_req_t *r, bff_fanout_t *f)
     ls_text_lit(&t, ",\"student\":");
     add_part(&t, &parts[P_STUDENT], 0, 1, errors);
 
-    int cut[2];
+    int cut[3];
     ls_text_lit(&t, ",\"groups\":");
     cut[0] = add_list(&t, groups, GROUPS_SHOWN, errors);
     ls_text_lit(&t, ",\"lessons\":");
     cut[1] = add_list(&t, &parts[P_LESSONS], LESSONS_SHOWN, errors);
-    bff_text_truncated(&t, (const char *const[]){"groups", "lessons"}, cut, 2);
+    if (caller == target) {
+        ls_text_lit(&t, ",\"payments\":");
+        cut[2] = add_list(&t, &parts[P_PAYMENTS], PAYMENTS_SHOWN, errors);
+    }
+    bff_text_truncated(&t, (const char *const[]){"groups", "lessons", "payments"}, cut, caller == target ? 3 : 2);
 
     bff_text_reply(r, &t, errors, LS_VIEW_PROFILE);
     json_object_put(errors);
@@ -159,6 +168,13 @@ void bff_profile(ls_req_t *r)
     p->pass_through = 1;
     p->pass_keys[0] = "lessons";
     p->max_items = LESSONS_SHOWN + 1;
+    if (r->actor == target) {
+        p = bff_fanout_getf(f, BFF_UP_PAYMENT, "/users/%lld/payments?limit=%d", (long long)target,
+                            PAYMENTS_SHOWN + 1);
+        p->pass_through = 1;
+        p->pass_keys[0] = "payments";
+        p->max_items = PAYMENTS_SHOWN + 1;
+    }
 
     bff_fanout_start(f, on_parts);
 }

@@ -1,6 +1,6 @@
 /*
  * The BFF end to end: the real bff in front of real auth-, teachers-, students-, groups-,
- * calendar- and notification-service daemons on fresh databases of the test cluster. Only the
+ * calendar-, notification- and payment-service daemons on fresh databases of the test cluster. Only the
  * test of a hanging service and of the circuit breaker puts a fake calendar-service (which hangs or
  * answers as the test says) behind CALENDAR_URL. Requests are signed in-process with the BFF's own
  * tma module, as Telegram would sign them.
@@ -37,7 +37,7 @@
 #define STUDENT_ID       602
 #define STRANGER_ID      603
 
-enum { S_AUTH, S_TEACHERS, S_STUDENTS, S_GROUPS, S_NOTIFICATION, S_CALENDAR, S_COUNT };
+enum { S_AUTH, S_TEACHERS, S_STUDENTS, S_GROUPS, S_NOTIFICATION, S_CALENDAR, S_PAYMENT, S_COUNT };
 
 typedef struct {
     const char *name;
@@ -55,6 +55,7 @@ static service_t services[S_COUNT] = {
     {"groups", "services/groups/groups-service"},
     {"notification", "services/notification/notification-service"},
     {"calendar", "services/calendar/calendar-service"},
+    {"payment", "services/payment/payment-service"}, /* the own profile's payments; no Bot API here */
 };
 static int have_notification;
 static char *token, *data_key;
@@ -129,6 +130,8 @@ static void spawn_service(service_t *s)
         env_add(env, &n, owned, &nowned, "NOTIFICATION_URL=http://127.0.0.1:%d",
                 services[S_NOTIFICATION].port);
         env[n++] = "OUTBOX_POLL_MS=50";
+    } else if (s == &services[S_PAYMENT]) {
+        env_add(env, &n, owned, &nowned, "GROUPS_URL=http://127.0.0.1:%d", services[S_GROUPS].port);
     }
     env[n] = NULL;
     lst_daemon_spawn(&s->d, s->relpath, env);
@@ -154,7 +157,8 @@ static void stop_service(service_t *s)
 static void start_bff(lst_daemon_t *d, const char *extra, const char *calendar_url)
 {
     static const char *const names[S_COUNT] = {"AUTH_URL",   "TEACHERS_URL",     "STUDENTS_URL",
-                                               "GROUPS_URL", "NOTIFICATION_URL", "CALENDAR_URL"};
+                                               "GROUPS_URL", "NOTIFICATION_URL", "CALENDAR_URL",
+                                               "PAYMENT_URL"};
     const char *env[24];
     char *owned[16];
     size_t n = 0, nowned = 0;
@@ -1025,6 +1029,19 @@ Test(bff, each_non_primary_service_down_gives_a_partial_answer)
     lst_resp_free(&resp);
     start_service(&services[S_CALENDAR]);
 
+    /* The payments are the own profile's only: someone else's profile has none and does not ask. */
+    stop_service(&services[S_PAYMENT]);
+    profile(&resp, STUDENT_ID, STUDENT_ID);
+    expect_partial(&resp, "payments", "payment");
+    cr_expect_not_null(field(resp.json, "groups"));
+    lst_resp_free(&resp);
+    profile(&resp, TEACHER_ID, STUDENT_ID);
+    cr_expect_eq(resp.status, 200, "%.300s", resp.body);
+    cr_expect_eq(json_object_get_boolean(field(resp.json, "partial")), 0, "%.400s", resp.body);
+    cr_expect(!json_object_object_get_ex(resp.json, "payments", NULL), "%.400s", resp.body);
+    lst_resp_free(&resp);
+    start_service(&services[S_PAYMENT]);
+
     /* Everything back: complete again. */
     profile(&resp, STUDENT_ID, STUDENT_ID);
     cr_expect_eq(json_object_get_boolean(field(resp.json, "partial")), 0, "%.400s", resp.body);
@@ -1343,15 +1360,15 @@ Test(bff, a_view_s_trace_id_is_on_the_lines_of_every_service_it_asks)
 
     /* The BFF continues the caller's trace; each service's request is a child of the BFF's span. */
     expect_access(&bff, "bff", TRACE_VIEW, path, CALLER_SPAN, bff_span);
-    static const int asked[] = {S_AUTH, S_TEACHERS, S_STUDENTS, S_GROUPS, S_CALENDAR};
+    static const int asked[] = {S_AUTH, S_TEACHERS, S_STUDENTS, S_GROUPS, S_CALENDAR, S_PAYMENT};
     for (size_t i = 0; i < sizeof(asked) / sizeof(asked[0]); i++)
         expect_access(&services[asked[i]].d, services[asked[i]].name, TRACE_VIEW, "/", bff_span, span);
     /* The BFF's own line for each call carries it too. */
     char id[64];
     snprintf(id, sizeof(id), "\"trace_id\":\"%s\"", TRACE_VIEW);
     const char *calls[] = {id, "\"msg\":\"http call\"", NULL};
-    json_object *lines = lst_log_wait(&bff, calls, 5);
-    cr_expect_geq(json_object_array_length(lines), 5, "http call lines of the trace: %zu",
+    json_object *lines = lst_log_wait(&bff, calls, 6);
+    cr_expect_geq(json_object_array_length(lines), 6, "http call lines of the trace: %zu",
                   json_object_array_length(lines));
     json_object_put(lines);
 }

@@ -222,10 +222,10 @@ Test(openapi, every_documented_operation_is_routed, .timeout = 120)
     op_t docs[MAX_OPS];
     size_t ndocs = read_documented(docs);
     unsigned char key[TMA_KEY_BYTES];
-    char *token = lst_random_hex(24), env_token[128], env_urls[6][64], auth[TMA_MAX_LEN + 64],
+    char *token = lst_random_hex(24), env_token[128], env_urls[7][64], auth[TMA_MAX_LEN + 64],
          data[TMA_MAX_LEN + 1], date[24];
-    static const char *const url_names[6] = {"AUTH_URL",   "TEACHERS_URL", "STUDENTS_URL",
-                                             "GROUPS_URL", "CALENDAR_URL", "NOTIFICATION_URL"};
+    static const char *const url_names[7] = {"AUTH_URL",     "TEACHERS_URL",     "STUDENTS_URL", "GROUPS_URL",
+                                             "CALENDAR_URL", "NOTIFICATION_URL", "PAYMENT_URL"};
     const char *env[16];
     size_t n = 0;
     int dead_port = lst_free_port();
@@ -233,7 +233,7 @@ Test(openapi, every_documented_operation_is_routed, .timeout = 120)
     cr_assert_geq(sodium_init(), 0);
     snprintf(env_token, sizeof(env_token), "INTERNAL_TOKEN=%s", token);
     env[n++] = env_token;
-    for (int i = 0; i < 6; i++) {
+    for (int i = 0; i < 7; i++) {
         snprintf(env_urls[i], sizeof(env_urls[i]), "%s=http://127.0.0.1:%d", url_names[i], dead_port);
         env[n++] = env_urls[i];
     }
@@ -468,6 +468,10 @@ Test(openapi, null_is_refused_for_every_field_not_declared_nullable, .timeout = 
         if (ind == 6)
             in_body = after_key(s, "requestBody") != NULL;
         if (!in_body || (v = after_key(s, "schema")) == NULL)
+            continue;
+        /* Only the Mini App's bodies: the webhook's is Telegram's Update, read by payment-service (the
+         * BFF checks that it is one object, behind the webhook's secret). */
+        if (strncmp(op_path, "/api/", 5) != 0)
             continue;
 
         /* One operation's JSON body: its schema inline (a block) or a $ref. */
