@@ -279,7 +279,9 @@ const ls_pg_stmt_t calendar_statements[STMT_COUNT] = {
     /*
      * $1 from (NULL: now), $2 to (NULL: unbounded), $3 and $4 the cursor: the starts_at and id of the
      * previous page's last lesson (NULL: the first page), $5 limit. Scheduled lessons only (a
-     * cancelled one is reminded of by nobody), with what a reminder names.
+     * cancelled one is reminded of by nobody), with what a reminder names. The cursor's time is also
+     * a plain bound on starts_at, so that a later page's index scan starts at the cursor instead of
+     * filtering its way there from `from`.
      */
     [STMT_LESSONS_UPCOMING] =
         {"lessons_upcoming",
@@ -288,6 +290,7 @@ const ls_pg_stmt_t calendar_statements[STMT_COUNT] = {
              "l.id") " FROM lessons l WHERE l.status = 'scheduled'"
                      " AND l.starts_at >= COALESCE($1::timestamptz, now())"
                      " AND ($2::timestamptz IS NULL OR l.starts_at < $2::timestamptz)"
+                     " AND l.starts_at >= COALESCE($3::timestamptz, '-infinity')"
                      " AND ($3::timestamptz IS NULL OR (l.starts_at, l.id) > ($3::timestamptz, $4::uuid))"
                      " ORDER BY l.starts_at, l.id LIMIT $5::int",
          5},
