@@ -1,5 +1,6 @@
 /*
- * calendar-service handlers: changes to one lesson — cancel, reschedule, attendance.
+ * calendar-service handlers: changes to one lesson — cancel, reschedule, attendance (from the
+ * lesson's start until ATTENDANCE_WINDOW_H hours after its end; a completed lesson too).
  *
  * Each runs one transaction that starts by locking the lesson row, so the checks made on it (who
  * its teacher is, its status) hold until the change commits:
@@ -68,6 +69,27 @@ static void on_teacher_locked(ls_req_t *r, ls_txn_t *t, const PGresult *res)
     ls_txn_exec(t, STMT_LESSON_CHECK, 4, params, on_reschedule_checked);
 }
 
+/* Attendance is marked from the lesson's start until ATTENDANCE_WINDOW_H hours after its end, by the
+ * database's clock (STMT_LESSON_LOCK's not_started and ended_s). Returns 0, or -1 after failing t. */
+static int attendance_window_or_fail(ls_req_t *r, ls_txn_t *t, const PGresult *res)
+{
+    const calendar_config_t *cfg = ls_req_config(r);
+    change_t *c = t->ctx;
+    char at[40];
+    if (ls_row_bool(res, 0, "not_started")) {
+        ls_txn_fail(t, 409, "lesson %s has not started yet: attendance can be marked from its start (%s)",
+                    c->lesson_id, calendar_rfc3339_or_raw(ls_row_text(res, 0, "starts_at"), at));
+        return -1;
+    }
+    if (ls_row_id(res, 0, "ended_s") > cfg->attendance_window_h * 3600) {
+        ls_txn_fail(t, 409, "lesson %s ended at %s: attendance can be marked until %lld hours after its end",
+                    c->lesson_id, calendar_rfc3339_or_raw(ls_row_text(res, 0, "ends_at"), at),
+                    cfg->attendance_window_h);
+        return -1;
+    }
+    return 0;
+}
+
 static void on_lesson_locked(ls_req_t *r, ls_txn_t *t, const PGresult *res)
 {
     change_t *c = t->ctx;
@@ -100,6 +122,8 @@ static void on_lesson_locked(ls_req_t *r, ls_txn_t *t, const PGresult *res)
     case CHANGE_ATTENDANCE: {
         if (strcmp(state, "cancelled") == 0)
             return ls_txn_fail(t, 409, "lesson %s is cancelled: attendance cannot be marked", c->lesson_id);
+        if (attendance_window_or_fail(r, t, res) != 0)
+            return;
         const char *params[4] = {c->lesson_id, ls_req_param_str(r, "telegram_id"), c->attendance,
                                  ls_req_actor_text(r)};
         return ls_txn_exec(t, STMT_ATTENDANCE_PUT, 4, params, on_changed);

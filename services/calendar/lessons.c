@@ -31,8 +31,7 @@ size_t calendar_utf8_chars(const char *s)
     return chars;
 }
 
-/* PostgreSQL's timestamptz text as RFC 3339 (the pool's sessions run in UTC), or the text as it is. */
-static const char *rfc3339_or_raw(const char *pg, char out[40])
+const char *calendar_rfc3339_or_raw(const char *pg, char out[40])
 {
     if (ls_pg_time_to_rfc3339(pg, out) != 0)
         snprintf(out, 40, "%s", pg);
@@ -49,8 +48,8 @@ int calendar_check_or_reply(ls_req_t *r, const PGresult *res, const char *teache
     const char *conflict = ls_row_text(res, 0, "conflict_id");
     if (conflict != NULL) {
         ls_reply_problem(r, 409, "teacher %s already has lesson %s from %s to %s at that time", teacher,
-                         conflict, rfc3339_or_raw(ls_row_text(res, 0, "conflict_starts_at"), a),
-                         rfc3339_or_raw(ls_row_text(res, 0, "conflict_ends_at"), b));
+                         conflict, calendar_rfc3339_or_raw(ls_row_text(res, 0, "conflict_starts_at"), a),
+                         calendar_rfc3339_or_raw(ls_row_text(res, 0, "conflict_ends_at"), b));
         return -1;
     }
     const char *unavailable = ls_row_text(res, 0, "unavailable_starts_at");
@@ -59,8 +58,8 @@ int calendar_check_or_reply(ls_req_t *r, const PGresult *res, const char *teache
         if (reason == NULL)
             reason = "";
         ls_reply_problem(r, 409, "teacher %s is unavailable from %s to %s%s%.200s%s", teacher,
-                         rfc3339_or_raw(unavailable, a),
-                         rfc3339_or_raw(ls_row_text(res, 0, "unavailable_ends_at"), b),
+                         calendar_rfc3339_or_raw(unavailable, a),
+                         calendar_rfc3339_or_raw(ls_row_text(res, 0, "unavailable_ends_at"), b),
                          reason[0] != '\0' ? " (" : "", reason, reason[0] != '\0' ? ")" : "");
         return -1;
     }
@@ -497,9 +496,7 @@ static void on_lessons_list(ls_req_t *r, ls_pg_status_t status, PGresult *res)
     free(body);
 }
 
-/* A time from the query string, or NULL when absent. A '+' of an offset that was not
- * percent-encoded arrives as a space; it can only have meant '+'. Returns 0 or answers 400. */
-static int query_time_or_reply(ls_req_t *r, const char *name, const char **out)
+int calendar_query_time_or_reply(ls_req_t *r, const char *name, const char **out)
 {
     const char *v = ls_req_query(r, name);
     *out = NULL;
@@ -548,7 +545,8 @@ void lessons_list(ls_req_t *r)
         return ls_reply_problem(r, 400,
                                 "give exactly one of the query parameters telegram_id, teacher_id,"
                                 " student_id, group_id");
-    if (query_time_or_reply(r, "from", &from) != 0 || query_time_or_reply(r, "to", &to) != 0)
+    if (calendar_query_time_or_reply(r, "from", &from) != 0 ||
+        calendar_query_time_or_reply(r, "to", &to) != 0)
         return;
     const char *status = ls_req_query(r, "status");
     if (status != NULL) {

@@ -17,11 +17,16 @@ static const ls_cfg_field_t config_fields[] = {
      "notification-service, told about new, cancelled and rescheduled lessons (through the outbox)"},
     {"OUTBOX_POLL_MS", LS_CFG_INT, "5000", 10, 60000, offsetof(calendar_config_t, outbox_poll_ms),
      "how often each worker looks for outbox rows that are due (a commit also wakes it)"},
+    {"LESSON_SWEEP_S", LS_CFG_INT, "60", 1, 3600, offsetof(calendar_config_t, lesson_sweep_s),
+     "how often scheduled lessons whose end has passed are marked completed (one replica at a time)"},
+    {"ATTENDANCE_WINDOW_H", LS_CFG_INT, "48", 1, 8760, offsetof(calendar_config_t, attendance_window_h),
+     "hours after a lesson's end during which its attendance may still be marked"},
 };
 
 static const ls_route_t routes[] = {
     LS_ROUTE("POST", "/lessons", lessons_create, 0),
     LS_ROUTE("GET", "/lessons", lessons_list, 0),
+    LS_ROUTE("GET", "/lessons/upcoming", lessons_upcoming, 0),
     LS_ROUTE("GET", "/lessons/{lesson_id:uuid}", lessons_get, 0),
     LS_ROUTE("POST", "/lessons/{lesson_id:uuid}/cancel", lessons_cancel, 0),
     LS_ROUTE("POST", "/lessons/{lesson_id:uuid}/reschedule", lessons_reschedule, 0),
@@ -39,7 +44,7 @@ static const ls_daemon_outbox_target_t outbox_targets[] = {{CAL_NOTIFY_TARGET, &
 static const ls_daemon_t daemon_spec = {
     .name = "calendar-service",
     .summary = "lessons (checked with teachers-, groups- and students-service), attendance, teachers'"
-               " availability; participants notified through notification-service",
+               " availability; participants notified through notification-service; ended lessons completed",
     .config_fields = config_fields,
     .nconfig_fields = sizeof(config_fields) / sizeof(config_fields[0]),
     .config = &config,
@@ -49,6 +54,8 @@ static const ls_daemon_t daemon_spec = {
     .stmts = calendar_statements,
     .nstmts = STMT_COUNT,
     .uses_http = 1,
+    .on_worker_start = calendar_sweep_start,
+    .on_worker_stop = calendar_sweep_stop,
     .outbox = {.targets = outbox_targets,
                .ntargets = sizeof(outbox_targets) / sizeof(outbox_targets[0]),
                .poll_ms = &config.outbox_poll_ms},

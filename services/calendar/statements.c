@@ -121,9 +121,15 @@ const ls_pg_stmt_t calendar_statements[STMT_COUNT] = {
                                                         "a.lesson_id = l.id) AS attendance"
                                                         " FROM lessons l WHERE l.id = $1::uuid",
                          1},
-    /* The row every change to one lesson starts from, locked until the transaction ends. */
+    /* The row every change to one lesson starts from, locked until the transaction ends, with where
+     * the database's clock stands against it (attendance's window): whether it has not started yet,
+     * and the whole seconds since its end (negative before it). */
     [STMT_LESSON_LOCK] = {"lesson_lock",
-                          "SELECT " LESSON_COLUMNS("") " FROM lessons WHERE id = $1::uuid FOR UPDATE", 1},
+                          "SELECT " LESSON_COLUMNS(
+                              "") ", now() < starts_at AS not_started,"
+                                  " floor(extract(epoch FROM now() - ends_at))::bigint"
+                                  " AS ended_s FROM lessons WHERE id = $1::uuid FOR UPDATE",
+                          1},
     /* $1 lesson, $2 actor, $3 reason or NULL, $4 traceparent. No row: the lesson is not scheduled. */
     [STMT_LESSON_CANCEL] =
         {"lesson_cancel",
@@ -270,5 +276,45 @@ const ls_pg_stmt_t calendar_statements[STMT_COUNT] = {
          "  'ends_at', d.ends_at, 'reason', d.reason) FROM d)"
          " SELECT id FROM d",
          3},
+    /*
+     * $1 from (NULL: now), $2 to (NULL: unbounded), $3 and $4 the cursor: the starts_at and id of the
+     * previous page's last lesson (NULL: the first page), $5 limit. Scheduled lessons only (a
+     * cancelled one is reminded of by nobody), with what a reminder names. The cursor's time is also
+     * a plain bound on starts_at, so that a later page's index scan starts at the cursor instead of
+     * filtering its way there from `from`.
+     */
+    [STMT_LESSONS_UPCOMING] =
+        {"lessons_upcoming",
+         "SELECT l.id, l.teacher_telegram_id, l.group_id, l.group_title, l.starts_at, l.ends_at,"
+         " l.duration_minutes, l.topic, l.version, " PARTICIPANTS_OF(
+             "l.id") " FROM lessons l WHERE l.status = 'scheduled'"
+                     " AND l.starts_at >= COALESCE($1::timestamptz, now())"
+                     " AND ($2::timestamptz IS NULL OR l.starts_at < $2::timestamptz)"
+                     " AND l.starts_at >= COALESCE($3::timestamptz, '-infinity')"
+                     " AND ($3::timestamptz IS NULL OR (l.starts_at, l.id) > ($3::timestamptz, $4::uuid))"
+                     " ORDER BY l.starts_at, l.id LIMIT $5::int",
+         5},
+    /* The sweep's first statement: whether this transaction is the one sweeping now. Two int4 keys:
+     * a key space apart from the teachers' single bigint keys (STMT_TEACHER_LOCK), so no teacher's id
+     * can collide with it. */
+    [STMT_SWEEP_LOCK] = {"sweep_lock", "SELECT pg_try_advisory_xact_lock(" CAL_SWEEP_LOCK_KEYS ") AS locked",
+                         0},
+    /*
+     * $1 batch. Scheduled lessons whose end has passed become completed, the earliest first, with an
+     * audit row each (actor NULL: the service itself). A lesson a request holds locked (a change in
+     * progress) is left to the next round; a lesson rescheduled meanwhile is checked again on its
+     * new row, so one that no longer ended is left alone.
+     */
+    [STMT_SWEEP_COMPLETE] =
+        {"sweep_complete",
+         "WITH due AS (SELECT id FROM lessons WHERE status = 'scheduled' AND ends_at <= now()"
+         "  ORDER BY ends_at LIMIT $1::int FOR UPDATE SKIP LOCKED),"
+         " l AS (UPDATE lessons SET status = 'completed', updated_at = now() FROM due"
+         "  WHERE lessons.id = due.id AND lessons.status = 'scheduled' AND lessons.ends_at <= now()"
+         "  RETURNING lessons.id, lessons.ends_at),"
+         " a AS (" LS_AUDIT_INSERT "SELECT NULL, 'lesson.complete', 'lesson', l.id::text,"
+         "  jsonb_build_object('status', 'completed', 'ends_at', l.ends_at) FROM l)"
+         " SELECT count(*) AS completed FROM l",
+         1},
     [STMT_IDEM] = LS_IDEM_STMTS,
 };

@@ -14,6 +14,10 @@ static const ls_cfg_field_t config_fields[] = {
      "how often the delivery worker looks for due notifications"},
     {"NOTIFY_MAX_ATTEMPTS", LS_CFG_INT, "5", 1, 20, offsetof(notification_config_t, max_attempts),
      "Telegram delivery attempts per notification before it is marked failed"},
+    {"REMINDER_SWEEP_S", LS_CFG_INT, "30", 1, 3600, offsetof(notification_config_t, reminder_sweep_s),
+     "how often calendar-service's upcoming lessons are read for the lesson reminders that are due"},
+    {"CALENDAR_URL", LS_CFG_URL, "http://127.0.0.1:8085", 0, 0, offsetof(notification_config_t, calendar_url),
+     "calendar-service, asked for the upcoming lessons (the reminders)"},
 };
 
 static const ls_route_t routes[] = {
@@ -31,9 +35,23 @@ static int on_start(void *cfg, char *err, size_t errlen)
     return notification_prepare_config(cfg, err, errlen);
 }
 
+/* Worker 0 also runs the reminder sweep; it wakes the delivery poller, so it stops first. */
+static void worker_start(ls_worker_t *w)
+{
+    delivery_start(w);
+    reminders_start(w);
+}
+
+static void worker_stop(ls_worker_t *w)
+{
+    reminders_stop(w);
+    delivery_stop(w);
+}
+
 static const ls_daemon_t daemon_spec = {
     .name = "notification-service",
-    .summary = "notifications from per-language templates, people's notification settings, and delivery",
+    .summary = "notifications from per-language templates, people's notification settings, delivery, and"
+               " lesson reminders from calendar-service's upcoming lessons",
     .config_fields = config_fields,
     .nconfig_fields = sizeof(config_fields) / sizeof(config_fields[0]),
     .config = &config,
@@ -42,9 +60,10 @@ static const ls_daemon_t daemon_spec = {
     .nroutes = sizeof(routes) / sizeof(routes[0]),
     .stmts = notification_statements,
     .nstmts = STMT_COUNT,
+    .uses_http = 1, /* the worker's internal client: GET /lessons/upcoming (Telegram has its own) */
     .on_start = on_start,
-    .on_worker_start = delivery_start,
-    .on_worker_stop = delivery_stop,
+    .on_worker_start = worker_start,
+    .on_worker_stop = worker_stop,
 };
 
 int main(int argc, char **argv)

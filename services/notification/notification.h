@@ -16,7 +16,8 @@
  *   POST /users/{telegram_id}/notifications/read_all       {"marked": n}
  *   GET  /users/{telegram_id}/notification_settings        the settings (defaults when none stored)
  *   PUT  /users/{telegram_id}/notification_settings        {disabled_types?, quiet_hours?, timezone?,
- *                                                          language_code?}: absent fields keep their value
+ *                                                          language_code?, lesson_reminder_minutes?}:
+ *                                                          absent fields keep their value
  *
  * Creation needs no actor (services call it). Every /users/{telegram_id}/… route needs
  * X-Actor-Telegram-Id (400 without) naming that person or an admin (403 otherwise). Every change made
@@ -28,6 +29,12 @@
  * a claimed notification is only stored: marked 'sent' with a 'store' log row and an info log line.
  * With both, it is sent with the Bot API's sendMessage; every attempt is logged in notification_logs;
  * a failure is retried after 1 s, doubling, until NOTIFY_MAX_ATTEMPTS attempts, then 'failed'.
+ *
+ * Reminders (reminders.c): worker 0, every REMINDER_SWEEP_S, reads calendar-service's scheduled
+ * lessons starting within NOTIFY_REMINDER_MAX_MIN minutes (GET /lessons/upcoming, a page at a time)
+ * and creates one `lesson_reminder` notification for each participant and teacher whose
+ * lesson_reminder_minutes before the start has come — once per (lesson, starts_at, person), keyed in
+ * lesson_reminders, whichever replica gets there first — for the delivery poller to deliver.
  */
 #ifndef NOTIFICATION_H
 #define NOTIFICATION_H
@@ -45,6 +52,10 @@
 #define NOTIFY_TZ_MAX        64
 #define NOTIFY_LEASE_S       30
 #define NOTIFY_TOKEN_MAX     256
+/* lesson_reminder_minutes: the default (the migration's column default too), its bounds */
+#define NOTIFY_REMINDER_DEFAULT "60"
+#define NOTIFY_REMINDER_MIN     5
+#define NOTIFY_REMINDER_MAX_MIN 1440
 
 typedef struct {
     ls_daemon_config_t common;
@@ -53,7 +64,9 @@ typedef struct {
         *telegram_api_url; /* TELEGRAM_API_URL: "" (off) or "http(s)://host[:port][/path]", no trailing '/' */
     char *bot_token;       /* BOT_TOKEN: "" (off) or the bot's token */
     long long poll_ms;     /* NOTIFY_POLL_MS */
-    long long max_attempts; /* NOTIFY_MAX_ATTEMPTS */
+    long long max_attempts;     /* NOTIFY_MAX_ATTEMPTS */
+    long long reminder_sweep_s; /* REMINDER_SWEEP_S */
+    char *calendar_url;         /* CALENDAR_URL */
     /* derived at start-up: both set; otherwise notifications are only stored */
     int telegram_enabled;
 } notification_config_t;
@@ -73,6 +86,7 @@ enum {
     STMT_SENT,
     STMT_RETRY,
     STMT_FAILED,
+    STMT_REMINDERS,
     STMT_IDEM, /* the LS_IDEM_NSTMTS statements of idempotency.h, from here */
     STMT_IDEM_LAST = STMT_IDEM + LS_IDEM_NSTMTS - 1,
     STMT_COUNT,
@@ -102,6 +116,10 @@ void delivery_start(ls_worker_t *w);
 void delivery_stop(ls_worker_t *w);
 /* Asks the calling worker's poller for a round now (after a notification was stored). */
 void delivery_kick(ls_worker_t *w);
+
+/* reminders.c: the reminder sweep, on worker 0 (after delivery_start, before delivery_stop). */
+void reminders_start(ls_worker_t *w);
+void reminders_stop(ls_worker_t *w);
 
 /* Checks TELEGRAM_API_URL and BOT_TOKEN (on_start). 0, or -1 with a message in err. */
 int notification_prepare_config(notification_config_t *cfg, char *err, size_t errlen);

@@ -43,6 +43,8 @@ static const ls_json_field_t put_fields[] = {
     {"quiet_hours", LS_JSON_OBJECT, 0, 1, 0, 0, NULL},
     {"timezone", LS_JSON_STRING, 0, 0, 1, NOTIFY_TZ_MAX, NULL},
     {"language_code", LS_JSON_STRING, 0, 1, 2, 3, NULL},
+    /* null: no lesson reminders */
+    {"lesson_reminder_minutes", LS_JSON_INT, 0, 1, NOTIFY_REMINDER_MIN, NOTIFY_REMINDER_MAX_MIN, NULL},
     /* answered by GET; accepted so that a client can PUT back what it read */
     {"updated_at", LS_JSON_TIME, 0, 1, 0, 0, NULL},
 };
@@ -167,7 +169,15 @@ void settings_put(ls_req_t *r)
     const char *changes_text = ls_req_strdup(r, changes_json, strlen(changes_json));
     json_object_put(changes);
 
-    const char *params[10] = {
+    /* Validated by put_fields: absent, null (0 here: no reminders) or 5..1440. */
+    char minutes_text[24];
+    const char *minutes = NULL;
+    int64_t m = ls_json_get_i64(body, "lesson_reminder_minutes", 0);
+    if (m > 0) {
+        snprintf(minutes_text, sizeof(minutes_text), "%lld", (long long)m);
+        minutes = minutes_text;
+    }
+    const char *params[12] = {
         ls_req_param_str(r, "telegram_id"),
         types,
         ls_json_has(body, "quiet_hours") ? "true" : "false",
@@ -178,7 +188,9 @@ void settings_put(ls_req_t *r)
         lang,
         ls_req_actor_text(r),
         changes_text,
+        ls_json_has(body, "lesson_reminder_minutes") ? "true" : "false",
+        minutes,
     };
-    ls_txn_write(r, STMT_SETTINGS_PUT, 10, params, on_settings_put,
+    ls_txn_write(r, STMT_SETTINGS_PUT, 12, params, on_settings_put,
                  ls_txn_unknown_timezone); /* the statement checks the zone by using it */
 }

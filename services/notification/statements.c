@@ -19,7 +19,13 @@
         " CASE WHEN s.quiet_from IS NULL THEN NULL ELSE jsonb_build_object("                                 \
         "'from', to_char(s.quiet_from, 'HH24:MI'), 'to', to_char(s.quiet_to, 'HH24:MI')) END AS "            \
         "quiet_hours,"                                                                                       \
-        " COALESCE(s.timezone, 'UTC') AS timezone, s.language_code, s.updated_at"
+        " COALESCE(s.timezone, 'UTC') AS timezone, s.language_code,"                                         \
+        " " REMINDER_MINUTES_OF_S " AS lesson_reminder_minutes, s.updated_at"
+
+/* A person's lesson_reminder_minutes; `s` is their user_notification_settings row or all NULL (no
+ * row: the default). NULL: no reminders. */
+#define REMINDER_MINUTES_OF_S                                                                                \
+    "CASE WHEN s.telegram_id IS NULL THEN " NOTIFY_REMINDER_DEFAULT " ELSE s.lesson_reminder_minutes END"
 
 #define LIST_SQL(order)                                                                                      \
     "SELECT c.unread, " NOTIFICATION_COLUMNS(                                                                \
@@ -104,17 +110,19 @@ const ls_pg_stmt_t notification_statements[STMT_COUNT] = {
                                                                " ON s.telegram_id = q.tid",
                            1},
     /* $1 id, $2 disabled types (NULL: keep), $3 quiet hours given, $4 from, $5 to (NULL with $3:
-     * none), $6 time zone (NULL: keep), $7 language given, $8 language, $9 actor, $10 changes.
+     * none), $6 time zone (NULL: keep), $7 language given, $8 language, $9 actor, $10 changes,
+     * $11 reminder minutes given, $12 minutes (NULL with $11: no reminders).
      * The WHERE makes PostgreSQL reject a time zone it does not know (SQLSTATE 22023) before
      * anything is written. */
     [STMT_SETTINGS_PUT] =
         {"notification_settings_put",
          "WITH u AS (INSERT INTO user_notification_settings AS s (telegram_id, disabled_types, quiet_from,"
-         "   quiet_to, timezone, language_code)"
+         "   quiet_to, timezone, language_code, lesson_reminder_minutes)"
          "  SELECT $1::bigint, COALESCE((SELECT array_agg(DISTINCT d ORDER BY d)"
          "    FROM unnest($2::notification_type[]) AS d), '{}'),"
          "   CASE WHEN $3::boolean THEN $4::time END, CASE WHEN $3::boolean THEN $5::time END,"
-         "   COALESCE($6::text, 'UTC'), CASE WHEN $7::boolean THEN $8::text END"
+         "   COALESCE($6::text, 'UTC'), CASE WHEN $7::boolean THEN $8::text END,"
+         "   CASE WHEN $11::boolean THEN $12::int ELSE " NOTIFY_REMINDER_DEFAULT " END"
          "  WHERE (now() AT TIME ZONE COALESCE($6::text, 'UTC')) IS NOT NULL"
          "  ON CONFLICT (telegram_id) DO UPDATE SET"
          "   disabled_types = CASE WHEN $2::notification_type[] IS NULL THEN s.disabled_types"
@@ -123,12 +131,14 @@ const ls_pg_stmt_t notification_statements[STMT_COUNT] = {
          "   quiet_to = CASE WHEN $3::boolean THEN EXCLUDED.quiet_to ELSE s.quiet_to END,"
          "   timezone = COALESCE($6::text, s.timezone),"
          "   language_code = CASE WHEN $7::boolean THEN EXCLUDED.language_code ELSE s.language_code END,"
+         "   lesson_reminder_minutes = CASE WHEN $11::boolean THEN EXCLUDED.lesson_reminder_minutes"
+         "    ELSE s.lesson_reminder_minutes END,"
          "   updated_at = now()"
          "  RETURNING s.*),"
          " a AS (" LS_AUDIT_INSERT "SELECT $9::bigint, 'notification_settings.update', 'user',"
          "  $1::bigint::text, $10::jsonb FROM u)"
          " SELECT " SETTINGS_COLUMNS("s.telegram_id") " FROM u AS s",
-         10},
+         12},
     /* The MVP channel (seed 001): a due notification is delivered by being stored. $1 batch. */
     [STMT_DELIVER_STORE] =
         {"notification_deliver_store",
@@ -174,5 +184,58 @@ const ls_pg_stmt_t notification_statements[STMT_COUNT] = {
                      " INSERT INTO notification_logs (notification_id, attempt, channel, status, http_status,"
                      "  error) VALUES ($1::uuid, $2::int, 'telegram', 'failed', $3::int, $4::text)",
                      4},
+    /*
+     * The reminder sweep's step: $1 one page of calendar-service's GET /lessons/upcoming, as it came.
+     * For the teacher and each participant of each lesson not yet started whose reminder time
+     * (starts_at minus their lesson_reminder_minutes) has come, and who neither turned reminders off
+     * nor disabled the type: one lesson_reminders row and its notification (rendered like
+     * STMT_CREATE's: their language, else English; quiet hours set deliver_after) and audit row.
+     * ON CONFLICT DO NOTHING makes it once per (lesson, starts_at, person) across replicas, rounds
+     * and restarts: a concurrent insert of the same key waits for the other and then does nothing.
+     * Answers how many it created and the page's "next".
+     */
+    // clang-format off
+    [STMT_REMINDERS] =
+        {"notification_reminders",
+         "WITH page AS (SELECT $1::jsonb AS b),"
+         " l AS (SELECT x.* FROM page, jsonb_to_recordset(page.b -> 'lessons') AS x(id uuid,"
+         "  starts_at timestamptz, teacher_telegram_id bigint, participants jsonb, topic text,"
+         "  group_id uuid, group_title text, duration_minutes int)"
+         "  WHERE x.starts_at > now()),"
+         " p AS (SELECT l.*, r.rcpt FROM l, LATERAL (SELECT l.teacher_telegram_id AS rcpt"
+         "  UNION SELECT e.v::bigint FROM jsonb_array_elements_text(l.participants) AS e(v)) AS r),"
+         " d AS (SELECT p.id AS lesson_id, p.starts_at, p.rcpt, t.language_code, t.title_template,"
+         "  t.body_template, COALESCE(notification_quiet_end(s.quiet_from, s.quiet_to, s.timezone, now()),"
+         "   now()) AS deliver_after,"
+         "  jsonb_strip_nulls(jsonb_build_object('lesson_id', p.id, 'topic', p.topic, 'starts_at',"
+         "   to_char(p.starts_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),"
+         "   'duration_minutes', p.duration_minutes, 'group_id', p.group_id, 'group_title', p.group_title,"
+         "   'minutes', m.minutes)) AS params"
+         "  FROM p LEFT JOIN user_notification_settings s ON s.telegram_id = p.rcpt,"
+         "  LATERAL (SELECT " REMINDER_MINUTES_OF_S " AS minutes) AS m,"
+         "  LATERAL (SELECT tp.language_code, tp.title_template, tp.body_template"
+         "   FROM notification_templates tp WHERE tp.type = 'lesson_reminder'"
+         "   AND tp.language_code IN (COALESCE(s.language_code, 'en'), 'en')"
+         "   ORDER BY tp.language_code = COALESCE(s.language_code, 'en') DESC LIMIT 1) AS t"
+         "  WHERE m.minutes IS NOT NULL"
+         "  AND NOT COALESCE('lesson_reminder' = ANY(s.disabled_types), false)"
+         "  AND p.starts_at - make_interval(mins => m.minutes) <= now()),"
+         " r AS (INSERT INTO lesson_reminders AS lr (lesson_id, starts_at, telegram_id, notification_id)"
+         "  SELECT lesson_id, starts_at, rcpt, gen_random_uuid() FROM d"
+         "  ON CONFLICT DO NOTHING RETURNING lr.*),"
+         " n AS (INSERT INTO notifications (id, recipient_telegram_id, type, title, body, params,"
+         "   language_code, deliver_after)"
+         "  SELECT r.notification_id, r.telegram_id, 'lesson_reminder',"
+         "   notification_render(d.title_template, d.params), notification_render(d.body_template, d.params),"
+         "   d.params, d.language_code, d.deliver_after"
+         "  FROM r JOIN d ON d.lesson_id = r.lesson_id AND d.starts_at = r.starts_at"
+         "   AND d.rcpt = r.telegram_id"
+         "  RETURNING id, recipient_telegram_id, params),"
+         " a AS (" LS_AUDIT_INSERT "SELECT NULL, 'notification.create', 'notification', n.id::text,"
+         "  jsonb_build_object('recipient_telegram_id', n.recipient_telegram_id,"
+         "   'type', 'lesson_reminder', 'params', n.params) FROM n)"
+         " SELECT (SELECT count(*) FROM n) AS created, (SELECT b ->> 'next' FROM page) AS next",
+         1},
+    // clang-format on
     [STMT_IDEM] = LS_IDEM_STMTS,
 };

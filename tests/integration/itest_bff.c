@@ -844,8 +844,22 @@ Test(bff, lessons_are_created_changed_and_refused_through_the_bff)
     cr_expect_eq(resp.status, 201, "%.300s", resp.body);
     lst_resp_free(&resp);
 
-    /* Attendance: the teacher marks a participant; others and non-participants are refused. */
+    /* Attendance opens at the lesson's start: the group's lesson, two days ahead, is refused (409
+     * passed through); one that started ten minutes ago takes it. The teacher marks a participant;
+     * others and non-participants are refused. */
     snprintf(path, sizeof(path), "/api/lessons/%s/attendance/%d", s.group_lesson, STUDENT_ID);
+    api(&resp, TEACHER_ID, "PUT", path, "{\"status\":\"present\"}");
+    expect_problem(&resp, 409, "not started");
+    lst_resp_free(&resp);
+    time_t started = time(NULL) - 600;
+    struct tm started_tm;
+    strftime(at, sizeof(at), "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&started, &started_tm));
+    create_lesson(&resp, TEACHER_ID, NULL, STR(STUDENT_ID), at, 30, "Started");
+    cr_assert_eq(resp.status, 201, "%.300s", resp.body);
+    char started_lesson[64];
+    snprintf(started_lesson, sizeof(started_lesson), "%s", str_field(resp.json, "id"));
+    lst_resp_free(&resp);
+    snprintf(path, sizeof(path), "/api/lessons/%s/attendance/%d", started_lesson, STUDENT_ID);
     api(&resp, TEACHER_ID, "PUT", path, "{\"status\":\"present\"}");
     cr_expect_eq(resp.status, 200, "%.300s", resp.body);
     cr_expect_str_eq(str_field(resp.json, "status"), "present");
@@ -856,11 +870,11 @@ Test(bff, lessons_are_created_changed_and_refused_through_the_bff)
     api(&resp, TEACHER_ID, "PUT", path, "{\"status\":\"asleep\"}");
     expect_problem(&resp, 400, NULL);
     lst_resp_free(&resp);
-    snprintf(path, sizeof(path), "/api/lessons/%s/attendance/%d", s.group_lesson, STRANGER_ID);
+    snprintf(path, sizeof(path), "/api/lessons/%s/attendance/%d", started_lesson, STRANGER_ID);
     api(&resp, TEACHER_ID, "PUT", path, "{\"status\":\"absent\"}");
     expect_problem(&resp, 404, NULL);
     lst_resp_free(&resp);
-    snprintf(path, sizeof(path), "/api/lessons/%s", s.group_lesson);
+    snprintf(path, sizeof(path), "/api/lessons/%s", started_lesson);
     api(&resp, STUDENT_ID, "GET", path, NULL);
     cr_expect_eq(resp.status, 200, "%.300s", resp.body);
     cr_expect(strstr(resp.body, "present") != NULL, "attendance not in the lesson: %.400s", resp.body);

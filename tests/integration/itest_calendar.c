@@ -43,7 +43,7 @@ static char *token;
 
 static void spawn(int which)
 {
-    char *env_db, *env_token, *env_listen, *urls[4];
+    char *env_db, *env_token, *env_listen, *urls[5];
     asprintf(&env_db, "DATABASE_URL=%s", conninfos[which]);
     asprintf(&env_token, "INTERNAL_TOKEN=%s", token);
     asprintf(&env_listen, "LISTEN=127.0.0.1:%d", ports[which]);
@@ -51,6 +51,7 @@ static void spawn(int which)
     asprintf(&urls[1], "STUDENTS_URL=http://127.0.0.1:%d", ports[D_STUDENTS]);
     asprintf(&urls[2], "GROUPS_URL=http://127.0.0.1:%d", ports[D_GROUPS]);
     asprintf(&urls[3], "NOTIFICATION_URL=http://127.0.0.1:%d", ports[D_NOTIFICATION]);
+    asprintf(&urls[4], "CALENDAR_URL=http://127.0.0.1:%d", ports[D_CALENDAR]); /* the reminders */
     const char *env[] = {env_db,
                          env_token,
                          env_listen,
@@ -58,6 +59,7 @@ static void spawn(int which)
                          urls[1],
                          urls[2],
                          urls[3],
+                         urls[4],
                          "THREADS=2",
                          "LOG_LEVEL=debug",
                          "OUTBOX_POLL_MS=200",
@@ -67,7 +69,7 @@ static void spawn(int which)
     free(env_db);
     free(env_token);
     free(env_listen);
-    for (int i = 0; i < 4; i++)
+    for (int i = 0; i < 5; i++)
         free(urls[i]);
 }
 
@@ -167,6 +169,15 @@ static void sleep_ms(int ms)
 {
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
     nanosleep(&ts, NULL);
+}
+
+/* Now plus `seconds` as RFC 3339 UTC, whole seconds. */
+static void time_in(char out[32], long seconds)
+{
+    time_t t = time(NULL) + seconds;
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
 static void make_teacher(const char *id)
@@ -748,7 +759,10 @@ Test(calendar, attendance_is_marked_by_the_teacher_only_for_participants)
     make_teacher(TEACHER);
     make_student(7);
     make_student(8);
-    char *id = lesson_at("2030-03-04T10:00:00Z", "7, 8");
+    /* Started ten minutes ago: attendance is open from the start. */
+    char started[32];
+    time_in(started, -600);
+    char *id = lesson_at(started, "7, 8");
     char path[160];
     lst_resp_t resp;
 
@@ -781,6 +795,142 @@ Test(calendar, attendance_is_marked_by_the_teacher_only_for_participants)
     cr_expect_eq(sql_count(D_CALENDAR, "SELECT count(*) FROM audit_log WHERE action = 'lesson.attendance'"),
                  2);
     free(id);
+}
+
+Test(calendar, attendance_is_open_from_the_start_until_the_window_after_the_end)
+{
+    make_teacher(TEACHER);
+    make_student(7);
+    char at[32], path[160];
+    /* Before its start: 409. */
+    time_in(at, 3600);
+    char *future = lesson_at(at, "7");
+    snprintf(path, sizeof(path), "/lessons/%s/attendance/7", future);
+    expect_call_problem("PUT", path, "{\"status\":\"present\"}", TEACHER, 409, "has not started yet");
+    /* Ended 49 hours ago, past ATTENDANCE_WINDOW_H (48 by default): 409, also for an admin. */
+    time_in(at, -50 * 3600);
+    char *old = lesson_at(at, "7");
+    snprintf(path, sizeof(path), "/lessons/%s/attendance/7", old);
+    expect_call_problem("PUT", path, "{\"status\":\"present\"}", TEACHER, 409,
+                        "until 48 hours after its end");
+    lst_resp_t resp;
+    call_as(&resp, D_CALENDAR, "PUT", path, "{\"status\":\"present\"}", ADMIN, "admin");
+    lst_expect_problem(&resp, 409, "48 hours");
+    lst_resp_free(&resp);
+    /* Ended 47 hours ago: still open. */
+    time_in(at, -48 * 3600);
+    char *recent = lesson_at(at, "7");
+    snprintf(path, sizeof(path), "/lessons/%s/attendance/7", recent);
+    call(&resp, "PUT", path, "{\"status\":\"absent\"}", TEACHER);
+    cr_expect_eq(resp.status, 200, "%d %.300s", resp.status, resp.body);
+    lst_resp_free(&resp);
+    /* Refusals write nothing. */
+    cr_expect_eq(sql_count(D_CALENDAR, "SELECT count(*) FROM lesson_attendance"), 1);
+    cr_expect_eq(sql_count(D_CALENDAR, "SELECT count(*) FROM audit_log WHERE action = 'lesson.attendance'"),
+                 1);
+    free(future);
+    free(old);
+    free(recent);
+}
+
+/* GET /lessons/upcoming?… : the ids of the page's lessons, in order, into ids (n at most), the "next"
+ * cursor (malloc'ed, NULL when null) into *next; returns the number of lessons. */
+static size_t upcoming(const char *query, char ids[][40], size_t n, char **next, json_object **first)
+{
+    char path[512];
+    snprintf(path, sizeof(path), "/lessons/upcoming?%s", query);
+    lst_resp_t resp;
+    call(&resp, "GET", path, NULL, NULL);
+    cr_assert_eq(resp.status, 200, "%s: %d %.300s", path, resp.status, resp.body);
+    json_object *lessons = lst_field(resp.json, "lessons");
+    size_t got = json_object_array_length(lessons);
+    for (size_t i = 0; i < got && i < n; i++)
+        snprintf(ids[i], 40, "%s", lst_str_field(json_object_array_get_idx(lessons, i), "id"));
+    const char *cursor = lst_str_field(resp.json, "next");
+    *next = cursor != NULL ? strdup(cursor) : NULL;
+    cr_expect(cursor != NULL || json_object_is_type(lst_field(resp.json, "next"), json_type_null), "%.300s",
+              resp.body);
+    if (first != NULL)
+        *first = got > 0 ? json_object_get(json_object_array_get_idx(lessons, 0)) : NULL;
+    lst_resp_free(&resp);
+    return got;
+}
+
+Test(calendar, upcoming_lessons_are_scheduled_ones_in_start_order_with_participants_by_cursor)
+{
+    make_teacher(TEACHER);
+    make_teacher(TEACHER_2);
+    make_student(7);
+    make_student(8);
+    /* Two at the same time (ordered by id), one a day later, one cancelled, one past `to`. */
+    char *a = lesson_at("2030-04-01T10:00:00Z", "7, 8"), *b;
+    cr_assert_eq(create_lesson(TEACHER_2,
+                               "{\"teacher_telegram_id\":" TEACHER_2 ",\"student_telegram_ids\":[7],"
+                               "\"starts_at\":\"2030-04-01T10:00:00Z\",\"duration_minutes\":60}",
+                               &b),
+                 201);
+    char *c = lesson_at("2030-04-02T10:00:00Z", "");
+    char *cancelled = lesson_at("2030-04-02T12:00:00Z", "8");
+    char *late = lesson_at("2030-04-04T10:00:00Z", "8");
+    char path[160];
+    lst_resp_t resp;
+    snprintf(path, sizeof(path), "/lessons/%s/cancel", cancelled);
+    call(&resp, "POST", path, NULL, TEACHER);
+    cr_assert_eq(resp.status, 200);
+    lst_resp_free(&resp);
+
+    const char *first_two[] = {strcmp(a, b) < 0 ? a : b, strcmp(a, b) < 0 ? b : a};
+    char ids[4][40], *next, query[300];
+    json_object *first;
+    const char *window = "from=2030-04-01T00:00:00Z&to=2030-04-04T00:00:00Z";
+    snprintf(query, sizeof(query), "%s&limit=2", window);
+    cr_assert_eq(upcoming(query, ids, 4, &next, &first), 2);
+    cr_expect_str_eq(ids[0], first_two[0]);
+    cr_expect_str_eq(ids[1], first_two[1]);
+    cr_assert_not_null(next, "a full page has a next cursor");
+    /* What a reminder needs: teacher, time, version, topic and the participants. */
+    cr_expect_str_eq(lst_str_field(first, "starts_at"), "2030-04-01T10:00:00Z");
+    cr_expect_eq(json_object_get_int(lst_field(first, "version")), 1);
+    cr_expect_str_eq(lst_str_field(first, "topic"), first_two[0] == a ? "Past simple" : "");
+    json_object *participants = lst_field(first, "participants");
+    cr_expect_eq(json_object_array_length(participants), first_two[0] == a ? 2 : 1);
+    cr_expect_eq(int_at(participants, 0), 7);
+    cr_expect_eq(json_object_get_int64(lst_field(first, "teacher_telegram_id")),
+                 first_two[0] == a ? 500 : 501);
+    json_object_put(first);
+
+    /* The rest, from the cursor: the cancelled lesson and the one past `to` are not listed. */
+    snprintf(query, sizeof(query), "%s&limit=2&after=%s", window, next);
+    free(next);
+    cr_assert_eq(upcoming(query, ids, 4, &next, NULL), 1);
+    cr_expect_str_eq(ids[0], c);
+    cr_expect_null(next, "a short page is the last");
+    /* A lesson moved behind the cursor is read at its new time, with its new version. */
+    snprintf(path, sizeof(path), "/lessons/%s/reschedule", late);
+    call(&resp, "POST", path, "{\"starts_at\":\"2030-04-03T10:00:00Z\"}", TEACHER);
+    cr_assert_eq(resp.status, 200, "%d %.300s", resp.status, resp.body);
+    lst_resp_free(&resp);
+    snprintf(query, sizeof(query), "%s&after=2030-04-02T10:00:00Z,%s", window, c);
+    cr_assert_eq(upcoming(query, ids, 4, &next, &first), 1);
+    cr_expect_str_eq(ids[0], late);
+    cr_expect_eq(json_object_get_int(lst_field(first, "version")), 2);
+    json_object_put(first);
+    free(next);
+
+    /* from defaults to now: every lesson here is ahead, and the default page holds them all. */
+    cr_expect_eq(upcoming("to=2030-04-03T00:00:00Z", ids, 4, &next, NULL), 3);
+    free(next);
+
+    expect_call_problem("GET", "/lessons/upcoming?after=nonsense", NULL, NULL, 400, "after");
+    expect_call_problem("GET", "/lessons/upcoming?after=2030-04-02T10:00:00Z", NULL, NULL, 400, "after");
+    expect_call_problem("GET", "/lessons/upcoming?limit=0", NULL, NULL, 400, "limit");
+    expect_call_problem("GET", "/lessons/upcoming?limit=101", NULL, NULL, 400, "limit");
+    expect_call_problem("GET", "/lessons/upcoming?from=tomorrow", NULL, NULL, 400, "from");
+    free(a);
+    free(b);
+    free(c);
+    free(cancelled);
+    free(late);
 }
 
 /* ======================================================================== reads */

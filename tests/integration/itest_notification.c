@@ -97,10 +97,14 @@ TestSuite(notification, .init = setup, .fini = teardown, .timeout = 120);
 /* Starts the daemon; with telegram, pointed at the fake Bot API. extra: one more "NAME=value" or NULL. */
 static void start(int telegram, const char *extra)
 {
-    char *url = NULL, *bt = NULL;
-    const char *env[6];
+    char *url = NULL, *bt = NULL, *calendar = NULL;
+    const char *env[7];
     size_t n = 0;
     env[n++] = "NOTIFY_POLL_MS=100";
+    /* The reminder sweep asks "calendar-service" here, the fake, which knows no such route (404):
+     * no reminders, and nothing outside the test is called. */
+    asprintf(&calendar, "CALENDAR_URL=%s", lst_upstream_url(fake));
+    env[n++] = calendar;
     if (telegram) {
         asprintf(&url, "TELEGRAM_API_URL=%s", lst_upstream_url(fake));
         asprintf(&bt, "BOT_TOKEN=%s", bot_token);
@@ -113,6 +117,7 @@ static void start(int telegram, const char *extra)
     lst_service_start(&svc, DAEMON, "notification", env);
     free(url);
     free(bt);
+    free(calendar);
 }
 
 /* ---- helpers ---- */
@@ -543,6 +548,58 @@ Test(notification, settings_round_trip_and_validation)
                 "{\"timezone\":\"UTC\"}", "999", "admin");
     cr_expect_eq(resp.status, 200, "%.300s", resp.body);
     lst_resp_free(&resp);
+}
+
+Test(notification, lesson_reminder_minutes_defaults_to_an_hour_changes_turns_off_and_is_bounded)
+{
+    start(0, NULL);
+    lst_resp_t resp;
+    call(&resp, "GET", "/users/503/notification_settings", NULL, "503");
+    cr_assert_eq(resp.status, 200, "%.300s", resp.body);
+    cr_expect_eq(json_object_get_int(lst_field(resp.json, "lesson_reminder_minutes")), 60, "%.300s",
+                 resp.body);
+    lst_resp_free(&resp);
+    /* Another field first: the stored row starts with the default too. */
+    call(&resp, "PUT", "/users/503/notification_settings", "{\"timezone\":\"Europe/Moscow\"}", "503");
+    cr_assert_eq(resp.status, 200, "%.300s", resp.body);
+    cr_expect_eq(json_object_get_int(lst_field(resp.json, "lesson_reminder_minutes")), 60, "%.300s",
+                 resp.body);
+    lst_resp_free(&resp);
+    call(&resp, "PUT", "/users/503/notification_settings", "{\"lesson_reminder_minutes\":1440}", "503");
+    cr_assert_eq(resp.status, 200, "%.300s", resp.body);
+    cr_expect_eq(json_object_get_int(lst_field(resp.json, "lesson_reminder_minutes")), 1440);
+    lst_resp_free(&resp);
+    /* Absent keeps it; null turns reminders off (and GET says so); a number turns them on again. */
+    call(&resp, "PUT", "/users/503/notification_settings", "{\"language_code\":\"ru\"}", "503");
+    cr_expect_eq(json_object_get_int(lst_field(resp.json, "lesson_reminder_minutes")), 1440);
+    lst_resp_free(&resp);
+    call(&resp, "PUT", "/users/503/notification_settings", "{\"lesson_reminder_minutes\":null}", "503");
+    cr_assert_eq(resp.status, 200, "%.300s", resp.body);
+    lst_resp_free(&resp);
+    call(&resp, "GET", "/users/503/notification_settings", NULL, "503");
+    cr_expect(json_object_object_get_ex(resp.json, "lesson_reminder_minutes", NULL) &&
+                  lst_field(resp.json, "lesson_reminder_minutes") == NULL,
+              "%.300s", resp.body);
+    cr_expect_str_eq(lst_str_field(resp.json, "timezone"), "Europe/Moscow");
+    lst_resp_free(&resp);
+    call(&resp, "PUT", "/users/503/notification_settings", "{\"lesson_reminder_minutes\":5}", "503");
+    cr_expect_eq(json_object_get_int(lst_field(resp.json, "lesson_reminder_minutes")), 5);
+    lst_resp_free(&resp);
+
+    static const char *const bad[] = {
+        "{\"lesson_reminder_minutes\":4}",      "{\"lesson_reminder_minutes\":1441}",
+        "{\"lesson_reminder_minutes\":0}",      "{\"lesson_reminder_minutes\":-60}",
+        "{\"lesson_reminder_minutes\":\"60\"}", "{\"lesson_reminder_minutes\":60.5}",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        expect_refused("PUT", "/users/503/notification_settings", bad[i], "503", 400,
+                       "lesson_reminder_minutes");
+    call(&resp, "GET", "/users/503/notification_settings", NULL, "503");
+    cr_expect_eq(json_object_get_int(lst_field(resp.json, "lesson_reminder_minutes")), 5);
+    lst_resp_free(&resp);
+    cr_expect_eq(sql_int("SELECT count(*) FROM audit_log WHERE action = 'notification_settings.update'"
+                         " AND entity_id = '503' AND changes ? 'lesson_reminder_minutes'"),
+                 3);
 }
 
 /* ---- listing and reading ---- */

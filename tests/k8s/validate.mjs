@@ -21,7 +21,7 @@ export const DAEMONS = {
   teachers: { port: 8082, image: "ls/teachers-service:0.1.0", callers: ["bff", "calendar"] },
   students: { port: 8083, image: "ls/students-service:0.1.0", callers: ["bff", "groups", "calendar"] },
   groups: { port: 8084, image: "ls/groups-service:0.1.0", callers: ["bff", "calendar"] },
-  calendar: { port: 8085, image: "ls/calendar-service:0.1.0", callers: ["bff"] },
+  calendar: { port: 8085, image: "ls/calendar-service:0.1.0", callers: ["bff", "notification"] },
   notification: { port: 8086, image: "ls/notification-service:0.1.0", callers: ["bff", "auth", "calendar"],
                   secrets: ["INTERNAL_TOKEN", "BOT_TOKEN"] },
 };
