@@ -56,6 +56,8 @@ static const ls_route_t view_routes[] = {
     LS_ROUTE("GET", "/api/user/profile/{telegram_id:id}", bff_profile, 0),
     LS_ROUTE("GET", "/api/groups/{group_id:uuid}", bff_group_view, 0),
     LS_ROUTE("GET", "/api/schedule/{telegram_id:id}", bff_schedule, 0),
+    LS_ROUTE("GET", "/api/catalogue/groups", bff_catalogue_groups, 0),
+    LS_ROUTE("GET", "/api/catalogue/teachers", bff_catalogue_teachers, 0),
 };
 
 #define NVIEW_ROUTES (sizeof(view_routes) / sizeof(view_routes[0]))
