@@ -338,6 +338,49 @@ Test(catalogue, groups_and_teachers_page_by_limit_and_offset)
     lst_resp_free(&resp);
 }
 
+/* groups-service reads the newest 1000 groups first and asks the trigram index only when they hold
+ * too few matches (services/groups/statements.c): the answers are the same on both sides of that. */
+Test(catalogue, search_finds_the_same_beyond_the_newest_thousand_groups)
+{
+    user(ANNA, "{\"first_name\":\"Anna\"}");
+    char *done = lst_pg_admin_exec(
+        st.services[LST_GROUPS].dbname,
+        "INSERT INTO groups (teacher_telegram_id, title, description, language_code, "
+        "level, capacity, created_at)"
+        " SELECT 8101, 'Filler ' || n, '', 'en', 'B1'::cefr_level, 5, now() - make_interval(secs => n)"
+        " FROM generate_series(1, 1005) AS n"
+        " UNION ALL SELECT 8101, 'Old group ' || n, 'Ancient calligraphy', 'de', 'A2'::cefr_level, 5,"
+        "  now() - make_interval(days => 400 + n) FROM generate_series(1, 3) AS n"
+        " RETURNING 1");
+    free(done);
+
+    /* Older than the newest thousand: found through the index. */
+    expect_list("/api/catalogue/groups?q=CALLIGRAPHY", "groups", "title",
+                "Old group 1|Old group 2|Old group 3");
+    expect_list("/api/catalogue/groups?q=calligraphy&language=de&level=A2&limit=2", "groups", "title",
+                "Old group 1|Old group 2");
+    /* A page among the newest, and pages past them. */
+    const char *pages[][3] = {
+        {"/api/catalogue/groups?q=filler&limit=3", "Filler 1|Filler 2|Filler 3", "3"},
+        {"/api/catalogue/groups?q=filler&limit=3&offset=998", "Filler 999|Filler 1000|Filler 1001", "1001"},
+        {"/api/catalogue/groups?q=filler&limit=5&offset=1001",
+         "Filler 1002|Filler 1003|Filler 1004|Filler 1005", "null"},
+        {"/api/catalogue/groups?q=filler&language=en&level=B1&limit=2&offset=1003", "Filler 1004|Filler 1005",
+         "null"},
+    };
+    for (size_t i = 0; i < sizeof(pages) / sizeof(pages[0]); i++) {
+        lst_resp_t resp = {0};
+        char got[512];
+        get_ok(&resp, pages[i][0]);
+        cr_expect_str_eq(column(field(resp.json, "groups"), "title", got, sizeof(got)), pages[i][1], "%s",
+                         pages[i][0]);
+        json_object *next = field(resp.json, "next_offset");
+        cr_expect_str_eq(next != NULL ? json_object_get_string(next) : "null", pages[i][2], "%s",
+                         pages[i][0]);
+        lst_resp_free(&resp);
+    }
+}
+
 Test(catalogue, teachers_by_language_and_level_with_names)
 {
     const char *g1;
