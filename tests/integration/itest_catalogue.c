@@ -195,6 +195,23 @@ static void expect_list(const char *path, const char *list_key, const char *key,
     lst_resp_free(&resp);
 }
 
+/* Each page {path, its titles joined by '|', its next_offset as text ("null": none)}. */
+static void expect_pages(const char *const pages[][3], size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        lst_resp_t resp = {0};
+        char got[512];
+        get_ok(&resp, pages[i][0]);
+        cr_expect_str_eq(column(field(resp.json, "groups"), "title", got, sizeof(got)), pages[i][1], "%s",
+                         pages[i][0]);
+        json_object *next = field(resp.json, "next_offset");
+        cr_expect(json_object_object_get_ex(resp.json, "next_offset", NULL), "%.300s", resp.body);
+        cr_expect_str_eq(next != NULL ? json_object_get_string(next) : "null", pages[i][2], "%s",
+                         pages[i][0]);
+        lst_resp_free(&resp);
+    }
+}
+
 static json_object *find(json_object *list, const char *key, const char *value)
 {
     for (long i = 0; i < length(list); i++)
@@ -297,7 +314,7 @@ Test(catalogue, groups_and_teachers_page_by_limit_and_offset)
     group(ANNA, "Something else", "", "en", "B1", 4, 0);
 
     /* Newest first, two at a time; the last page says there is no next one. */
-    const char *pages[][3] = {
+    static const char *const pages[][3] = {
         {"/api/catalogue/groups?q=paging&limit=2", "Paging group 5|Paging group 4", "2"},
         {"/api/catalogue/groups?q=paging&limit=2&offset=2", "Paging group 3|Paging group 2", "4"},
         {"/api/catalogue/groups?q=paging&limit=2&offset=4", "Paging group 1", "null"},
@@ -308,18 +325,7 @@ Test(catalogue, groups_and_teachers_page_by_limit_and_offset)
         {"/api/catalogue/groups?q=paging&offset=5", "", "null"},
         {"/api/catalogue/groups?q=paging&offset=100000", "", "null"},
     };
-    for (size_t i = 0; i < sizeof(pages) / sizeof(pages[0]); i++) {
-        lst_resp_t resp = {0};
-        char got[512];
-        get_ok(&resp, pages[i][0]);
-        cr_expect_str_eq(column(field(resp.json, "groups"), "title", got, sizeof(got)), pages[i][1], "%s",
-                         pages[i][0]);
-        json_object *next = field(resp.json, "next_offset");
-        cr_expect_str_eq(next != NULL ? json_object_get_string(next) : "null", pages[i][2], "%s",
-                         pages[i][0]);
-        cr_expect(json_object_object_get_ex(resp.json, "next_offset", NULL));
-        lst_resp_free(&resp);
-    }
+    expect_pages(pages, sizeof(pages) / sizeof(pages[0]));
 
     /* The teachers of English, one a page, by telegram id. */
     teacher(ANNA, "{}", "en", "C2");
@@ -360,7 +366,7 @@ Test(catalogue, search_finds_the_same_beyond_the_newest_thousand_groups)
     expect_list("/api/catalogue/groups?q=calligraphy&language=de&level=A2&limit=2", "groups", "title",
                 "Old group 1|Old group 2");
     /* A page among the newest, and pages past them. */
-    const char *pages[][3] = {
+    static const char *const pages[][3] = {
         {"/api/catalogue/groups?q=filler&limit=3", "Filler 1|Filler 2|Filler 3", "3"},
         {"/api/catalogue/groups?q=filler&limit=3&offset=998", "Filler 999|Filler 1000|Filler 1001", "1001"},
         {"/api/catalogue/groups?q=filler&limit=5&offset=1001",
@@ -368,17 +374,7 @@ Test(catalogue, search_finds_the_same_beyond_the_newest_thousand_groups)
         {"/api/catalogue/groups?q=filler&language=en&level=B1&limit=2&offset=1003", "Filler 1004|Filler 1005",
          "null"},
     };
-    for (size_t i = 0; i < sizeof(pages) / sizeof(pages[0]); i++) {
-        lst_resp_t resp = {0};
-        char got[512];
-        get_ok(&resp, pages[i][0]);
-        cr_expect_str_eq(column(field(resp.json, "groups"), "title", got, sizeof(got)), pages[i][1], "%s",
-                         pages[i][0]);
-        json_object *next = field(resp.json, "next_offset");
-        cr_expect_str_eq(next != NULL ? json_object_get_string(next) : "null", pages[i][2], "%s",
-                         pages[i][0]);
-        lst_resp_free(&resp);
-    }
+    expect_pages(pages, sizeof(pages) / sizeof(pages[0]));
 }
 
 Test(catalogue, teachers_by_language_and_level_with_names)
