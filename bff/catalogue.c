@@ -54,7 +54,7 @@ typedef struct {
 
 static const char *const name_keys[] = {"first_name", "last_name", "username", "photo_url"};
 
-/* The object of list whose member key is id, or NULL. */
+/* The object of list whose "telegram_id" is id, or NULL. */
 static json_object *by_telegram_id(json_object *list, int64_t id)
 {
     for (size_t i = 0; list != NULL && i < json_object_array_length(list); i++)
