@@ -9,10 +9,11 @@
  * The files: main.c (settings, route table, start-up), authenticate.c (the caller, from initData,
  * and the rate limits), ratelimit.c (token buckets, the client's address), tma.c (initData's
  * signature), upstream.c (breakers, limits, fan-out), json_scan.c (reading the services' answers as
- * text), view.c (what every view uses), the views profile.c, group_view.c and schedule.c, signin.c,
- * proxy.c (writes and passed-on reads), webhook.c (the bot's webhook, the one public route outside
- * /api/ that authenticates Telegram by a secret instead), static.c (the Mini App's files under
- * /app/, static.h), tma_sign.c (the tma-sign tool).
+ * text), view.c (what every view uses), the views profile.c, group_view.c and schedule.c, the
+ * catalogue (catalogue.c: searching groups and teachers), signin.c, proxy.c (writes and passed-on
+ * reads), webhook.c (the bot's webhook, the one public route outside /api/ that authenticates
+ * Telegram by a secret instead), static.c (the Mini App's files under /app/, static.h), tma_sign.c
+ * (the tma-sign tool).
  */
 #ifndef BFF_H
 #define BFF_H
@@ -171,6 +172,8 @@ void bff_signin(ls_req_t *r);
 void bff_profile(ls_req_t *r);
 void bff_group_view(ls_req_t *r);
 void bff_schedule(ls_req_t *r);
+void bff_catalogue_groups(ls_req_t *r);   /* catalogue.c */
+void bff_catalogue_teachers(ls_req_t *r); /* catalogue.c */
 void bff_proxy(ls_req_t *r);
 
 /*

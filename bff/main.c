@@ -70,6 +70,8 @@ static const ls_route_t view_routes[] = {
     LS_ROUTE("GET", "/api/user/profile/{telegram_id:id}", bff_profile, 0),
     LS_ROUTE("GET", "/api/groups/{group_id:uuid}", bff_group_view, 0),
     LS_ROUTE("GET", "/api/schedule/{telegram_id:id}", bff_schedule, 0),
+    LS_ROUTE("GET", "/api/catalogue/groups", bff_catalogue_groups, 0),
+    LS_ROUTE("GET", "/api/catalogue/teachers", bff_catalogue_teachers, 0),
     /* Telegram's calls: no tma hook; the handler checks the webhook's secret itself. */
     LS_ROUTE("POST", "/telegram/webhook", bff_webhook, LS_ROUTE_PUBLIC),
 };

@@ -116,7 +116,13 @@ typedef enum {
     LS_NT_STORED,
     LS_NT_NOUTCOMES
 } ls_metrics_notify_outcome_t;
-typedef enum { LS_VIEW_PROFILE, LS_VIEW_GROUP, LS_VIEW_SCHEDULE, LS_VIEW_COUNT } ls_metrics_view_t;
+typedef enum {
+    LS_VIEW_PROFILE,
+    LS_VIEW_GROUP,
+    LS_VIEW_SCHEDULE,
+    LS_VIEW_CATALOGUE,
+    LS_VIEW_COUNT
+} ls_metrics_view_t;
 /* Which of the BFF's rate limits refused a request: its client address's or its person's. */
 typedef enum { LS_RL_ADDR, LS_RL_USER, LS_RL_NSCOPES } ls_metrics_rate_scope_t;
 typedef enum {

@@ -14,6 +14,17 @@
 #define PROGRESS_JOIN " LEFT JOIN group_progress p ON p.group_id = g.id"
 #define NEWEST_FIRST  " ORDER BY g.created_at DESC, g.id DESC"
 
+/* The search: q's ILIKE pattern ($1) in the title or the description, and the language and level
+ * filters ($2, $3; each NULL: none) of a groups row. SEARCH_NEWEST: the newest active groups of that
+ * language and level that group_search_q reads before it asks the trigram index. */
+#define SEARCH_TEXT "(title ILIKE $1 OR description ILIKE $1)"
+#define SEARCH_FILTERS                                                                                       \
+    "($2::text IS NULL OR language_code = $2::text) AND ($3::cefr_level IS NULL OR level = $3::cefr_level)"
+#define SEARCH_NEWEST                                                                                        \
+    "SELECT id, created_at, title, description FROM groups WHERE status = 'active' AND " SEARCH_FILTERS      \
+    " ORDER BY created_at DESC, id DESC LIMIT 1000"
+#define HEAD_COUNT "(SELECT count(*) FROM head)"
+
 #define INVITE_COLS                                                                                          \
     "i.id, i.group_id, i.code, i.created_by, i.expires_at, i.max_uses, i.uses, i.revoked_at, i.created_at"
 
@@ -65,8 +76,8 @@ const ls_pg_stmt_t groups_statements[STMT_COUNT] = {
          "  UNION SELECT group_id FROM group_members WHERE student_telegram_id = $1::bigint)" NEWEST_FIRST
          " LIMIT $2::int OFFSET $3::int",
          3},
-    /* Two search statements, so that the one with a text filter is always planned around the
-     * trigram index rather than a generic plan for "q may be NULL". */
+    /* Two search statements: every session plans generically (pg.h), and "q may be NULL" would be one
+     * more thing that one plan cannot know. */
     /* $1 language or NULL, $2 level or NULL, $3 limit, $4 offset */
     [STMT_GROUP_SEARCH] = {"group_search",
                            "SELECT " GROUP_COLS " FROM groups g" PROGRESS_JOIN
@@ -74,13 +85,28 @@ const ls_pg_stmt_t groups_statements[STMT_COUNT] = {
                            " AND ($2::cefr_level IS NULL OR g.level = $2::cefr_level)" NEWEST_FIRST
                            " LIMIT $3::int OFFSET $4::int",
                            4},
-    /* $1 ILIKE pattern, $2 language or NULL, $3 level or NULL, $4 limit, $5 offset */
+    /*
+     * $1 ILIKE pattern, $2 language or NULL, $3 level or NULL, $4 limit, $5 offset.
+     * A generic plan cannot choose by how common the text is, so this one does both: `head` reads the
+     * newest 1000 active groups of that language and level in order (SEARCH_NEWEST,
+     * groups_active_recent_idx) and keeps the matches — a common text fills the page there —, and
+     * only when they are fewer than offset + limit does the trigram index (groups_search_trgm_idx)
+     * find every match (a rare text); a one-time filter skips the branch not taken. The page is cut
+     * from the matches in order either way (and only its rows are read whole), so the answer is the
+     * same: when head holds offset + limit matches, no older group is among the first.
+     */
     [STMT_GROUP_SEARCH_Q] = {"group_search_q",
-                             "SELECT " GROUP_COLS " FROM groups g" PROGRESS_JOIN
-                             " WHERE g.status = 'active' AND (g.title ILIKE $1 OR g.description ILIKE $1)"
-                             " AND ($2::text IS NULL OR g.language_code = $2::text)"
-                             " AND ($3::cefr_level IS NULL OR g.level = $3::cefr_level)" NEWEST_FIRST
-                             " LIMIT $4::int OFFSET $5::int",
+                             "WITH head AS MATERIALIZED (SELECT id, created_at FROM (" SEARCH_NEWEST ") n"
+                             "  WHERE " SEARCH_TEXT "),"
+                             " hits AS (SELECT id, created_at FROM head WHERE " HEAD_COUNT
+                             " >= $4::int + $5::int"
+                             "  UNION ALL SELECT id, created_at FROM groups WHERE " HEAD_COUNT
+                             " < $4::int + $5::int"
+                             "  AND status = 'active' AND " SEARCH_TEXT " AND " SEARCH_FILTERS "),"
+                             " page AS (SELECT id FROM hits ORDER BY created_at DESC, id DESC"
+                             "  LIMIT $4::int OFFSET $5::int)"
+                             " SELECT " GROUP_COLS
+                             " FROM page JOIN groups g ON g.id = page.id" PROGRESS_JOIN NEWEST_FIRST,
                              5},
     [STMT_GROUP_LOCK] = {"group_lock",
                          "SELECT id, teacher_telegram_id, capacity, status, is_free, price FROM groups"

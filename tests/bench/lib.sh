@@ -1,5 +1,5 @@
 # shellcheck shell=bash disable=SC2034
-# Shared by the benchmarks (tests/bench/auth-get, tests/bench/run): tools, an optimised build, a
+# Shared by the benchmarks (tests/bench/auth-get, run, catalogue): tools, an optimised build, a
 # throwaway PostgreSQL cluster tuned for reads, bounded load runs, wrk's output and CPU accounting.
 # Source it after deploy/local/lib.sh; it only defines functions and BENCH_* variables.
 #
