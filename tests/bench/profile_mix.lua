@@ -3,25 +3,26 @@
 -- measurement uses.
 --   BENCH_POOL   the pool file of bff_view.lua (only the telegram ids are used)
 --   BENCH_TOKEN  the services' INTERNAL_TOKEN
---   BENCH_CALL   which call, 1-5 (the order of bff/profile.c):
---                1 auth GET /users/{id}             4 groups GET /groups?person_id={id}&limit=200
---                2 teachers GET /teachers/{id}      5 calendar GET /lessons?telegram_id={id}&from=now&limit=20
---                3 students GET /students/{id}
+--   BENCH_CALL   which call, 1-6 (the order of bff/profile.c):
+--                1 auth GET /users/{id}             4 groups GET /groups?person_id={id}&limit=201
+--                2 teachers GET /teachers/{id}      5 calendar GET /lessons?telegram_id={id}&from=now&limit=21
+--                3 students GET /students/{id}      6 payment GET /users/{id}/payments?limit=21
 -- wrk talks to one address per run, so tests/bench/run runs this once per call against its service
--- and combines the five rates in the proportions of a profile view.
+-- and combines the six rates in the proportions of a profile view.
 
 local pool_file, token = os.getenv("BENCH_POOL"), os.getenv("BENCH_TOKEN")
 local call = tonumber(os.getenv("BENCH_CALL") or "")
-if pool_file == nil or token == nil or call == nil or call < 1 or call > 5 then
-    error("profile_mix.lua: set BENCH_POOL, BENCH_TOKEN and BENCH_CALL (1-5)")
+if pool_file == nil or token == nil or call == nil or call < 1 or call > 6 then
+    error("profile_mix.lua: set BENCH_POOL, BENCH_TOKEN and BENCH_CALL (1-6)")
 end
 
 local paths = {
     function(id, now) return "/users/" .. id end,
     function(id, now) return "/teachers/" .. id end,
     function(id, now) return "/students/" .. id end,
-    function(id, now) return "/groups?person_id=" .. id .. "&limit=200" end,
-    function(id, now) return "/lessons?telegram_id=" .. id .. "&from=" .. now .. "&limit=20" end,
+    function(id, now) return "/groups?person_id=" .. id .. "&limit=201" end,
+    function(id, now) return "/lessons?telegram_id=" .. id .. "&from=" .. now .. "&limit=21" end,
+    function(id, now) return "/users/" .. id .. "/payments?limit=21" end,
 }
 
 -- Each wrk thread has its own Lua state: number them here so that their random sequences differ.

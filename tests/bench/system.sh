@@ -29,6 +29,7 @@ students      services/students/students-service           students
 groups        services/groups/groups-service               groups
 calendar      services/calendar/calendar-service           calendar
 notification  services/notification/notification-service   notification
+payment       services/payment/payment-service             payment
 "
 NAMES=()
 declare -A BIN DB PORT PID
