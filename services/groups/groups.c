@@ -122,8 +122,16 @@ static void on_group_get(ls_req_t *r, ls_pg_status_t status, PGresult *res)
 
 void groups_get(ls_req_t *r)
 {
-    const char *params[1] = {ls_req_param_str(r, "group_id")};
-    ls_req_pg(r, STMT_GROUP_GET, 1, params, on_group_get);
+    const char *member = ls_req_query(r, "member_id");
+    int64_t id;
+    if (member == NULL) {
+        const char *params[1] = {ls_req_param_str(r, "group_id")};
+        return ls_req_pg(r, STMT_GROUP_GET, 1, params, on_group_get);
+    }
+    if (ls_parse_id(member, strlen(member), &id) != 0)
+        return ls_reply_problem(r, 400, "query 'member_id': must be a telegram id");
+    const char *params[2] = {ls_req_param_str(r, "group_id"), member};
+    ls_req_pg(r, STMT_GROUP_GET_MEMBER, 2, params, on_group_get);
 }
 
 /* ---- GET /groups?ids= | ?teacher_id= | ?member_id= | ?person_id= ---- */

@@ -2,7 +2,8 @@
  * groups-service: study groups, their members, invitation codes and progress (docs/ARCHITECTURE.md §5).
  *
  *   POST   /groups                                  create; the actor becomes the teacher (201)
- *   GET    /groups/{group_id}                       one group with member_count and progress
+ *   GET    /groups/{group_id}[?member_id=N]         one group with member_count and progress (and
+ *                                                   "is_member" of N when asked)
  *   GET    /groups?ids=u1,u2 | ?teacher_id=N | ?member_id=N   batch (order asked, "missing") or
  *                                                   lists, newest first, paginated
  *   GET    /groups/search?q=&language=&level=       active groups, newest first, paginated
@@ -12,7 +13,14 @@
  *   POST   /groups/{group_id}/invitations           teacher or admin: 201 with the code
  *   GET    /groups/{group_id}/invitations           teacher or admin
  *   DELETE /groups/{group_id}/invitations/{code}    revoke (teacher or admin): 204
- *   POST   /join/{code}                             the actor joins: 201 {"group", "member"}
+ *   POST   /join/{code}                             the actor joins: 201 {"group", "member"}; a paid
+ *                                                   group only with a paid seat (402 otherwise)
+ *   PUT    /groups/{group_id}/paid_members/{payment_id}   payment-service's seat step: the actor (the
+ *                                                   payer) joins with that payment: 201, 200 when
+ *                                                   seated already; 409 full or archived
+ *   DELETE /groups/{group_id}/paid_members/{payment_id}   the payment was refunded: its seat ends and
+ *                                                   the member leaves, the enrollment becoming
+ *                                                   "refunded": 204 (also when there was nothing)
  *   PUT    /groups/{group_id}/progress              teacher or admin: 200
  *
  * A group representation is the groups row plus "member_count" and "progress" ({lessons_done,
@@ -20,9 +28,10 @@
  * and leaves also insert an outbox row (target "students") in that transaction, which the worker's
  * poller delivers to students-service after the commit (shared/outbox.h): PUT or DELETE
  * /students/{id}/enrollments/{group_id}, keyed "enroll:<member id>" / "unenroll:<member id>".
- * Every change to a group's membership holds the group row's lock (FOR UPDATE), so capacity and
- * invitation use limits hold under concurrent joins and one resource's outbox rows are in commit
- * order.
+ * Paid seats (paid.c) are recorded in paid_seats, keyed by payment id; the member row and the
+ * enrollment carry the payment id. Every change to a group's membership holds the group row's lock (FOR
+ * UPDATE), so capacity and invitation use limits hold under concurrent joins and one resource's outbox rows
+ * are in commit order.
  */
 #ifndef GROUPS_H
 #define GROUPS_H
@@ -69,6 +78,11 @@ enum {
     STMT_INVITE_CREATE,
     STMT_INVITE_LIST,
     STMT_INVITE_REVOKE,
+    STMT_GROUP_GET_MEMBER,
+    STMT_PAID_SEAT_GET,
+    STMT_PAID_SEAT_LIVE,
+    STMT_PAID_JOIN,
+    STMT_PAID_REVOKE,
     STMT_IDEM, /* the LS_IDEM_NSTMTS statements of idempotency.h, from here */
     STMT_IDEM_LAST = STMT_IDEM + LS_IDEM_NSTMTS - 1,
     STMT_COUNT,
@@ -87,6 +101,9 @@ void groups_progress_put(ls_req_t *r);
 void members_list(ls_req_t *r);
 void members_remove(ls_req_t *r);
 void groups_join(ls_req_t *r);
+/* paid.c */
+void paid_members_put(ls_req_t *r);
+void paid_members_delete(ls_req_t *r);
 /* invitations.c */
 void invitations_create(ls_req_t *r);
 void invitations_list(ls_req_t *r);
@@ -136,5 +153,11 @@ void group_lock(ls_req_t *r, size_t lock_stmt, const char *param, int need_owner
 int group_actor_owns(ls_req_t *r, const locked_group_t *g);
 /* t->on_commit of a change that added outbox rows: wakes this worker's poller. */
 void group_kick_outbox(ls_req_t *r, ls_txn_t *t);
+
+/* paid.c: a join by code of the locked group g once its checks passed: STMT_JOIN_INSERT for the
+ * invitation, then next. A paid group needs the actor's live paid seat, whose payment id the
+ * membership then carries; without one it answers 402 (naming the checkout route) and rolls back. */
+void paid_join_insert(ls_req_t *r, ls_txn_t *t, locked_group_t *g, const char *invitation_id,
+                      ls_txn_step_t next);
 
 #endif

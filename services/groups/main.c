@@ -25,6 +25,8 @@ static const ls_route_t routes[] = {
     LS_ROUTE("DELETE", "/groups/{group_id:uuid}/invitations/{code:str}", invitations_revoke, 0),
     LS_ROUTE("PUT", "/groups/{group_id:uuid}/progress", groups_progress_put, 0),
     LS_ROUTE("POST", "/join/{code:str}", groups_join, 0),
+    LS_ROUTE("PUT", "/groups/{group_id:uuid}/paid_members/{payment_id:uuid}", paid_members_put, 0),
+    LS_ROUTE("DELETE", "/groups/{group_id:uuid}/paid_members/{payment_id:uuid}", paid_members_delete, 0),
 };
 
 /* Each worker delivers the outbox rows its own commits add (and any others that are due). */

@@ -85,7 +85,8 @@ void members_remove(ls_req_t *r)
     group_lock(r, STMT_GROUP_LOCK, ls_req_param_str(r, "group_id"), 0, remove_locked);
 }
 
-/* ---- POST /join/{code}: lock the group and the invitation, check, insert member + outbox + audit ---- */
+/* ---- POST /join/{code}: lock the group and the invitation, check (a paid group: the paid seat, paid.c),
+ * insert member + outbox + audit ---- */
 
 /* The answer is {"group", "member"}: the member row is kept in it until the group is read again. */
 static void on_join_group(ls_req_t *r, ls_txn_t *t, const PGresult *res)
@@ -126,9 +127,7 @@ static void on_invitation(ls_req_t *r, ls_txn_t *t, const PGresult *res)
         return ls_txn_fail(t, 409, "group %s is full (capacity %d)", g->group_id, g->capacity);
 
     const char *id = ls_row_text(res, 0, "id");
-    const char *params[4] = {g->group_id, ls_req_actor_text(r), ls_req_strdup(r, id, strlen(id)),
-                             ls_req_traceparent(r)};
-    ls_txn_exec(t, STMT_JOIN_INSERT, 4, params, on_joined);
+    paid_join_insert(r, t, g, ls_req_strdup(r, id, strlen(id)), on_joined);
 }
 
 static void join_locked(ls_req_t *r, ls_txn_t *t, locked_group_t *g)

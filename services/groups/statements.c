@@ -23,6 +23,9 @@
     "INSERT INTO outbox (target, method, path, body, actor_telegram_id, idempotency_key, ordering_key,"      \
     " traceparent)"
 #define ENROLLMENT_PATH(m) "'/students/' || " m ".student_telegram_id || '/enrollments/' || " m ".group_id"
+/* The enrollment PUT's body: {} for a free membership, {"payment_id"} for a paid one. */
+#define ENROLLMENT_BODY(payment)                                                                             \
+    "CASE WHEN " payment " IS NULL THEN '{}' ELSE json_build_object('payment_id', " payment ")::text END"
 
 const ls_pg_stmt_t groups_statements[STMT_COUNT] = {
     /* $1 teacher, $2 title, $3 description, $4 language, $5 level, $6 capacity, $7 is_free, $8 price,
@@ -152,26 +155,26 @@ const ls_pg_stmt_t groups_statements[STMT_COUNT] = {
                           " (max_uses IS NOT NULL AND uses >= max_uses) AS used_up"
                           " FROM group_invitations WHERE code = $1 FOR UPDATE",
                           1},
-    /* $1 group, $2 actor (the new member), $3 invitation, $4 traceparent */
+    /* $1 group, $2 actor (the new member), $3 invitation, $4 traceparent, $5 the paid seat's payment or
+     * NULL (a free group) */
     [STMT_JOIN_INSERT] =
         {"join_insert",
-         "WITH m AS (INSERT INTO group_members (group_id, student_telegram_id)"
-         "  VALUES ($1::uuid, $2::bigint) RETURNING id, group_id, student_telegram_id, joined_at),"
+         "WITH m AS (INSERT INTO group_members (group_id, student_telegram_id, payment_id)"
+         "  VALUES ($1::uuid, $2::bigint, $5::uuid) RETURNING id, group_id, student_telegram_id, joined_at),"
          " i AS (UPDATE group_invitations SET uses = uses + 1 WHERE id = $3::uuid RETURNING uses),"
          " o AS (" OUTBOX_INSERT " SELECT 'students', 'PUT', " ENROLLMENT_PATH(
-             "m") ", '{}', $2::bigint, 'enroll:' || "
-                  "m.id, " ENROLLMENT_PATH("m") ", $4::text FROM m),"
-                                                " a AS (" LS_AUDIT_INSERT " SELECT $2::bigint, 'group.join', "
-                                                "'group', m.group_id::text,"
-                                                "  "
-                                                "jsonb_build_object('student_telegram_"
-                                                "id', m.student_telegram_id, "
-                                                "'member_id', m.id,"
-                                                "   'invitation_id', $3::uuid, 'uses', "
-                                                "(SELECT uses FROM i)) FROM m)"
-                                                " SELECT group_id, student_telegram_id, "
-                                                "joined_at FROM m",
-         4},
+             "m") ","
+                  "  " ENROLLMENT_BODY("$5::uuid") ", $2::bigint, 'enroll:' || m.id, " ENROLLMENT_PATH(
+                      "m") ","
+                           "  $4::text FROM m),"
+                           " a AS (" LS_AUDIT_INSERT
+                           " SELECT $2::bigint, 'group.join', 'group', m.group_id::text,"
+                           "  jsonb_build_object('student_telegram_id', m.student_telegram_id, 'member_id', "
+                           "m.id,"
+                           "   'invitation_id', $3::uuid, 'uses', (SELECT uses FROM i), 'payment_id', "
+                           "$5::uuid) FROM m)"
+                           " SELECT group_id, student_telegram_id, joined_at FROM m",
+         5},
     /* $1 group, $2 code, $3 actor, $4 lifetime in seconds, $5 max_uses or NULL. The code itself is a
      * credential and stays out of the audit log. */
     [STMT_INVITE_CREATE] =
@@ -199,5 +202,71 @@ const ls_pg_stmt_t groups_statements[STMT_COUNT] = {
                             "  u.id::text, jsonb_build_object('group_id', $1::uuid) FROM u)"
                             " SELECT count(*) AS found FROM i",
                             3},
+    /* $1 id, $2 telegram id: the group and whether that person is a member. */
+    [STMT_GROUP_GET_MEMBER] =
+        {"group_get_member",
+         "SELECT " GROUP_COLS ", EXISTS (SELECT 1 FROM group_members x"
+         "  WHERE x.group_id = g.id AND x.student_telegram_id = $2::bigint) AS is_member"
+         " FROM groups g" PROGRESS_JOIN " WHERE g.id = $1::uuid",
+         2},
+    /* $1 payment: its seat, if any (under the group row's lock). */
+    [STMT_PAID_SEAT_GET] = {"paid_seat_get",
+                            "SELECT group_id, student_telegram_id, refunded_at IS NOT NULL AS refunded"
+                            " FROM paid_seats WHERE payment_id = $1::uuid",
+                            1},
+    /* $1 group, $2 person: the payment of their newest seat not refunded. */
+    [STMT_PAID_SEAT_LIVE] = {"paid_seat_live",
+                             "SELECT payment_id FROM paid_seats WHERE group_id = $1::uuid"
+                             " AND student_telegram_id = $2::bigint AND refunded_at IS NULL"
+                             " ORDER BY created_at DESC LIMIT 1",
+                             2},
+    /* $1 group, $2 payer, $3 payment, $4 traceparent: the seat, and the membership (new, or an existing
+     * one now carrying the payment), with its enrollment through the outbox. */
+    [STMT_PAID_JOIN] =
+        {"paid_join",
+         "WITH s AS (INSERT INTO paid_seats (payment_id, group_id, student_telegram_id)"
+         "  VALUES ($3::uuid, $1::uuid, $2::bigint) RETURNING payment_id),"
+         " m AS (INSERT INTO group_members (group_id, student_telegram_id, payment_id)"
+         "  SELECT $1::uuid, $2::bigint, s.payment_id FROM s"
+         "  ON CONFLICT (group_id, student_telegram_id) DO UPDATE SET payment_id = EXCLUDED.payment_id"
+         "  RETURNING id, group_id, student_telegram_id, joined_at, payment_id, (xmax = 0) AS joined),"
+         " o AS (" OUTBOX_INSERT " SELECT 'students', 'PUT', " ENROLLMENT_PATH(
+             "m") ","
+                  "  " ENROLLMENT_BODY("m.payment_id") ", $2::bigint, 'enroll-paid:' || m.payment_id,"
+                                                       "  " ENROLLMENT_PATH(
+                                                           "m") ", $4::text FROM m),"
+                                                                " a AS (" LS_AUDIT_INSERT
+                                                                " SELECT $2::bigint, 'group.join_paid', "
+                                                                "'group', m.group_id::text,"
+                                                                "  jsonb_build_object('student_telegram_id', "
+                                                                "m.student_telegram_id, 'member_id', m.id,"
+                                                                "   'payment_id', m.payment_id) FROM m)"
+                                                                " SELECT group_id, student_telegram_id, "
+                                                                "joined_at, payment_id, joined FROM m",
+         4},
+    /* $1 group, $2 payment, $3 actor, $4 traceparent: the seat ends once; its holder leaves the group
+     * unless another live seat of theirs holds it, and their enrollment becomes "refunded". */
+    [STMT_PAID_REVOKE] =
+        {"paid_revoke",
+         "WITH s AS (UPDATE paid_seats SET refunded_at = now() WHERE payment_id = $2::uuid"
+         "  AND group_id = $1::uuid AND refunded_at IS NULL"
+         "  RETURNING payment_id, group_id, student_telegram_id),"
+         " m AS (DELETE FROM group_members gm USING s WHERE gm.group_id = s.group_id"
+         "  AND gm.student_telegram_id = s.student_telegram_id AND NOT EXISTS (SELECT 1 FROM paid_seats x"
+         "   WHERE x.group_id = s.group_id AND x.student_telegram_id = s.student_telegram_id"
+         "   AND x.refunded_at IS NULL AND x.payment_id <> s.payment_id)"
+         "  RETURNING gm.id, gm.group_id, gm.student_telegram_id),"
+         " o AS (" OUTBOX_INSERT " SELECT 'students', 'PUT', " ENROLLMENT_PATH(
+             "m") ","
+                  "  json_build_object('status', 'refunded', 'payment_id', $2::uuid)::text, $3::bigint,"
+                  "  'refund:' || m.id, " ENROLLMENT_PATH(
+                      "m") ", $4::text FROM m),"
+                           " a AS (" LS_AUDIT_INSERT
+                           " SELECT $3::bigint, 'group.seat_refund', 'group', s.group_id::text,"
+                           "  jsonb_build_object('student_telegram_id', s.student_telegram_id, 'payment_id', "
+                           "s.payment_id,"
+                           "   'removed', EXISTS (SELECT 1 FROM m)) FROM s)"
+                           " SELECT (SELECT count(*) FROM s) AS revoked, (SELECT count(*) FROM m) AS removed",
+         4},
     [STMT_IDEM] = LS_IDEM_STMTS,
 };

@@ -13,8 +13,10 @@
 #include "rows.h"
 #include "txn.h"
 
-/* In the order a status may move (the ENUM's declaration order). */
-static const char *const status_values[] = {"enrolled", "in_progress", "completed", NULL};
+/* In the order a status may move (the ENUM's declaration order). "refunded" is last: the seat's
+ * payment was refunded and the member taken out of the group; a new membership (a PUT without a
+ * status) starts the enrollment again. */
+static const char *const status_values[] = {"enrolled", "in_progress", "completed", "refunded", NULL};
 
 /* An upsert that found nothing to write re-reads the row; if that row vanished meanwhile (a
  * concurrent DELETE), the upsert runs again, at most this many times in all. */
@@ -47,10 +49,11 @@ static void reply_list(ls_req_t *r, const PGresult *res, const char *limit, cons
 
 static const ls_json_field_t put_fields[] = {
     {"status", LS_JSON_ENUM, 0, 0, 0, 0, status_values},
+    {"payment_id", LS_JSON_UUID, 0, 1, 0, 0, NULL},
 };
 
 typedef struct {
-    const char *params[4]; /* student, group, status or NULL, actor */
+    const char *params[5]; /* student, group, status or NULL, actor, payment or NULL */
     int attempts;
 } enroll_t;
 
@@ -94,7 +97,7 @@ static void run_upsert(ls_txn_t *t)
 {
     enroll_t *e = t->ctx;
     e->attempts++;
-    ls_txn_exec(t, STMT_ENROLLMENT_UPSERT, 4, e->params, on_enrollment_upserted);
+    ls_txn_exec(t, STMT_ENROLLMENT_UPSERT, 5, e->params, on_enrollment_upserted);
 }
 
 void enrollments_put(ls_req_t *r)
@@ -112,11 +115,12 @@ void enrollments_put(ls_req_t *r)
     e->params[1] = ls_req_param_str(r, "group_id");
     e->params[2] = status;
     e->params[3] = ls_req_actor_text(r);
+    e->params[4] = ls_json_get_str(body, "payment_id");
     e->attempts = 1;
     r->state = e;
     /* With an Idempotency-Key (the outbox sends one) the upsert, its rereads and the answer are
      * one transaction. */
-    ls_txn_write(r, STMT_ENROLLMENT_UPSERT, 4, e->params, on_enrollment_upserted, NULL);
+    ls_txn_write(r, STMT_ENROLLMENT_UPSERT, 5, e->params, on_enrollment_upserted, NULL);
 }
 
 /* ---- DELETE /students/{telegram_id}/enrollments/{group_id} ---- */

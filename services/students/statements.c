@@ -13,7 +13,11 @@
     " WHERE l.student_telegram_id = " tid ") AS languages"
 
 #define ENROLLMENT_COLUMNS(p)                                                                                \
-    p "id, " p "student_telegram_id, " p "group_id, " p "status, " p "enrolled_at, " p "updated_at"
+    p "id, " p "student_telegram_id, " p "group_id, " p "status, " p "payment_id, " p "enrolled_at, " p      \
+      "updated_at"
+
+/* An upsert onto a refunded enrollment that asks for no status: a new membership. */
+#define RESTART "(t.status = 'refunded' AND $3::enrollment_status IS NULL)"
 
 const ls_pg_stmt_t students_statements[STMT_COUNT] = {
     [STMT_STUDENT_GET] = {"student_get",
@@ -72,25 +76,31 @@ const ls_pg_stmt_t students_statements[STMT_COUNT] = {
                               " SELECT language_code FROM d",
                               3},
     /*
-     * $1 student, $2 group, $3 status or NULL, $4 actor. Creates, or moves the status forward; a
-     * row only comes back when something was written. ON CONFLICT waits for a concurrent insert
-     * of the same pair and then sees it, so concurrent identical calls create exactly one row.
+     * $1 student, $2 group, $3 status or NULL, $4 actor, $5 payment or NULL. Creates, or moves the
+     * status forward (keeping the payment unless one is given); a "refunded" enrollment asked for no
+     * status starts again as "enrolled" with the payment given (a new membership). A row only comes
+     * back when something was written. ON CONFLICT waits for a concurrent insert of the same pair and
+     * then sees it, so concurrent identical calls create exactly one row.
      */
     [STMT_ENROLLMENT_UPSERT] =
         {"enrollment_upsert",
          "WITH e AS ("
-         " INSERT INTO group_enrollments AS t (student_telegram_id, group_id, status)"
-         " VALUES ($1::bigint, $2::uuid, coalesce($3::enrollment_status, 'enrolled'))"
+         " INSERT INTO group_enrollments AS t (student_telegram_id, group_id, status, payment_id)"
+         " VALUES ($1::bigint, $2::uuid, coalesce($3::enrollment_status, 'enrolled'), $5::uuid)"
          " ON CONFLICT (student_telegram_id, group_id) DO UPDATE"
-         "  SET status = EXCLUDED.status, updated_at = now()"
-         "  WHERE t.status < EXCLUDED.status"
+         "  SET status = CASE WHEN " RESTART " THEN 'enrolled' ELSE greatest(t.status, EXCLUDED.status) END,"
+         "   payment_id = CASE WHEN " RESTART " THEN EXCLUDED.payment_id"
+         "    ELSE coalesce(EXCLUDED.payment_id, t.payment_id) END,"
+         "   updated_at = now()"
+         "  WHERE t.status < EXCLUDED.status OR " RESTART
+         "   OR (EXCLUDED.payment_id IS DISTINCT FROM t.payment_id AND EXCLUDED.payment_id IS NOT NULL)"
          " RETURNING t.*, (t.xmax = 0) AS created),"
          " a AS (" LS_AUDIT_INSERT
          "  SELECT $4::bigint, CASE WHEN created THEN 'enrollment.create' ELSE 'enrollment.update' END,"
          "   'enrollment', id::text, jsonb_build_object('student_telegram_id', student_telegram_id,"
-         "   'group_id', group_id, 'status', status) FROM e)"
+         "   'group_id', group_id, 'status', status, 'payment_id', payment_id) FROM e)"
          " SELECT " ENROLLMENT_COLUMNS("") ", created FROM e",
-         4},
+         5},
     [STMT_ENROLLMENT_GET] = {"enrollment_get",
                              "SELECT " ENROLLMENT_COLUMNS("") " FROM group_enrollments"
                                                               " WHERE student_telegram_id = $1::bigint"

@@ -1,4 +1,4 @@
-/* stack: the bff and the six services, wired as in production (stack.h). */
+/* stack: the bff and the seven services, wired as in production (stack.h). */
 #include "stack.h"
 
 #include <criterion/criterion.h>
@@ -20,6 +20,7 @@ static const struct {
     [LST_GROUPS] = {"services/groups/groups-service", "groups", "GROUPS_URL"},
     [LST_CALENDAR] = {"services/calendar/calendar-service", "calendar", "CALENDAR_URL"},
     [LST_NOTIFICATION] = {"services/notification/notification-service", "notification", "NOTIFICATION_URL"},
+    [LST_PAYMENT] = {"services/payment/payment-service", "payment", "PAYMENT_URL"},
 };
 
 /* The services each service calls, by the URLs it is given; -1 ends a list. */
@@ -30,6 +31,7 @@ static const int calls[LST_NSERVICES][4] = {
     [LST_GROUPS] = {LST_STUDENTS, -1},
     [LST_CALENDAR] = {LST_TEACHERS, LST_STUDENTS, LST_GROUPS, LST_NOTIFICATION},
     [LST_NOTIFICATION] = {-1},
+    [LST_PAYMENT] = {LST_GROUPS, -1},
 };
 
 /* Adds a formatted "NAME=value" to env; the strings are freed by free_env. */
@@ -51,6 +53,11 @@ static void free_env(char **env, size_t n)
 }
 
 void lst_stack_start(lst_stack_t *s, const char *const *bff_env)
+{
+    lst_stack_start_with(s, bff_env, NULL);
+}
+
+void lst_stack_start_with(lst_stack_t *s, const char *const *bff_env, const char *telegram_api_url)
 {
     int ports[LST_NSERVICES];
     char *data_key = lst_random_hex(32), *token = lst_random_hex(24);
@@ -77,6 +84,10 @@ void lst_stack_start(lst_stack_t *s, const char *const *bff_env)
         if (i == LST_AUTH) {
             env_addf(env, &n, "AUTH_DATA_KEY=%s", data_key);
             env_addf(env, &n, "ADMIN_TELEGRAM_IDS=%d", LST_STACK_ADMIN_ID);
+        }
+        if (i == LST_PAYMENT && telegram_api_url != NULL) {
+            env_addf(env, &n, "TELEGRAM_API_URL=%s", telegram_api_url);
+            env_addf(env, &n, "BOT_TOKEN=%s", LST_STACK_BOT_TOKEN);
         }
         s->services[i].token = strdup(token);
         lst_service_start(&s->services[i], svc[i].relpath, svc[i].db, (const char *const *)env);
