@@ -19,7 +19,7 @@
 # server's own binaries) as the superuser "postgres" over the container's socket (ls/postgres's
 # peer authentication); the service's role and database are its POSTGRES_USER and POSTGRES_DB.
 
-BK_NAMES=(auth teachers students groups calendar notification)
+BK_NAMES=(auth teachers students groups calendar notification payment)
 BK_MODE=""
 
 bk_known() {

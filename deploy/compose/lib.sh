@@ -11,9 +11,9 @@ LS_COMPOSE_FILE="$LS_COMPOSE_DIR/docker-compose.yml"
 LS_COMPOSE_PROJECT=${LS_COMPOSE_PROJECT:-ls}
 LS_COMPOSE_ENV=${LS_COMPOSE_ENV:-$LS_COMPOSE_DIR/.env}
 # The services that have a database of their own, and every service's port.
-LS_COMPOSE_DBS="auth teachers students groups calendar notification"
+LS_COMPOSE_DBS="auth teachers students groups calendar notification payment"
 declare -gA LS_COMPOSE_PORTS=([bff]=8080 [auth]=8081 [teachers]=8082 [students]=8083 [groups]=8084
-    [calendar]=8085 [notification]=8086)
+    [calendar]=8085 [notification]=8086 [payment]=8087)
 
 # ls_compose ARGS...: docker-compose on this project, with its file and its .env.
 ls_compose() {
@@ -38,12 +38,16 @@ ls_compose_write_env() {
         echo "# changing one here needs an ALTER ROLE too (or deploy/compose/down --volumes: all data lost)."
         echo "LS_COMPOSE_BFF_PORT=${LS_COMPOSE_BFF_PORT:-8080}"
         echo "INTERNAL_TOKEN=$(ls_random_hex 32)"
-        # The shape of a real bot token; set the real bot's token here (BFF and notification-service).
+        # The shape of a real bot token; set the real bot's token here (BFF, notification-service
+        # and payment-service).
         echo "BOT_TOKEN=${BOT_TOKEN:-$((RANDOM * 32768 + RANDOM)):$(ls_random_hex 17)}"
         echo "AUTH_DATA_KEY=$(ls_random_hex 32)"
         echo "ADMIN_TELEGRAM_IDS=$admins"
-        echo "# https://api.telegram.org to send notifications; empty: they are only stored"
+        echo "# https://api.telegram.org to send notifications and take payments; empty: notifications"
+        echo "# are only stored and checkouts answer 503"
         echo "TELEGRAM_API_URL="
+        echo "# the secret_token to give setWebhook for https://<host>/telegram/webhook; empty: webhook off"
+        echo "TELEGRAM_WEBHOOK_SECRET=$(ls_random_hex 32)"
         echo "LOG_LEVEL=info"
         echo "# worker threads per daemon (0: one per core)"
         echo "THREADS=0"
@@ -54,6 +58,30 @@ ls_compose_write_env() {
     } >"$tmp"
     chmod 600 "$tmp"
     mv "$tmp" "$LS_COMPOSE_ENV"
+}
+
+# ls_compose_env_complete: adds to an existing .env what it lacks of what ls_compose_write_env
+# writes (a .env from before a service was added: that database's password; the webhook secret),
+# fresh, keeping every value it has; prints the keys it added. Refuses (status 1, saying why) to
+# invent the password of a database whose volume exists: the role in it has another one.
+ls_compose_env_complete() {
+    local db key add=()
+    for db in $LS_COMPOSE_DBS; do
+        key="${db^^}_DB_PASSWORD"
+        grep -q "^$key=" "$LS_COMPOSE_ENV" && continue
+        if [[ -n $(docker volume ls -q --filter "label=com.docker.compose.project=$LS_COMPOSE_PROJECT" \
+            --filter "label=com.docker.compose.volume=db-$db") ]]; then
+            ls_say "$LS_COMPOSE_ENV has no $key, but the volume of db-$db exists: put its password back"
+            return 1
+        fi
+        add+=("$key=$(ls_random_hex 24)")
+    done
+    grep -q '^TELEGRAM_WEBHOOK_SECRET=' "$LS_COMPOSE_ENV" || add+=("TELEGRAM_WEBHOOK_SECRET=$(ls_random_hex 32)")
+    [[ ${#add[@]} -gt 0 ]] || return 0
+    # A file edited by hand may end without a newline.
+    [[ -z $(tail -c 1 "$LS_COMPOSE_ENV") ]] || echo >>"$LS_COMPOSE_ENV"
+    printf '%s\n' "${add[@]}" >>"$LS_COMPOSE_ENV"
+    printf '%s\n' "${add[@]%%=*}"
 }
 
 # The project's containers, one id a line.

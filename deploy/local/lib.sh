@@ -28,6 +28,7 @@ students      services/students/students-service              8083 students
 groups        services/groups/groups-service                  8084 groups
 calendar      services/calendar/calendar-service              8085 calendar
 notification  services/notification/notification-service      8086 notification
+payment       services/payment/payment-service                8087 payment
 "
 
 ls_say() { printf '%s\n' "$*" >&2; }

@@ -16,14 +16,15 @@ import { checkCnpg, CNPG_KINDS } from "./cnpg.mjs";
 import { checkNetwork } from "./network.mjs";
 
 export const DAEMONS = {
-  bff: { port: 8080, image: "ls/bff:0.1.0", secrets: ["INTERNAL_TOKEN", "BOT_TOKEN"] },
+  bff: { port: 8080, image: "ls/bff:0.1.0", secrets: ["INTERNAL_TOKEN", "BOT_TOKEN", "TELEGRAM_WEBHOOK_SECRET"] },
   auth: { port: 8081, image: "ls/auth-service:0.1.0", callers: ["bff"], secrets: ["INTERNAL_TOKEN", "AUTH_DATA_KEY"] },
   teachers: { port: 8082, image: "ls/teachers-service:0.1.0", callers: ["bff", "calendar"] },
   students: { port: 8083, image: "ls/students-service:0.1.0", callers: ["bff", "groups", "calendar"] },
-  groups: { port: 8084, image: "ls/groups-service:0.1.0", callers: ["bff", "calendar"] },
+  groups: { port: 8084, image: "ls/groups-service:0.1.0", callers: ["bff", "calendar", "payment"] },
   calendar: { port: 8085, image: "ls/calendar-service:0.1.0", callers: ["bff", "notification"] },
   notification: { port: 8086, image: "ls/notification-service:0.1.0", callers: ["bff", "auth", "calendar"],
                   secrets: ["INTERNAL_TOKEN", "BOT_TOKEN"] },
+  payment: { port: 8087, image: "ls/payment-service:0.1.0", callers: ["bff"], secrets: ["INTERNAL_TOKEN", "BOT_TOKEN"] },
 };
 const SERVICES = Object.keys(DAEMONS).filter((d) => d !== "bff");
 const NAME_LABEL = "app.kubernetes.io/name";
@@ -285,6 +286,16 @@ const MUTATIONS = [
     find(objs, "NetworkPolicy", "notification").spec.ingress[0].from.push({ podSelector: { matchLabels: { [NAME_LABEL]: "groups" } } });
   }],
   ["a second service exposed", "only the BFF", (objs) => { find(objs, "Service", "auth").spec.type = "LoadBalancer"; }],
+  ["payment-service admits the students pods", "overlay: payment admits", (objs) => {
+    find(objs, "NetworkPolicy", "payment").spec.ingress[0].from.push({ podSelector: { matchLabels: { [NAME_LABEL]: "students" } } });
+  }],
+  ["payment-service without the bot's token", "payment Deployment", (objs) => {
+    const c = find(objs, "Deployment", "payment").spec.template.spec.containers[0];
+    c.env = c.env.filter((e) => e.name !== "BOT_TOKEN");
+  }],
+  ["payment-service without a database", "a database per service", (objs) => {
+    objs.splice(objs.indexOf(find(objs, "Cluster", "db-payment")), 1);
+  }],
   ["a missing Secret", "secret references", (objs) => { objs.splice(objs.findIndex((o) => o.kind === "Secret" && o.metadata.name.startsWith("ls-bot-token")), 1); }],
   ["a cluster without WAL archiving", "db-calendar: CloudNativePG", (objs) => { delete find(objs, "Cluster", "db-calendar").spec.plugins; }],
 ];
