@@ -21,9 +21,9 @@
 #include <string.h>
 
 /* Shown at most; one more is asked of each, to say whether there are more (bff_add_list). */
-#define GROUPS_SHOWN  200 /* taught and joined, newest first (groups-service's ?person_id takes 201) */
-#define LESSONS_SHOWN 20  /* the next lessons: a designed size; the schedule view has them all */
-#define PAYMENTS_SHOWN 20 /* the latest; GET /api/payments pages through them all */
+#define GROUPS_SHOWN   200 /* taught and joined, newest first (groups-service's ?person_id takes 201) */
+#define LESSONS_SHOWN  20  /* the next lessons: a designed size; the schedule view has them all */
+#define PAYMENTS_SHOWN 20  /* the latest; GET /api/payments pages through them all */
 
 /* P_PAYMENTS only for the caller's own profile. */
 enum { P_USER, P_TEACHER, P_STUDENT, P_GROUPS, P_LESSONS, P_PAYMENTS, P_COUNT };
@@ -131,7 +131,8 @@ static void on_parts(ls_req_t *r, bff_fanout_t *f)
         ls_text_lit(&t, ",\"payments\":");
         cut[2] = add_list(&t, &parts[P_PAYMENTS], PAYMENTS_SHOWN, errors);
     }
-    bff_text_truncated(&t, (const char *const[]){"groups", "lessons", "payments"}, cut, caller == target ? 3 : 2);
+    bff_text_truncated(&t, (const char *const[]){"groups", "lessons", "payments"}, cut,
+                       caller == target ? 3 : 2);
 
     bff_text_reply(r, &t, errors, LS_VIEW_PROFILE);
     json_object_put(errors);
