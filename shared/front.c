@@ -346,6 +346,11 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
 {
     front_handler_t *fh = (front_handler_t *)self;
     ls_worker_t *w = (ls_worker_t *)((char *)req->conn->ctx - offsetof(ls_worker_t, ctx));
+    if (w->closed) { /* shutting down, past its clients (worker.c): the caller retries elsewhere */
+        req->http1_is_persistent = 0;
+        h2o_send_error_503(req, "Service Unavailable", "the daemon is stopping", 0);
+        return 0;
+    }
     ls_req_t *r = ls_req_new(req, w, fh->daemon);
     if (r == NULL)
         return -1;

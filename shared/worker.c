@@ -221,6 +221,11 @@ static void close_clients(ls_worker_t *w)
         ls_http_destroy(w->http);
     if (w->pg != NULL)
         ls_pg_pool_destroy(w->pg);
+    w->http = NULL;
+    w->pg = NULL;
+    /* close_context() runs the loop a little longer, and a keep-alive connection may still bring a
+     * request then: it must not reach a handler, which would use the clients just destroyed. */
+    w->closed = 1;
 }
 
 /* Closes the wake-up socket and disposes the h2o context when h2o allows it. */

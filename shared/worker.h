@@ -63,6 +63,7 @@ struct ls_worker {
     atomic_int stop_requested;
     atomic_int outbox_woken; /* ls_worker_wake_outboxes() asked for a round */
     int stopping;
+    int closed; /* its clients (pool, HTTP client) are gone: requests still arriving get 503 */
     int pg_conns;
     ls_pg_pool_t *pg;
     ls_http_t *http;
