@@ -118,6 +118,9 @@ export async function lesson(app, { id }) {
   const nodes = [title(l.topic || 'Lesson', formatSlot(l))];
   if (l.status !== 'scheduled') nodes.push(h('p', { class: 'note warn' }, `This lesson is ${l.status}.`));
   nodes.push(h('h2', {}, own ? 'Attendance' : 'Participants'));
+  // calendar-service takes attendance from the lesson's start (until ATTENDANCE_WINDOW_H after its end).
+  const open = own && l.status !== 'cancelled' && Date.now() >= Date.parse(l.starts_at);
+  if (own && l.status !== 'cancelled' && !open) nodes.push(h('p', { class: 'muted', id: 'attendance-closed' }, 'Attendance can be marked once the lesson has started.'));
   const rows = (l.participants || []).filter((p) => own || p === app.me || marked.has(p));
   if (!own && !(l.participants || []).includes(app.me)) nodes.push(h('p', { class: 'muted' }, `Taught by ${app.names.get(l.teacher_telegram_id) || '#' + l.teacher_telegram_id}.`));
   nodes.push(h('ul', { class: 'list', id: 'attendance' }, rows.map((p) => {
@@ -134,7 +137,7 @@ export async function lesson(app, { id }) {
     };
     return h('li', { class: 'member', dataset: { student: p } },
       h('span', {}, app.names.get(p) || `#${p}`), state,
-      own && l.status !== 'cancelled'
+      open
         ? h('span', { class: 'marks', role: 'group', 'aria-label': 'Mark attendance' },
           statuses.map((s) => h('button', { type: 'button', class: 'chip', dataset: { mark: s }, onclick: () => mark(s) }, s)))
         : null);

@@ -3,6 +3,7 @@
 //   BFF_URL      the BFF (http://127.0.0.1:PORT)
 //   TMA_SIGN     the tma-sign binary;  BOT_TOKEN  the bot token the BFF checks
 //   RUN_DIR      the state folder's run/ (the daemons' pid files)
+//   CALENDAR_DATABASE_URL  calendar-service's database (to let a lesson's start pass)
 //   UP_OUT       deploy/local/up's output (its development links)
 //   SHOTS        the folder for the screenshots (PNG)
 //   CHROMIUM     the browser (default /usr/bin/chromium)
@@ -316,11 +317,22 @@ await check('student: the new lesson is in her profile, her week and the group',
   assert((await texts(elena, '#group-lessons li')).join().includes(topic), 'in the group\'s lessons');
 });
 
-await check('teacher: marks attendance for the new lesson', async () => {
+await check('teacher: marks attendance for the new lesson once it has started', async () => {
   await anna.bringToFront();
   await clickItem(anna, '#group-lessons', topic);
   await screen(anna, 'lesson');
   const row = `#attendance li[data-student="${people.maria.id}"]`;
+  assert(await anna.$('#attendance-closed'), 'a future lesson says attendance opens at its start');
+  assert(!(await anna.$(`${row} [data-mark]`)), 'and offers no marks yet');
+  // Time passes: the lesson now began a minute ago (calendar-service's own database, as its role).
+  execFileSync('psql', [process.env.CALENDAR_DATABASE_URL, '-qAtc',
+    `UPDATE lessons SET starts_at = now() - interval '1 minute',
+       ends_at = now() - interval '1 minute' + make_interval(mins => duration_minutes)
+     WHERE topic = '${topic.replace(/'/g, "''")}'`]);
+  await anna.click('[data-tab="week"]');
+  await screen(anna, 'week');
+  await clickItem(anna, '#week-lessons ul', topic);
+  await screen(anna, 'lesson');
   await anna.click(`${row} [data-mark="present"]`);
   await anna.waitForSelector(`${row} .tag[data-state="present"]`);
   await shot(anna, 'attendance');
