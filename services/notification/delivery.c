@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "botapi.h"
 #include "log.h"
 #include "metrics.h"
 #include "rows.h"
@@ -70,28 +71,11 @@ static _Thread_local poller_t *thread_poller;
 
 int notification_prepare_config(notification_config_t *cfg, char *err, size_t errlen)
 {
-    char *url = cfg->telegram_api_url;
-    size_t len = strlen(url);
-    if (len > 0) {
-        int ok = strncmp(url, "http://", 7) == 0 || strncmp(url, "https://", 8) == 0;
-        for (size_t i = 0; ok && i < len; i++)
-            ok = url[i] > 0x20 && url[i] < 0x7f && url[i] != '?' && url[i] != '#';
-        if (!ok) {
-            snprintf(err, errlen,
-                     "TELEGRAM_API_URL: must be empty or an http(s) URL such as https://api.telegram.org");
-            return -1;
-        }
-        while (len > 0 && url[len - 1] == '/')
-            url[--len] = '\0';
-    }
-    for (const char *t = cfg->bot_token; *t != '\0'; t++) {
-        if (!((*t >= 'A' && *t <= 'Z') || (*t >= 'a' && *t <= 'z') || (*t >= '0' && *t <= '9') ||
-              strchr(":_-", *t) != NULL)) {
-            snprintf(err, errlen, "BOT_TOKEN: must consist of letters, digits, ':', '_' and '-'");
-            return -1;
-        }
-    }
-    cfg->telegram_enabled = url[0] != '\0' && cfg->bot_token[0] != '\0';
+    const char *url = cfg->telegram_api_url;
+    int on = ls_botapi_settings(cfg->telegram_api_url, cfg->bot_token, err, errlen);
+    if (on < 0)
+        return -1;
+    cfg->telegram_enabled = on;
     if (!cfg->telegram_enabled && (url[0] != '\0' || cfg->bot_token[0] != '\0'))
         ls_log(LS_LOG_WARN, NULL,
                "only one of TELEGRAM_API_URL and BOT_TOKEN is set: notifications are stored, not sent to "

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "botapi.h"
 #include "log.h"
 
 #define RESPONSE_MAX (64 * 1024)
@@ -34,12 +35,6 @@ typedef struct {
 } bot_call_t;
 
 /* ---- configuration ---- */
-
-static int token_char_ok(char c)
-{
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == ':' ||
-           c == '_' || c == '-';
-}
 
 /* "http://host:port" (or the Unix socket) of the first LISTEN address, for the seat step. */
 static int self_url(payment_config_t *cfg)
@@ -63,23 +58,10 @@ static int self_url(payment_config_t *cfg)
 
 int payment_prepare_config(payment_config_t *cfg, char *err, size_t errlen)
 {
-    char *url = cfg->telegram_api_url;
-    size_t len = strlen(url);
-    int scheme = strncmp(url, "https://", 8) == 0 || strncmp(url, "http://", 7) == 0;
-    if (len > 0 && (!scheme || strcspn(url, "?# \t") != len)) {
-        snprintf(err, errlen,
-                 "TELEGRAM_API_URL: must be empty or an http(s) URL such as https://api.telegram.org");
+    int on = ls_botapi_settings(cfg->telegram_api_url, cfg->bot_token, err, errlen);
+    if (on < 0)
         return -1;
-    }
-    for (; len > 0 && url[len - 1] == '/'; len--)
-        url[len - 1] = '\0';
-    for (size_t i = 0; cfg->bot_token[i] != '\0'; i++) {
-        if (!token_char_ok(cfg->bot_token[i])) {
-            snprintf(err, errlen, "BOT_TOKEN: must consist of letters, digits, ':', '_' and '-'");
-            return -1;
-        }
-    }
-    cfg->telegram_enabled = len > 0 && cfg->bot_token[0] != '\0';
+    cfg->telegram_enabled = on;
     if (!cfg->telegram_enabled)
         ls_log(LS_LOG_WARN, NULL, "TELEGRAM_API_URL or BOT_TOKEN is empty: checkouts answer 503");
     if (self_url(cfg) != 0) {
