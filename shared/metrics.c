@@ -43,7 +43,7 @@ ls_metrics_upstream_outcome_t ls_metrics_http_outcome(int http_outcome, int stat
 static void layout(ls_metrics_t *m)
 {
     size_t c = 0, g = 0;
-    m->nroute_slots = m->d.nroutes + 4;
+    m->nroute_slots = m->d.nroutes + 5;
     m->nstmt_slots = m->d.nstmts + 1;
     m->off_req = c, c += m->nroute_slots * LS_M_NMETHODS * 5;
     m->off_req_hist = c, c += m->nroute_slots * LS_M_NMETHODS * LS_METRICS_HSLOTS;
@@ -59,6 +59,7 @@ static void layout(ls_metrics_t *m)
     m->off_outbox_wakeups = c, c += LS_OB_NWAKES;
     m->off_notify = c, c += LS_NT_NOUTCOMES;
     m->off_rate_limited = c, c += LS_RL_NSCOPES * 2;
+    m->off_batches = c, c += LS_METRICS_MAX_TARGETS * 2;
     m->nctr = c;
     m->off_breaker = g, g += LS_METRICS_MAX_TARGETS;
     m->off_pg_conns = g, g += LS_PGC_NSTATES;
@@ -269,6 +270,15 @@ void ls_metrics_bff_partial(ls_metrics_view_t view, int target)
     if (b == NULL || !target_ok(target) || view >= LS_VIEW_COUNT)
         return;
     add(&b->c[b->m->off_partial + (size_t)view * LS_METRICS_MAX_TARGETS + (size_t)target], 1);
+}
+
+void ls_metrics_bff_batch(int target, size_t calls)
+{
+    ls_metrics_block_t *b = tl_block;
+    if (b == NULL || !target_ok(target))
+        return;
+    add(&b->c[b->m->off_batches + (size_t)target * 2], 1);
+    add(&b->c[b->m->off_batches + (size_t)target * 2 + 1], calls);
 }
 
 void ls_metrics_bff_rate_limited(ls_metrics_rate_scope_t scope, int write)

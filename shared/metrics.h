@@ -9,7 +9,7 @@
  * whole. A thread with no block bound (the main thread, a unit test) records nothing.
  *
  * Series are bounded by construction: routes by the daemon's route table (plus /healthz, /readyz,
- * /metrics and `unmatched`), statements by its statement table (plus `other`), SQLSTATE classes by
+ * /metrics, `unmatched` and /batch), statements by its statement table (plus `other`), SQLSTATE classes by
  * their two characters, targets by a table of LS_METRICS_MAX_TARGETS names (later names count as
  * `other`). A target's label is the name a call gives with "-service" appended ("students" →
  * "students-service"), except a name that already ends so and "telegram".
@@ -94,7 +94,8 @@ enum {
     LS_METRICS_ROUTE_HEALTHZ = -1,
     LS_METRICS_ROUTE_READYZ = -2,
     LS_METRICS_ROUTE_METRICS = -3,
-    LS_METRICS_ROUTE_UNMATCHED = -4
+    LS_METRICS_ROUTE_UNMATCHED = -4,
+    LS_METRICS_ROUTE_BATCH = -5
 };
 typedef enum {
     LS_UP_2XX,
@@ -173,6 +174,8 @@ LS_METRICS_FN(void ls_metrics_upstream_call(int target, ls_metrics_upstream_outc
 LS_METRICS_FN(void ls_metrics_upstream_refused(int target, ls_metrics_upstream_outcome_t outcome))
 LS_METRICS_FN(void ls_metrics_bff_breaker(int target, int open))
 LS_METRICS_FN(void ls_metrics_bff_partial(ls_metrics_view_t view, int target))
+/* One internal batch call (shared/batch.h) carried `calls` calls to target (the BFF's coalescer). */
+LS_METRICS_FN(void ls_metrics_bff_batch(int target, size_t calls))
 /* A request refused with 429 by a rate limit; write: it was not a GET or HEAD. */
 LS_METRICS_FN(void ls_metrics_bff_rate_limited(ls_metrics_rate_scope_t scope, int write))
 /* A query ended: stmt its statement index (-1: other), status an ls_pg_status_t, sqlstate its

@@ -43,7 +43,7 @@ struct ls_metrics {
     /* counters */
     size_t off_req, off_req_hist, off_pg_hist, off_pg_errors, off_pg_reconnects, off_pg_cancels, off_up_calls,
         off_up_hist, off_up_retries, off_partial, off_outbox, off_outbox_wakeups, off_notify,
-        off_rate_limited;
+        off_rate_limited, off_batches;
     /* per-worker gauges */
     size_t off_breaker, off_pg_conns, off_pg_waiting;
     /* targets: names[i] as calls give them, labels[i] as shown; written under lock, published by

@@ -27,7 +27,7 @@ static const char *const nt_outcomes[LS_NT_NOUTCOMES] = {"sent", "retry", "faile
 static const char *const view_names[LS_VIEW_COUNT] = {"profile", "group", "schedule", "catalogue"};
 static const char *const rate_scopes[LS_RL_NSCOPES] = {"addr", "user"};
 static const char *const pgc_names[LS_PGC_NSTATES] = {"ready", "busy", "connecting", "broken"};
-static const char *const builtin_routes[4] = {"/healthz", "/readyz", "/metrics", "unmatched"};
+static const char *const builtin_routes[5] = {"/healthz", "/readyz", "/metrics", "unmatched", "/batch"};
 
 /* ---- sums over the blocks ---- */
 
@@ -307,6 +307,10 @@ static void write_upstream(ls_text_t *t, const ls_metrics_t *m, const int *slots
     fam_t limited = {
         "ls_bff_rate_limited_total", "counter",
         "Requests refused with 429 by a rate limit, by scope (addr, user) and kind (read, write)."};
+    fam_t batches = {"ls_bff_upstream_batches_total", "counter",
+                     "Internal batch calls (POST /batch) that carried several calls to one target."};
+    fam_t batched = {"ls_bff_upstream_batched_calls_total", "counter",
+                     "Calls to other daemons that went out inside a batch call."};
     unsigned seen = atomic_load_explicit(&m->breaker_seen, memory_order_relaxed);
 
     for (int j = 0, i = 0; j < nslots && (i = slots[j], 1); j++)
@@ -337,6 +341,13 @@ static void write_upstream(ls_text_t *t, const ls_metrics_t *m, const int *slots
             label_t l[2] = {{"view", view_names[v]}, {"part", m->labels[i]}};
             if (n > 0)
                 sample_u(t, &partial, l, 2, n);
+        }
+    for (int k = 0; k < 2; k++)
+        for (int j = 0, i = 0; j < nslots && (i = slots[j], 1); j++) {
+            uint64_t n = csum(m, m->off_batches + (size_t)i * 2 + (size_t)k);
+            label_t l[1] = {{"target", m->labels[i]}};
+            if (n > 0)
+                sample_u(t, k ? &batched : &batches, l, 1, n);
         }
     for (int s = 0; s < LS_RL_NSCOPES; s++)
         for (int w = 0; w < 2; w++) {
