@@ -8,8 +8,9 @@
  *
  * The files: main.c (settings, route table, start-up), authenticate.c (the caller, from initData,
  * and the rate limits), ratelimit.c (token buckets, the client's address), tma.c (initData's
- * signature), upstream.c (breakers, limits, fan-out), json_scan.c (reading the services' answers as
- * text), view.c (what every view uses), the views profile.c, group_view.c and schedule.c, the
+ * signature), upstream.c (breakers, limits, fan-out), coalesce.c (a fan-out's GETs to one service sent
+ * together), json_scan.c (reading the services' answers as text), view.c (what every view uses), the
+ * views profile.c, group_view.c and schedule.c, the
  * catalogue (catalogue.c: searching groups and teachers), signin.c, proxy.c (writes and passed-on
  * reads), webhook.c (the bot's webhook, the one public route outside /api/ that authenticates
  * Telegram by a secret instead), static.c (the Mini App's files under /app/, static.h), tma_sign.c
@@ -25,6 +26,7 @@
 #include <server.h>
 #include <text.h>
 
+#include "coalesce.h"
 #include "ratelimit.h"
 #include "static.h"
 #include "tma.h"
@@ -40,6 +42,7 @@ typedef struct {
     long long breaker_failures;
     long long breaker_open_ms;
     long long max_inflight;
+    long long batch_max; /* UPSTREAM_BATCH_MAX (coalesce.h) */
     /* rate limits (ratelimit.h): tokens a second (0: no limit) and burst */
     long long rate_read_per_s, rate_read_burst;   /* a person's GET and HEAD */
     long long rate_write_per_s, rate_write_burst; /* a person's other requests */

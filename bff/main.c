@@ -43,6 +43,8 @@ static const ls_cfg_field_t config_fields[] = {
      "how long an open breaker fails calls at once before one probe is let through"},
     {"UPSTREAM_MAX_INFLIGHT", LS_CFG_INT, "256", 1, 100000, offsetof(bff_config_t, max_inflight),
      "calls in flight to one service per worker thread; more fail at once (503)"},
+    {"UPSTREAM_BATCH_MAX", LS_CFG_INT, "32", 1, BFF_COALESCE_MAX, offsetof(bff_config_t, batch_max),
+     "GET calls to one service started in one loop iteration that go as one POST /batch (1: each alone)"},
     RATE("RATE_READ", rate_read, "20", "100", "a person's reads (GET, HEAD)"),
     RATE("RATE_WRITE", rate_write, "5", "60", "a person's writes (other methods)"),
     RATE("RATE_ADDR", rate_addr, "200", "600", "a client address, checked before the signature"),
@@ -106,8 +108,16 @@ static int on_start(void *cfg, char *err, size_t errlen)
     if (c->dev_signin)
         ls_logf(LS_LOG_WARN, NULL, "DEV_SIGNIN is on: GET /app/dev?as=<telegram_id> signs in as anyone");
     bff_upstream_configure(&uc);
+    bff_coalesce_configure((size_t)c->batch_max);
     tma_derive_key(c->bot_token, c->tma_key);
     return 0;
+}
+
+/* on_worker_stop: the coalescer's queued calls end before the worker's HTTP client does. */
+static void worker_stop(ls_worker_t *w)
+{
+    bff_coalesce_stop(w);
+    bff_limits_stop(w);
 }
 
 static ls_daemon_t daemon_spec = {
@@ -121,7 +131,7 @@ static ls_daemon_t daemon_spec = {
     .no_database = 1,
     .on_start = on_start,
     .on_worker_start = bff_limits_start,
-    .on_worker_stop = bff_limits_stop,
+    .on_worker_stop = worker_stop,
     .authenticate = bff_authenticate,
 };
 

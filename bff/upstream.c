@@ -8,6 +8,8 @@
 #include <log.h>
 #include <metrics.h>
 
+#include "coalesce.h"
+
 enum { CLOSED = 0, OPEN = 1, HALF_OPEN = 2 };
 
 #define DEADLINE_GRACE_MS 25
@@ -316,6 +318,8 @@ void bff_fanout_start(bff_fanout_t *f, bff_fanout_cb done)
         } else if (bff_upstream_acquire(p->up, &why) != 0) {
             part_fail(p, 503, why);
             f->pending--;
+        } else if (strcmp(p->method, "GET") == 0 && p->body == NULL && p->idempotency_key == NULL) {
+            bff_coalesce_get(r, p->up, p->path, on_part, p);
         } else {
             ls_req_http_ex(r, names[p->up], cfg.base_url[p->up], p->method, p->path, p->body, p->body_len,
                            p->idempotency_key, on_part, p);

@@ -11,7 +11,9 @@
  *
  * Fan-out: bff_fanout_new() in request memory, bff_fanout_add() each part, bff_fanout_start(). The
  * parts go out concurrently through ls_req_http_ex() (request id, actor, X-Actor-Role from r->role and
- * the deadline r->deadline are passed on; the http client retries idempotent calls inside it). When
+ * the deadline r->deadline are passed on; the http client retries idempotent calls inside it), a GET
+ * without a body through the coalescer (coalesce.h), which sends the GETs started to one service in
+ * one loop iteration together and answers each part as if its call had gone alone. When
  * every part has finished, or r->deadline has passed, `done` runs once; the parts not finished by
  * then count as failed (504). A part's parsed JSON answer belongs to the fan-out and is released
  * right after `done` returns: take a reference (json_object_get) to keep any of it. Its raw text

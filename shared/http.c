@@ -906,7 +906,7 @@ headers_done:;
     c->t0_ns = ls_metrics_now_ns();
     c->deadline = req->deadline;
     c->attempts = 0;
-    c->idempotent = ikey != NULL || is_get || is_head || strcmp(req->method, "PUT") == 0 ||
+    c->idempotent = req->idempotent || ikey != NULL || is_get || is_head || strcmp(req->method, "PUT") == 0 ||
                     strcmp(req->method, "DELETE") == 0;
     c->resp_len = 0;
     c->outcome = LS_HTTP_ERROR;

@@ -20,9 +20,9 @@
  *     proxy variables are ignored) — an external client keeps curl's defaults for both;
  *   - ends by its deadline: curl's timeout for each attempt is the time left;
  *   - is retried with exponential backoff and jitter (base retry_base_ms, doubling) after a
- *     transport failure or a 502/503/504 answer, only when idempotent (GET, HEAD, PUT, DELETE, or
- *     any method with an idempotency key), at most max_attempts attempts in all, and only if the
- *     backoff still ends before the deadline;
+ *     transport failure or a 502/503/504 answer, only when idempotent (GET, HEAD, PUT, DELETE, any
+ *     method with an idempotency key, or one marked `idempotent`), at most max_attempts attempts in
+ *     all, and only if the backoff still ends before the deadline;
  *   - produces one log line when it completes (target, method, path, status, duration_ms,
  *     attempt), at info level for 2xx-4xx and warn otherwise, tagged with its request id and the
  *     trace id of its traceparent (an external client logs them too, and sends neither), and
@@ -75,6 +75,7 @@ typedef struct {
     int64_t actor;               /* X-Actor-Telegram-Id; 0: not sent */
     const char *actor_role;      /* X-Actor-Role: "student", "teacher" or "admin"; NULL: not sent */
     const char *idempotency_key; /* may be NULL */
+    int idempotent;              /* retried as a GET is, whatever the method (a POST that only reads) */
     uint64_t deadline;           /* absolute ls_now_ms() time; required */
 } ls_http_request_t;
 
