@@ -22,7 +22,8 @@
  *     LS_HTTP_OK, the item's status and body, content type application/json for a 2xx and
  *     application/problem+json otherwise (none without a body), the batch's attempts and duration;
  *   - the batch answered another status: that status, body and content type;
- *   - the batch answered 2xx with what does not read: status 502 with a problem body;
+ *   - the batch answered 2xx with what does not read: status 502 with a problem body (the scanner reads
+ *     json-c's plain form nested at most 12 deep: an item's answer may nest 9 deep inside the batch's);
  *   - the batch failed (transport error, timeout, too large, shutdown): its outcome and error.
  * A response's body is valid during the callback only and, for an item of a batch, is not
  * NUL-terminated (body_len bytes). An item answered 502-504 inside a batch is not sent again (the batch
