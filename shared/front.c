@@ -7,6 +7,7 @@
 
 #include <sodium.h>
 
+#include "batch.h"
 #include "calls.h"
 #include "metrics.h"
 #include "problem.h"
@@ -22,10 +23,20 @@ typedef struct {
     const ls_daemon_t *daemon;
 } front_handler_t;
 
-static void set_request_id(ls_req_t *r, h2o_req_t *req)
+/* The value of the request's header `name` (lowercase, len bytes), without copying: 1, or 0 when absent. */
+static int header(ls_req_t *r, const char *name, size_t len, h2o_iovec_t *out)
+{
+    ssize_t i = r->headers != NULL ? h2o_find_header_by_str(r->headers, name, len, -1) : -1;
+    if (i < 0)
+        return 0;
+    *out = r->headers->entries[i].value;
+    return 1;
+}
+
+static void set_request_id(ls_req_t *r)
 {
     h2o_iovec_t v;
-    if (ls_h2o_header(req, H2O_STRLIT("x-request-id"), &v) && v.len > 0 && v.len <= LS_REQUEST_ID_MAX) {
+    if (header(r, H2O_STRLIT("x-request-id"), &v) && v.len > 0 && v.len <= LS_REQUEST_ID_MAX) {
         size_t i;
         for (i = 0; i < v.len; i++) {
             char c = v.base[i];
@@ -44,10 +55,10 @@ static void set_request_id(ls_req_t *r, h2o_req_t *req)
 }
 
 /* The caller's trace when its traceparent is valid, else a new one; a span of the request's own. */
-static void set_trace(ls_req_t *r, h2o_req_t *req)
+static void set_trace(ls_req_t *r)
 {
     h2o_iovec_t v = {NULL, 0};
-    ls_h2o_header(req, H2O_STRLIT("traceparent"), &v);
+    header(r, H2O_STRLIT("traceparent"), &v);
     ls_trace_begin(&r->trace, v.base, v.len);
 }
 
@@ -85,23 +96,24 @@ static void serve_builtin(ls_req_t *r, int readyz)
 /* ---- checks ---- */
 
 /* Answers 404, 405 or 400 and returns -1 unless the request matches one of the daemon's routes. */
-static int route_or_reply(ls_req_t *r, h2o_req_t *req, h2o_iovec_t path)
+static int route_or_reply(ls_req_t *r, h2o_iovec_t path)
 {
     const ls_daemon_t *d = r->daemon;
-    switch (ls_router_match(d->routes, d->nroutes, req->method.base, req->method.len, path.base, path.len,
-                            &r->match)) {
+    h2o_iovec_t method = r->method;
+    switch (ls_router_match(d->routes, d->nroutes, method.base, method.len, path.base, path.len, &r->match)) {
     case LS_ROUTE_OK:
         r->metrics.route = (int)(r->match.route - d->routes);
         return 0;
     case LS_ROUTE_NOT_FOUND:
-        ls_reply_problem(r, 404, "no route for %.*s %.*s", (int)req->method.len, req->method.base,
+        ls_reply_problem(r, 404, "no route for %.*s %.*s", (int)method.len, method.base,
                          (int)(path.len > 200 ? 200 : path.len), path.base);
         return -1;
     case LS_ROUTE_BAD_METHOD:
-        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ALLOW, NULL,
-                       h2o_strdup(&req->pool, r->match.allow, SIZE_MAX).base, strlen(r->match.allow));
-        ls_reply_problem(r, 405, "method %.*s not allowed here; allowed: %s", (int)req->method.len,
-                         req->method.base, r->match.allow);
+        if (r->h2o != NULL)
+            h2o_add_header(&r->h2o->pool, &r->h2o->res.headers, H2O_TOKEN_ALLOW, NULL,
+                           h2o_strdup(&r->h2o->pool, r->match.allow, SIZE_MAX).base, strlen(r->match.allow));
+        ls_reply_problem(r, 405, "method %.*s not allowed here; allowed: %s", (int)method.len, method.base,
+                         r->match.allow);
         return -1;
     case LS_ROUTE_BAD_PARAM: {
         const ls_route_param_t *p = r->match.bad_param;
@@ -115,23 +127,22 @@ static int route_or_reply(ls_req_t *r, h2o_req_t *req, h2o_iovec_t path)
     return -1;
 }
 
-static int token_ok(ls_req_t *r, h2o_req_t *req)
+static int token_ok(ls_req_t *r)
 {
     const char *token = r->daemon->common->internal_token;
     size_t token_len = strlen(token);
-    ssize_t i = h2o_find_header(&req->headers, H2O_TOKEN_AUTHORIZATION, -1);
-    if (i < 0)
+    h2o_iovec_t v;
+    if (!header(r, H2O_STRLIT("authorization"), &v))
         return 0;
-    h2o_iovec_t v = req->headers.entries[i].value;
     if (v.len != token_len + 7 || strncasecmp(v.base, "Bearer ", 7) != 0)
         return 0;
     return sodium_memcmp(v.base + 7, token, token_len) == 0;
 }
 
 /* GET /metrics: behind the internal token on every daemon, the BFF included (README "Metrics"). */
-static void serve_metrics(ls_req_t *r, h2o_req_t *req)
+static void serve_metrics(ls_req_t *r)
 {
-    if (!token_ok(r, req))
+    if (!token_ok(r))
         return ls_reply_problem_str(r, 401, "missing or wrong internal token");
     ls_text_t t = {0};
     ls_metrics_write(ls_metrics_registry(r->worker->metrics), &t);
@@ -143,28 +154,27 @@ static void serve_metrics(ls_req_t *r, h2o_req_t *req)
 }
 
 /* The internal token, or the daemon's own authenticate(); -1 after answering. */
-static int caller_or_reply(ls_req_t *r, h2o_req_t *req)
+static int caller_or_reply(ls_req_t *r)
 {
     if (r->match.route->flags & LS_ROUTE_PUBLIC)
         return 0;
     if (r->daemon->authenticate != NULL)
         return r->daemon->authenticate(r) != 0 ? -1 : 0;
-    if (token_ok(r, req))
+    if (token_ok(r))
         return 0;
     ls_reply_problem_str(r, 401, "missing or wrong internal token");
     return -1;
 }
 
 /* X-Actor-Telegram-Id and X-Actor-Role into r->actor and r->role; -1 after answering 400. */
-static int actor_or_reply(ls_req_t *r, h2o_req_t *req)
+static int actor_or_reply(ls_req_t *r)
 {
     h2o_iovec_t v;
-    if (ls_h2o_header(req, H2O_STRLIT("x-actor-telegram-id"), &v) &&
-        ls_parse_id(v.base, v.len, &r->actor) != 0) {
+    if (header(r, H2O_STRLIT("x-actor-telegram-id"), &v) && ls_parse_id(v.base, v.len, &r->actor) != 0) {
         ls_reply_problem_str(r, 400, "header X-Actor-Telegram-Id must be a telegram id");
         return -1;
     }
-    if (ls_h2o_header(req, H2O_STRLIT("x-actor-role"), &v)) {
+    if (header(r, H2O_STRLIT("x-actor-role"), &v)) {
         r->role = ls_role_parse(v.base, v.len);
         if (r->role == LS_ROLE_NONE) {
             ls_reply_problem_str(r, 400, "header X-Actor-Role must be student, teacher or admin");
@@ -175,11 +185,11 @@ static int actor_or_reply(ls_req_t *r, h2o_req_t *req)
 }
 
 /* X-Deadline-Ms shortens r->deadline; -1 after answering 400 (malformed) or 503 (already passed). */
-static int deadline_or_reply(ls_req_t *r, h2o_req_t *req)
+static int deadline_or_reply(ls_req_t *r)
 {
     h2o_iovec_t v;
     int64_t ms;
-    if (!ls_h2o_header(req, H2O_STRLIT("x-deadline-ms"), &v))
+    if (!header(r, H2O_STRLIT("x-deadline-ms"), &v))
         return 0;
     if (ls_parse_i64(v.base, v.len, &ms) != 0) {
         ls_reply_problem_str(r, 400, "header X-Deadline-Ms must be an integer");
@@ -197,25 +207,26 @@ static int deadline_or_reply(ls_req_t *r, h2o_req_t *req)
 /* The request's path checked and decoded (url.h) into *path, and its query string's text checked;
  * -1 after answering 400. h2o's own path_normalized is not used: it decodes "%2F" to '/' and then
  * resolves "..", so that one path could name another route. */
-static int target_or_reply(ls_req_t *r, h2o_req_t *req, h2o_iovec_t *path)
+static int target_or_reply(ls_req_t *r, h2o_iovec_t *path)
 {
-    size_t len = req->query_at != SIZE_MAX ? req->query_at : req->path.len;
+    h2o_iovec_t t = r->target;
+    size_t len = r->query_at != SIZE_MAX ? r->query_at : t.len;
     /* Room for the decoded path and, after it, the decoded query (decoding never lengthens). */
-    char *buf = ls_req_alloc(r, req->path.len + 2);
+    char *buf = ls_req_alloc(r, t.len + 2);
     const char *why;
-    long n = ls_url_path(buf, req->path.base, len, &why);
+    long n = ls_url_path(buf, t.base, len, &why);
     if (n < 0) {
         ls_reply_problem(r, 400, "bad path: %s", why);
         return -1;
     }
     *path = h2o_iovec_init(buf, (size_t)n);
-    if (req->query_at == SIZE_MAX)
+    if (r->query_at == SIZE_MAX)
         return 0;
     /* Query values are decoded leniently where they are read (query.h); their text is checked here,
      * once for all: the '&' and '=' between them are ASCII, so the whole is UTF-8 without a NUL
      * exactly when every value is. */
     char *query = buf + len + 1;
-    long m = ls_url_decode(query, req->path.base + req->query_at + 1, req->path.len - req->query_at - 1, 0);
+    long m = ls_url_decode(query, t.base + r->query_at + 1, t.len - r->query_at - 1, 0);
     if (memchr(query, '\0', (size_t)m) != NULL || ls_utf8_span(query, (size_t)m) != (size_t)m) {
         ls_reply_problem_str(r, 400, "bad query string: a value holds a NUL or bytes that are not UTF-8");
         return -1;
@@ -223,39 +234,88 @@ static int target_or_reply(ls_req_t *r, h2o_req_t *req, h2o_iovec_t *path)
     return 0;
 }
 
-static void dispatch(ls_req_t *r, h2o_req_t *req)
+/* A body over MAX_BODY_BYTES: answers 413 and returns -1. */
+static int body_size_or_reply(ls_req_t *r)
 {
     const ls_daemon_t *d = r->daemon;
-    h2o_iovec_t path;
+    h2o_req_t *req = r->h2o;
+    if (req == NULL || req->entity.base == NULL || req->entity.len <= (size_t)d->common->max_body_bytes)
+        return 0;
+    ls_reply_problem(r, 413, "request body over %lld bytes", d->common->max_body_bytes);
+    return -1;
+}
 
-    if (target_or_reply(r, req, &path) != 0)
+/* POST /batch (batch.h): a service's, behind the internal token; the BFF authenticates its callers
+ * itself and offers none. */
+static void serve_batch(ls_req_t *r)
+{
+    if (!token_ok(r))
+        return ls_reply_problem_str(r, 401, "missing or wrong internal token");
+    if (body_size_or_reply(r) != 0 || deadline_or_reply(r) != 0)
         return;
+    ls_batch_serve(r);
+}
 
-    if (h2o_memis(req->method.base, req->method.len, H2O_STRLIT("GET"))) {
+/* Serves the built-in routes: 1 when path is one of them (answered or under way), else 0. */
+static int builtin_route(ls_req_t *r, h2o_iovec_t path)
+{
+    if (h2o_memis(r->method.base, r->method.len, H2O_STRLIT("GET"))) {
         if (h2o_memis(path.base, path.len, H2O_STRLIT("/healthz"))) {
             r->metrics.route = LS_METRICS_ROUTE_HEALTHZ;
-            return serve_builtin(r, 0);
+            serve_builtin(r, 0);
+            return 1;
         }
         if (h2o_memis(path.base, path.len, H2O_STRLIT("/readyz"))) {
             r->metrics.route = LS_METRICS_ROUTE_READYZ;
-            return serve_builtin(r, 1);
+            serve_builtin(r, 1);
+            return 1;
         }
         if (h2o_memis(path.base, path.len, H2O_STRLIT("/metrics"))) {
             r->metrics.route = LS_METRICS_ROUTE_METRICS;
-            return serve_metrics(r, req);
+            serve_metrics(r);
+            return 1;
         }
+    } else if (r->daemon->authenticate == NULL &&
+               h2o_memis(r->method.base, r->method.len, H2O_STRLIT("POST")) &&
+               h2o_memis(path.base, path.len, H2O_STRLIT("/batch"))) {
+        r->metrics.route = LS_METRICS_ROUTE_BATCH;
+        serve_batch(r);
+        return 1;
     }
-    if (route_or_reply(r, req, path) != 0 || caller_or_reply(r, req) != 0)
+    return 0;
+}
+
+/* A request from a client, or an item of a batch: the same checks but two. An item has been let in
+ * with its batch (no caller check of its own), and the built-in routes are for clients only (an item
+ * naming one finds no route). */
+static void dispatch(ls_req_t *r)
+{
+    const ls_daemon_t *d = r->daemon;
+    int item = r->item != NULL;
+    h2o_iovec_t path;
+
+    if (target_or_reply(r, &path) != 0)
         return;
-    if (req->entity.base != NULL && req->entity.len > (size_t)d->common->max_body_bytes)
-        return ls_reply_problem(r, 413, "request body over %lld bytes", d->common->max_body_bytes);
+    if (!item && builtin_route(r, path))
+        return;
+    if (route_or_reply(r, path) != 0 || (!item && caller_or_reply(r) != 0))
+        return;
+    if (body_size_or_reply(r) != 0)
+        return;
     /* A daemon that authenticates its callers itself (the BFF) takes the actor from that, never
      * from the caller's headers. */
-    if (d->authenticate == NULL && actor_or_reply(r, req) != 0)
+    if (d->authenticate == NULL && actor_or_reply(r) != 0)
         return;
-    if (deadline_or_reply(r, req) != 0)
+    if (deadline_or_reply(r) != 0)
         return;
     ((ls_handler_t)r->match.route->handler)(r);
+}
+
+void ls_front_serve_item(ls_req_t *r)
+{
+    set_request_id(r);
+    set_trace(r);
+    dispatch(r);
 }
 
 /* ---- h2o's own answers ---- */
@@ -354,9 +414,9 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     ls_req_t *r = ls_req_new(req, w, fh->daemon);
     if (r == NULL)
         return -1;
-    set_request_id(r, req);
-    set_trace(r, req);
-    dispatch(r, req);
+    set_request_id(r);
+    set_trace(r);
+    dispatch(r);
     ls_req_unref(r);
     return 0;
 }

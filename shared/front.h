@@ -8,8 +8,9 @@
  *   - `X-Request-Id` is taken when well-formed (1..64 of [A-Za-z0-9._-]) or generated (the
  *     worker's random prefix and a counter), and echoed on the reply;
  *   - built-in routes, before the daemon's own: GET /healthz (alive: 200), GET /readyz (a
- *     database round trip within 1 s answers 200, otherwise 503; 200 for a daemon with no_database)
- *     and GET /metrics (metrics.h; behind the internal token on every daemon, the BFF included);
+ *     database round trip within 1 s answers 200, otherwise 503; 200 for a daemon with no_database),
+ *     GET /metrics (metrics.h; behind the internal token on every daemon, the BFF included) and, on
+ *     every daemon but the BFF, POST /batch (batch.h; behind the internal token);
  *   - routing by the daemon's route table: 404 / 405 (with Allow) / 400 for a bad path parameter;
  *   - `Authorization: Bearer <INTERNAL_TOKEN>` checked in constant time (401) unless the route is
  *     LS_ROUTE_PUBLIC, or the daemon's own authenticate() instead when it has one;
@@ -32,5 +33,10 @@
  * front door, the problem+json filter — for the workers' h2o contexts. The caller disposes it
  * (h2o_config_dispose). */
 void ls_front_init(h2o_globalconf_t *conf, const ls_daemon_t *d);
+
+/* Serves an item of a batch (batch.c) as the front door serves a request, from its request id on:
+ * the same checks and handler, without the caller check (its batch passed it) and the built-in
+ * routes (an item naming one finds no route: 404). */
+void ls_front_serve_item(ls_req_t *r);
 
 #endif

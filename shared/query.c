@@ -17,10 +17,10 @@ static const char *url_decode(ls_req_t *r, const char *v, const char *end)
 
 const char *ls_req_query(ls_req_t *r, const char *name)
 {
-    if (r->h2o == NULL || r->h2o->query_at == SIZE_MAX)
+    if (r->query_at == SIZE_MAX)
         return NULL;
-    const char *q = r->h2o->path.base + r->h2o->query_at + 1;
-    const char *end = r->h2o->path.base + r->h2o->path.len;
+    const char *q = r->target.base + r->query_at + 1;
+    const char *end = r->target.base + r->target.len;
     size_t name_len = strlen(name);
 
     while (q < end) {

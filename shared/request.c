@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "batch.h"
 #include "daemon.h"
 #include "log.h"
 #include "problem.h"
@@ -32,15 +33,19 @@ static void on_h2o_pool_dispose(void *p)
 {
     ls_req_t *r = *(ls_req_t **)p;
     r->h2o = NULL;
+    r->headers = NULL;
     ls_req_unref(r);
 }
 
-ls_req_t *ls_req_new(h2o_req_t *req, ls_worker_t *w, const ls_daemon_t *d)
+/* What both kinds of request start with; the input and references are the caller's to set. */
+static ls_req_t *req_alloc(ls_worker_t *w, const ls_daemon_t *d, const char *method, size_t method_len)
 {
     ls_req_t *r = malloc(sizeof(*r));
     if (r == NULL)
         return NULL;
-    r->h2o = req;
+    r->h2o = NULL;
+    r->item = NULL;
+    r->headers = NULL;
     r->worker = w;
     r->daemon = d;
     r->log.request_id = r->request_id;
@@ -50,16 +55,50 @@ ls_req_t *ls_req_new(h2o_req_t *req, ls_worker_t *w, const ls_daemon_t *d)
     r->started = ls_now_ms();
     r->deadline = r->started + (uint64_t)d->common->request_timeout_ms;
     r->status = 0;
-    r->refs = 2; /* the h2o request, and the caller's */
+    r->refs = 2; /* the h2o request (or the batch), and the caller's */
     r->body = NULL;
     r->state = NULL;
     r->match.route = NULL;
     r->match.nparams = 0;
-    ls_metrics_request_start(&r->metrics, req->method.base, req->method.len);
+    ls_metrics_request_start(&r->metrics, method, method_len);
     h2o_mem_init_pool(&r->pool);
     w->inflight++;
+    return r;
+}
+
+/* The target copied into request memory (it outlives the h2o request), its '?' found. */
+static void set_target(ls_req_t *r, const char *target, size_t len)
+{
+    r->target = h2o_iovec_init(ls_req_strdup(r, target, len), len);
+    const char *q = memchr(target, '?', len);
+    r->query_at = q != NULL ? (size_t)(q - target) : SIZE_MAX;
+}
+
+ls_req_t *ls_req_new(h2o_req_t *req, ls_worker_t *w, const ls_daemon_t *d)
+{
+    ls_req_t *r = req_alloc(w, d, req->method.base, req->method.len);
+    if (r == NULL)
+        return NULL;
+    r->h2o = req;
+    r->method = req->method;
+    r->headers = &req->headers;
+    set_target(r, req->path.base, req->path.len);
     ls_req_t **guard = h2o_mem_alloc_shared(&req->pool, sizeof(*guard), on_h2o_pool_dispose);
     *guard = r;
+    return r;
+}
+
+ls_req_t *ls_req_new_item(ls_worker_t *w, const ls_daemon_t *d, ls_batch_item_t *item, const char *target,
+                          size_t target_len)
+{
+    ls_req_t *r = req_alloc(w, d, H2O_STRLIT("GET"));
+    if (r == NULL)
+        return NULL;
+    r->item = item;
+    r->method = h2o_iovec_init(H2O_STRLIT("GET"));
+    memset(&r->item_headers, 0, sizeof(r->item_headers));
+    r->headers = &r->item_headers;
+    set_target(r, target, target_len);
     return r;
 }
 
@@ -87,10 +126,10 @@ static void log_access(ls_req_t *r)
 {
     ls_log_line_t l;
     ls_log_level_t level = r->status >= 500 ? LS_LOG_WARN : LS_LOG_INFO;
-    if (r->h2o == NULL || !ls_log_begin(&l, level, &r->log, "request"))
+    if ((r->h2o == NULL && r->item == NULL) || !ls_log_begin(&l, level, &r->log, "request"))
         return;
-    ls_log_strn(&l, "method", r->h2o->method.base, r->h2o->method.len);
-    ls_log_strn(&l, "path", r->h2o->path.base, r->h2o->path.len);
+    ls_log_strn(&l, "method", r->method.base, r->method.len);
+    ls_log_strn(&l, "path", r->target.base, r->target.len);
     ls_log_int(&l, "status", r->status);
     ls_log_int(&l, "duration_ms", (int64_t)(ls_now_ms() - r->started));
     ls_log_str(&l, "span_id", r->trace.span_id);
@@ -100,14 +139,19 @@ static void log_access(ls_req_t *r)
 }
 
 /* The first reply's bookkeeping and headers (content_length len; SIZE_MAX: none); the h2o request to
- * send the body on, or NULL when the request was answered already or its client is gone. */
-static h2o_req_t *reply_begin(ls_req_t *r, int status, const char *content_type, size_t len)
+ * send the body on, or NULL when the request was answered already, its client is gone, or it is an
+ * item of a batch (its reply, body included, then goes to the batch here). */
+static h2o_req_t *reply_begin(ls_req_t *r, int status, const char *content_type, const char *body, size_t len)
 {
     if (r->status != 0)
         return NULL;
     r->status = status;
     ls_metrics_request_done(&r->metrics, status);
     log_access(r);
+    if (r->item != NULL) {
+        ls_batch_item_reply(r->item, status, content_type, body, len == SIZE_MAX ? 0 : len);
+        return NULL;
+    }
     h2o_req_t *req = r->h2o;
     if (req == NULL)
         return NULL;
@@ -127,7 +171,7 @@ static h2o_req_t *reply_begin(ls_req_t *r, int status, const char *content_type,
 
 void ls_reply_raw(ls_req_t *r, int status, const char *content_type, const char *body, size_t len)
 {
-    h2o_req_t *req = reply_begin(r, status, content_type, len);
+    h2o_req_t *req = reply_begin(r, status, content_type, body, len);
     if (req != NULL)
         h2o_send_inline(req, body, len);
 }
@@ -136,7 +180,7 @@ void ls_reply_unowned(ls_req_t *r, int status, const char *content_type, const c
 {
     static h2o_generator_t generator = {NULL, NULL};
     int no_body = status == 304;
-    h2o_req_t *req = reply_begin(r, status, content_type, no_body ? SIZE_MAX : len);
+    h2o_req_t *req = reply_begin(r, status, content_type, body, no_body ? SIZE_MAX : len);
     if (req == NULL)
         return;
     h2o_iovec_t buf = h2o_iovec_init(body, len);
@@ -194,9 +238,12 @@ const char *ls_req_param_str(ls_req_t *r, const char *name)
 
 const char *ls_req_header(ls_req_t *r, const char *name)
 {
-    h2o_iovec_t v;
-    if (r->h2o == NULL || !ls_h2o_header(r->h2o, name, strlen(name), &v))
+    if (r->headers == NULL)
         return NULL;
+    ssize_t i = h2o_find_header_by_str(r->headers, name, strlen(name), -1);
+    if (i < 0)
+        return NULL;
+    h2o_iovec_t v = r->headers->entries[i].value;
     return ls_req_strdup(r, v.base, v.len);
 }
 
@@ -218,10 +265,10 @@ static json_object *keep_body(ls_req_t *r, json_object *obj, const ls_json_field
 json_object *ls_req_body_or_reply(ls_req_t *r, const ls_json_field_t *fields, size_t n)
 {
     char err[256];
-    if (r->h2o == NULL)
+    if (r->h2o == NULL && r->item == NULL)
         return NULL;
-    json_object *obj = ls_json_parse_object(r->h2o->entity.base, r->h2o->entity.base ? r->h2o->entity.len : 0,
-                                            err, sizeof(err));
+    h2o_iovec_t e = r->h2o != NULL && r->h2o->entity.base != NULL ? r->h2o->entity : h2o_iovec_init(NULL, 0);
+    json_object *obj = ls_json_parse_object(e.base, e.len, err, sizeof(err));
     if (obj == NULL) {
         ls_reply_problem_str(r, 400, err);
         return NULL;
@@ -231,9 +278,9 @@ json_object *ls_req_body_or_reply(ls_req_t *r, const ls_json_field_t *fields, si
 
 json_object *ls_req_optional_body_or_reply(ls_req_t *r, const ls_json_field_t *fields, size_t n)
 {
-    if (r->h2o == NULL)
+    if (r->h2o == NULL && r->item == NULL)
         return NULL;
-    if (r->h2o->entity.base != NULL && r->h2o->entity.len > 0)
+    if (r->h2o != NULL && r->h2o->entity.base != NULL && r->h2o->entity.len > 0)
         return ls_req_body_or_reply(r, fields, n);
     return keep_body(r, json_object_new_object(), fields, n);
 }

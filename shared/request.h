@@ -8,6 +8,9 @@
  * reference for the h2o request (until h2o disposes its pool) and one per pending callback. Memory
  * from ls_req_alloc() lives as long as the ls_req_t.
  *
+ * An item of an internal batch (batch.h) is an ls_req_t too, with no h2o request: its input is what the
+ * item names, and its reply goes to the batch instead of a client; handlers cannot tell the two apart.
+ *
  * Replies: each ls_reply_* does nothing when the request was already answered or the client is gone.
  * The first reply sets r->status, writes the request's access log line (method, path, status,
  * duration_ms, span_id, parent_span_id; warn for 5xx), counts it in ls_http_requests_total and
@@ -34,12 +37,23 @@
 
 #define LS_REQUEST_ID_MAX 64
 
-typedef struct ls_worker ls_worker_t; /* worker.h */
-typedef struct ls_daemon ls_daemon_t; /* daemon.h */
+typedef struct ls_worker ls_worker_t;         /* worker.h */
+typedef struct ls_batch_item ls_batch_item_t; /* batch.h */
+typedef struct ls_daemon ls_daemon_t;         /* daemon.h */
 typedef struct ls_req ls_req_t;
 
 struct ls_req {
-    h2o_req_t *h2o; /* NULL once the client has gone */
+    h2o_req_t *h2o; /* NULL once the client has gone, and for an item of a batch */
+    /* The request as it arrived, for every reader of its input: the method, the target as sent (the
+     * escaped path and its query; request memory) with query_at the index of its '?' (SIZE_MAX: none),
+     * and the headers (NULL once the client has gone). */
+    h2o_iovec_t method, target;
+    size_t query_at;
+    const h2o_headers_t *headers;
+    /* An item of a batch (batch.h): where its reply goes (NULL once the batch has answered), and its
+     * headers, made from the item. NULL for a request from a client. */
+    ls_batch_item_t *item;
+    h2o_headers_t item_headers;
     ls_worker_t *worker;
     const ls_daemon_t *daemon;
     ls_route_match_t match;
@@ -102,6 +116,10 @@ void ls_reply_empty(ls_req_t *r, int status);
  * disposes req's pool and the caller's reference (the one returned) is dropped. NULL when out of
  * memory. */
 ls_req_t *ls_req_new(h2o_req_t *req, ls_worker_t *w, const ls_daemon_t *d);
+/* An item of a batch on worker w (batch.c): a GET of `target` (copied) whose reply goes to item.
+ * References as for ls_req_new: the batch's (instead of the h2o request's) and the caller's. */
+ls_req_t *ls_req_new_item(ls_worker_t *w, const ls_daemon_t *d, ls_batch_item_t *item, const char *target,
+                          size_t target_len);
 /* One more / one fewer reference (a pending callback); the last frees the request. */
 static inline void ls_req_ref(ls_req_t *r)
 {
