@@ -207,6 +207,13 @@ static void on_batch(void *ud, const ls_http_response_t *resp)
         free(b);
         return;
     }
+    if (resp->outcome == LS_HTTP_TOO_LARGE) {
+        /* Together over the client's max_response_bytes: each answer may well fit alone. */
+        for (size_t i = 0; i < b->n; i++)
+            send_alone(b->up, &b->calls[i]);
+        free(b);
+        return;
+    }
     /* Otherwise every item ends as the batch did: a failure, another status, or a 2xx that does not read
      * (502, as a call alone whose answer came from something that is not one of the school's services). */
     ls_http_response_t each = *resp;

@@ -11,8 +11,8 @@
  *   - a person who does not exist (auth-service's 404 inside a batch) gets the view's 404, as alone.
  * Against a fake groups-service (tests/support/fake_upstream.h), the group view (whose first round asks
  * groups-service twice) shows what the BFF sends in a batch and how it takes each kind of answer: each
- * item's status and problem in its place, an answer that does not read (502), and a failed batch
- * (retried as a GET is, then 503).
+ * item's status and problem in its place, an answer that does not read (502), one too large (each call
+ * sent again alone), and a failed batch (retried as a GET is, then 503).
  */
 #include <criterion/criterion.h>
 #include <curl/curl.h>
@@ -349,14 +349,17 @@ Test(coalesce, an_item_refused_inside_a_batch_reaches_its_view, .init = setup_st
 #define SPAN   "00f067aa0ba902b7"
 
 /* How the fake answers a batch: its first item (the group) or second (its members) refused, an answer
- * that does not read, or none (503). */
-enum { GROUP_FAILS, MEMBERS_FAIL, UNREADABLE, UNAVAILABLE };
+ * that does not read, one over the BFF's 8 MiB for an answer, or none (503). */
+enum { GROUP_FAILS, MEMBERS_FAIL, UNREADABLE, TOO_LARGE, UNAVAILABLE };
+
+#define LARGE_BYTES (9 << 20)
 
 static struct {
     pthread_mutex_t lock;
     int mode;
-    int batches; /* POST /batch received */
-    char *body;  /* the last one's (malloc'ed) and some of its headers */
+    int batches;    /* POST /batch received */
+    int group_gets; /* GET /groups/… received (calls sent alone) */
+    char *body;     /* the last one's (malloc'ed) and some of its headers */
     char request_id[96], actor[32], traceparent[96], content_type[96];
 } fake = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
@@ -377,6 +380,9 @@ static int on_request(void *ud, lst_upstream_t *u, const lst_upstream_req_t *req
     static const char not_found[] = PROBLEM(404, "Not Found", "nothing here");
     (void)ud, (void)u;
     if (strcmp(req->method, "POST") != 0 || strcmp(req->path, "/batch") != 0) {
+        pthread_mutex_lock(&fake.lock);
+        fake.group_gets += strncmp(req->path, "/groups/", 8) == 0;
+        pthread_mutex_unlock(&fake.lock);
         lst_upstream_respond(resp, 404, "application/problem+json", not_found, sizeof(not_found) - 1);
         return 1;
     }
@@ -406,6 +412,15 @@ static int on_request(void *ud, lst_upstream_t *u, const lst_upstream_req_t *req
     case UNREADABLE: /* one response for two requests */
         lst_upstream_respondf(resp, 200, "{\"responses\":[{\"status\":200,\"body\":null}]}");
         break;
+    case TOO_LARGE: {
+        char *large = malloc(LARGE_BYTES); /* on a connection thread: no assertion here */
+        if (large == NULL)
+            return 0;
+        memset(large, ' ', LARGE_BYTES);
+        lst_upstream_respond(resp, 200, NULL, large, LARGE_BYTES);
+        free(large);
+        break;
+    }
     default:
         lst_upstream_respondf(resp, 503, "%s", PROBLEM(503, "Service Unavailable", "the fake is down"));
         snprintf(resp->content_type, sizeof(resp->content_type), "application/problem+json");
@@ -462,12 +477,18 @@ static void group_view(lst_resp_t *resp, int mode)
     lst_http(resp, "GET", url, headers, NULL);
 }
 
-static int batches_seen(void)
+/* POST /batch (gets: GET /groups/…) the fake received. */
+static int seen(int gets)
 {
     pthread_mutex_lock(&fake.lock);
-    int n = fake.batches;
+    int n = gets ? fake.group_gets : fake.batches;
     pthread_mutex_unlock(&fake.lock);
     return n;
+}
+
+static int batches_seen(void)
+{
+    return seen(0);
 }
 
 /* The last batch: its headers, and each item as the call alone would have been sent. */
@@ -522,9 +543,17 @@ Test(coalesce, a_batch_carries_each_call_and_each_answer_reaches_its_part, .init
     lst_resp_free(&resp);
     cr_assert_eq(batches_seen(), 3);
 
+    /* An answer too large for the BFF: each call goes again alone, and answers as that call does. */
+    cr_assert_eq(seen(1), 0);
+    group_view(&resp, TOO_LARGE);
+    lst_expect_problem(&resp, 404, "not found");
+    lst_resp_free(&resp);
+    cr_assert_eq(batches_seen(), 4);
+    cr_assert_eq(seen(1), 2, "the group and its members, each alone");
+
     /* No answer: the batch is retried as a GET is (three attempts), then every item has the 503. */
     group_view(&resp, UNAVAILABLE);
     lst_expect_problem(&resp, 503, "the fake is down");
     lst_resp_free(&resp);
-    cr_assert_eq(batches_seen(), 6);
+    cr_assert_eq(batches_seen(), 7);
 }
