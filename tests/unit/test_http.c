@@ -579,11 +579,12 @@ Test(http, past_deadline_fails_later_without_sending)
 
 /*
  * Sends method to /fail?key=<key>&<answers> (the fake answers the status named there as many times as
- * named, then 200), with a body "{}" unless it is a GET. Expects an HTTP answer of status after
- * attempts tries, every one of which reached the fake.
+ * named, then 200), with a body "{}" unless it is a GET, the idempotency key (may be NULL) and the
+ * `idempotent` mark. Expects an HTTP answer of status after attempts tries, every one of which reached
+ * the fake.
  */
-static void expect_retries(const char *method, const char *key, const char *answers,
-                           const char *idempotency_key, int status, int attempts)
+static void expect_retries_marked(const char *method, const char *key, const char *answers,
+                                  const char *idempotency_key, int idempotent, int status, int attempts)
 {
     char path[128];
     snprintf(path, sizeof(path), "/fail?key=%s&%s", key, answers);
@@ -594,6 +595,7 @@ static void expect_retries(const char *method, const char *key, const char *answ
         req.body_len = 2;
     }
     req.idempotency_key = idempotency_key;
+    req.idempotent = idempotent;
     send_ok(http, &req, &r);
     run_until_done(&r, 5000);
     cr_assert_eq(r.outcome, LS_HTTP_OK, "outcome %d (%s)", r.outcome, r.error ? r.error : "");
@@ -601,6 +603,12 @@ static void expect_retries(const char *method, const char *key, const char *answ
     cr_assert_eq(r.attempts, attempts);
     cr_assert_eq(lst_upstream_fail_count(up, key), attempts);
     result_free(&r);
+}
+
+static void expect_retries(const char *method, const char *key, const char *answers,
+                           const char *idempotency_key, int status, int attempts)
+{
+    expect_retries_marked(method, key, answers, idempotency_key, 0, status, attempts);
 }
 
 Test(http, get_is_retried_after_503)
@@ -625,6 +633,14 @@ Test(http, post_with_key_is_retried)
     char key[32];
     cr_assert_eq(lst_upstream_last_header(up, "idempotency-key", key, sizeof(key)), 0);
     cr_assert_str_eq(key, "op-1", "the key is sent again on the retry");
+}
+
+Test(http, post_marked_idempotent_is_retried)
+{
+    /* A POST that only reads (the BFF's POST /batch), retried as a GET is, with no key to send. */
+    expect_retries_marked("POST", "pi", "times=2&status=503", NULL, 1, 200, 3);
+    char key[32];
+    cr_assert_eq(lst_upstream_last_header(up, "idempotency-key", key, sizeof(key)), -1);
 }
 
 Test(http, other_statuses_are_not_retried)
