@@ -5,7 +5,7 @@
  * On the real stack (stack.h), with many own-profile views fetched at the same moment (curl multi):
  *   - every view answers 200, byte for byte the view fetched alone afterwards, and batches went out
  *     (the BFF's ls_bff_upstream_batched_calls_total, the services' requests on route /batch);
- *   - with UPSTREAM_BATCH_MAX=1 the same views, and no batch at all;
+ *   - with UPSTREAM_BATCH_MAX=1 the same views, and no batch at all; with 4, batches of at most 4;
  *   - with a service stopped the views answer as they do alone with it down (partial, or the view's
  *     error), and the BFF still exits cleanly (under ASan: nothing leaked);
  *   - a person who does not exist (auth-service's 404 inside a batch) gets the view's 404, as alone.
@@ -43,6 +43,12 @@ static void setup_stack_unbatched(void)
 {
     curl_global_init(CURL_GLOBAL_DEFAULT);
     lst_stack_start(&st, (const char *const[]){"RATE_ADDR_PER_S=0", "UPSTREAM_BATCH_MAX=1", NULL});
+}
+
+static void setup_stack_small_batches(void)
+{
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    lst_stack_start(&st, (const char *const[]){"RATE_ADDR_PER_S=0", "UPSTREAM_BATCH_MAX=4", NULL});
 }
 
 static void teardown_stack(void)
@@ -285,6 +291,21 @@ Test(coalesce, batch_max_1_sends_every_call_alone, .init = setup_stack_unbatched
         cr_assert_eq(bff_batched(1), 0);
         cr_assert_eq(services_batches(), 0);
     }
+    views_free(views, PEOPLE);
+}
+
+Test(coalesce, a_full_queue_goes_at_once, .init = setup_stack_small_batches, .fini = teardown_stack)
+{
+    view_t views[PEOPLE] = {{0}};
+    for (int i = 0; i < PEOPLE; i++) {
+        add_person(FIRST + i);
+        views[i].as = FIRST + i;
+    }
+    double batched = rounds_until_batched(views, PEOPLE, ok_status);
+    cr_assert_gt(batched, 0, "no call went in a batch in %d rounds", MAX_ROUNDS);
+    if (LS_METRICS)
+        cr_assert_leq(batched, 4 * bff_batched(0), "%g calls in %g batches of at most 4", batched,
+                      bff_batched(0));
     views_free(views, PEOPLE);
 }
 
