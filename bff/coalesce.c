@@ -207,8 +207,10 @@ static void on_batch(void *ud, const ls_http_response_t *resp)
         free(b);
         return;
     }
-    if (resp->outcome == LS_HTTP_TOO_LARGE) {
-        /* Together over the client's max_response_bytes: each answer may well fit alone. */
+    if (resp->outcome == LS_HTTP_TOO_LARGE ||
+        (resp->outcome == LS_HTTP_OK && (resp->status == 404 || resp->status == 405))) {
+        /* Together over the client's max_response_bytes: each answer may well fit alone. A service that
+         * has no POST /batch (an older one, during a rolling deploy) still serves each call alone. */
         for (size_t i = 0; i < b->n; i++)
             send_alone(b->up, &b->calls[i]);
         free(b);

@@ -25,8 +25,9 @@
  *   - the batch answered 2xx with what does not read: status 502 with a problem body (the scanner reads
  *     json-c's plain form nested at most 12 deep: an item's answer may nest 9 deep inside the batch's);
  *   - the batch failed (transport error, timeout, shutdown): its outcome and error;
- *   - the batch's answer was over the HTTP client's max_response_bytes: each call is sent again alone
- *     (each answer may fit on its own), and answers as that call does.
+ *   - the batch's answer was over the HTTP client's max_response_bytes (each answer may fit on its
+ *     own), or the service answered 404 or 405 (it has no POST /batch: an older one, during a rolling
+ *     deploy): each call is sent again alone, and answers as that call does.
  * A response's body is valid during the callback only and, for an item of a batch, is not
  * NUL-terminated (body_len bytes). An item answered 502-504 inside a batch is not sent again (the batch
  * itself answered): only a failed batch is retried, by the HTTP client.

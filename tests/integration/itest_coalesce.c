@@ -370,8 +370,9 @@ Test(coalesce, an_item_refused_inside_a_batch_reaches_its_view, .init = setup_st
 #define SPAN   "00f067aa0ba902b7"
 
 /* How the fake answers a batch: its first item (the group) or second (its members) refused, an answer
- * that does not read, one over the BFF's 8 MiB for an answer, or none (503). */
-enum { GROUP_FAILS, MEMBERS_FAIL, UNREADABLE, TOO_LARGE, UNAVAILABLE };
+ * that does not read, one over the BFF's 8 MiB for an answer, none (503), or as a service without the
+ * route (404). */
+enum { GROUP_FAILS, MEMBERS_FAIL, UNREADABLE, TOO_LARGE, UNAVAILABLE, NO_ROUTE };
 
 #define LARGE_BYTES (9 << 20)
 
@@ -442,6 +443,9 @@ static int on_request(void *ud, lst_upstream_t *u, const lst_upstream_req_t *req
         free(large);
         break;
     }
+    case NO_ROUTE:
+        lst_upstream_respond(resp, 404, "application/problem+json", not_found, sizeof(not_found) - 1);
+        break;
     default:
         lst_upstream_respondf(resp, 503, "%s", PROBLEM(503, "Service Unavailable", "the fake is down"));
         snprintf(resp->content_type, sizeof(resp->content_type), "application/problem+json");
@@ -577,4 +581,11 @@ Test(coalesce, a_batch_carries_each_call_and_each_answer_reaches_its_part, .init
     lst_expect_problem(&resp, 503, "the fake is down");
     lst_resp_free(&resp);
     cr_assert_eq(batches_seen(), 7);
+
+    /* A service without POST /batch (an older one during a rolling deploy): each call goes alone. */
+    group_view(&resp, NO_ROUTE);
+    lst_expect_problem(&resp, 404, "not found");
+    lst_resp_free(&resp);
+    cr_assert_eq(batches_seen(), 8);
+    cr_assert_eq(seen(1), 4, "the group and its members, each alone again");
 }
