@@ -13,8 +13,6 @@
 #include <text.h>
 #include <trace.h>
 
-#include "json_scan.h"
-
 /* Room for an item besides its escaped path and request id: the member names and punctuation (about
  * 80 bytes), an actor (20 digits), a role, a traceparent and a deadline (20 digits). */
 #define ITEM_ROOM (128 + 20 + 16 + LS_TRACEPARENT_LEN + 20)
@@ -32,17 +30,20 @@ typedef struct {
     size_t n;
 } queue_t;
 
-/* A batch in flight, one allocation: its calls, then the scanner's items, then the body it sends. */
+/* An item's answer inside the batch's: its status and its body's text (NULL: none). */
+typedef struct {
+    int status;
+    const char *body;
+    size_t len;
+} answer_t;
+
+/* A batch in flight, one allocation: its calls, then their answers, then the body it sends. */
 typedef struct {
     bff_upstream_id_t up;
     size_t n;
-    bff_json_item_t *items;
+    answer_t *answers;
     call_t calls[];
 } batch_t;
-
-enum { I_STATUS, I_BODY, I_COUNT };
-static const char *const item_keys[I_COUNT] = {"status", "body"};
-static const char *const answer_keys[] = {"responses"};
 
 static size_t batch_max = 32;
 
@@ -150,45 +151,68 @@ static void write_body(out_t *o, const call_t *calls, size_t n, uint64_t now)
 
 /* ---- the batch's answer ---- */
 
-/* Reads a 200 answer: one {"status","body"} per item, in b->items. 0, or -1 when it does not read. */
+/* Moves *p past the literal lit: 0, or -1 when the text there is not lit. */
+static int take_lit(const char **p, const char *end, const char *lit, size_t len)
+{
+    if ((size_t)(end - *p) < len || memcmp(*p, lit, len) != 0)
+        return -1;
+    *p += len;
+    return 0;
+}
+#define TAKE(p, end, lit) take_lit((p), (end), lit, sizeof(lit) - 1)
+
+/* Moves *p past a decimal number of at most 9 digits, into *v: 0, or -1. */
+static int take_num(const char **p, const char *end, size_t *v)
+{
+    const char *s = *p;
+    size_t n = 0;
+    while (*p < end && **p >= '0' && **p <= '9' && *p - s < 9)
+        n = n * 10 + (size_t)(*(*p)++ - '0');
+    *v = n;
+    return *p > s && (*p == end || **p < '0' || **p > '9') ? 0 : -1;
+}
+
+/*
+ * Reads a 200 answer into b->answers: {"responses":[{"status":S,"length":L,"body":<L bytes>},…]}
+ * exactly as batch.h writes it, one per item. The bodies are only framed here, not read: each is read
+ * where a call's answer always is (on_part: the scanner or json-c), so the batch's bytes are scanned once.
+ * 0, or -1 when it does not read.
+ */
 static int read_answer(batch_t *b, const ls_http_response_t *resp)
 {
-    bff_json_want_t want = {
-        .keys = answer_keys,
-        .nkeys = 1,
-        .item_keys = item_keys,
-        .nitem_keys = I_COUNT,
-        .items = b->items,
-        .max_items = b->n,
-    };
-    bff_json_span_t whole, fields[BFF_JSON_MAX_FIELDS];
-    long nitems;
-    if (bff_json_read(resp->body, resp->body_len, &want, &whole, fields, &nitems) != 0 ||
-        nitems != (long)b->n)
+    const char *p = resp->body, *end = resp->body + resp->body_len;
+    if (TAKE(&p, end, "{\"responses\":[") != 0)
         return -1;
     for (size_t i = 0; i < b->n; i++) {
-        const bff_json_span_t *status = &b->items[i].field[I_STATUS], *body = &b->items[i].field[I_BODY];
-        int64_t code = bff_span_id(status);
-        if (status->type != json_type_int || code < 100 || code > 599 || body->text == NULL)
+        answer_t *a = &b->answers[i];
+        size_t status, len;
+        if ((i > 0 && TAKE(&p, end, ",") != 0) || TAKE(&p, end, "{\"status\":") != 0 ||
+            take_num(&p, end, &status) != 0 || status < 100 || status > 599 ||
+            TAKE(&p, end, ",\"length\":") != 0 || take_num(&p, end, &len) != 0 ||
+            TAKE(&p, end, ",\"body\":") != 0 || len > (size_t)(end - p))
+            return -1;
+        a->status = (int)status;
+        a->body = len == 4 && memcmp(p, "null", 4) == 0 ? NULL : p;
+        a->len = len;
+        p += len;
+        if (TAKE(&p, end, "}") != 0)
             return -1;
     }
-    return 0;
+    return TAKE(&p, end, "]}") == 0 && p == end ? 0 : -1;
 }
 
 /* Item i's answer as a call of its own would have had it. */
 static ls_http_response_t item_response(const batch_t *b, size_t i, const ls_http_response_t *batch)
 {
-    const bff_json_span_t *body = &b->items[i].field[I_BODY];
-    int status = (int)bff_span_id(&b->items[i].field[I_STATUS]);
-    int has_body = body->type != json_type_null;
+    const answer_t *a = &b->answers[i];
     return (ls_http_response_t){
         .outcome = LS_HTTP_OK,
-        .status = status,
-        .body = has_body ? body->text : "",
-        .body_len = has_body ? body->len : 0,
-        .content_type = !has_body                       ? NULL
-                        : status >= 200 && status < 300 ? "application/json"
-                                                        : "application/problem+json",
+        .status = a->status,
+        .body = a->body != NULL ? a->body : "",
+        .body_len = a->body != NULL ? a->len : 0,
+        .content_type = a->body == NULL                       ? NULL
+                        : a->status >= 200 && a->status < 300 ? "application/json"
+                                                              : "application/problem+json",
         .attempts = batch->attempts,
         .duration_ms = batch->duration_ms,
     };
@@ -250,13 +274,13 @@ static void send_batch(bff_upstream_id_t up, const call_t *calls, size_t n)
         if (calls[i].r->deadline > deadline)
             deadline = calls[i].r->deadline;
     }
-    batch_t *b = malloc(sizeof(*b) + n * (sizeof(call_t) + sizeof(bff_json_item_t)) + cap);
+    batch_t *b = malloc(sizeof(*b) + n * (sizeof(call_t) + sizeof(answer_t)) + cap);
     if (b != NULL) {
         b->up = up;
         b->n = n;
         memcpy(b->calls, calls, n * sizeof(call_t));
-        b->items = (bff_json_item_t *)(b->calls + n);
-        out_t body = {.buf = (char *)(b->items + n), .cap = cap};
+        b->answers = (answer_t *)(b->calls + n);
+        out_t body = {.buf = (char *)(b->answers + n), .cap = cap};
         write_body(&body, calls, n, now);
 
         const ls_req_t *first = calls[0].r;

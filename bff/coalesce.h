@@ -18,12 +18,13 @@
  *
  * Each call's callback runs exactly once, never from inside bff_coalesce_get(), on the worker's thread,
  * with a response of its own, as if the call had been sent alone:
- *   - the batch answered 200 with one response per item (read by the scanner, json_scan.h): outcome
- *     LS_HTTP_OK, the item's status and body, content type application/json for a 2xx and
- *     application/problem+json otherwise (none without a body), the batch's attempts and duration;
+ *   - the batch answered 200 with one response per item: outcome LS_HTTP_OK, the item's status and
+ *     body, content type application/json for a 2xx and application/problem+json otherwise (none
+ *     without a body), the batch's attempts and duration. The answer is only framed here (batch.h
+ *     gives each body's length): each body is read once, where every answer is (upstream.h);
  *   - the batch answered another status: that status, body and content type;
- *   - the batch answered 2xx with what does not read: status 502 with a problem body (the scanner reads
- *     json-c's plain form nested at most 12 deep: an item's answer may nest 9 deep inside the batch's);
+ *   - the batch answered 2xx with what does not frame as batch.h writes it: status 502 with a problem
+ *     body;
  *   - the batch failed (transport error, timeout, shutdown): its outcome and error;
  *   - the batch's answer was over the HTTP client's max_response_bytes (each answer may fit on its
  *     own), or the service answered 404 or 405 (it has no POST /batch: an older one, during a rolling

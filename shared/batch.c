@@ -28,13 +28,13 @@ struct batch {
 static void batch_finish(batch_t *b)
 {
     ls_text_t t = {0};
-    char head[48];
+    char head[64];
     ls_text_lit(&t, "{\"responses\":[");
     for (size_t i = 0; i < b->n; i++) {
         ls_batch_item_t *it = &b->items[i];
-        ls_text_add(
-            &t, head,
-            (size_t)snprintf(head, sizeof(head), "%s{\"status\":%d,\"body\":", i ? "," : "", it->status));
+        ls_text_add(&t, head,
+                    (size_t)snprintf(head, sizeof(head), "%s{\"status\":%d,\"length\":%zu,\"body\":",
+                                     i ? "," : "", it->status, it->body != NULL ? it->len : 4));
         if (it->body != NULL)
             ls_text_add(&t, it->body, it->len);
         else

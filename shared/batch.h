@@ -22,9 +22,11 @@
  * own count in ls_http_requests_total; its deadline is the earlier of its own and the batch's. The
  * batch answers once every item has, 200 with the items' answers in order, in json-c's plain form:
  *
- *     {"responses":[{"status":200,"body":{…}},{"status":404,"body":{"type":…}}]}
+ *     {"responses":[{"status":200,"length":812,"body":{…}},{"status":404,"length":97,"body":{"type":…}}]}
  *
- * `body` is the item's answer as its handler wrote it, or null when it had none (or it was not JSON).
+ * `body` is the item's answer as its handler wrote it, or null when it had none (or it was not JSON);
+ * `length` is the byte length of that text (4 for null), so that the caller can take each body without
+ * reading through it (bff/coalesce.c reads the frame only, and each body once where it is used).
  * If the batch's client goes away, its items still run to their end (as a request's work does) and
  * the answer is dropped.
  */

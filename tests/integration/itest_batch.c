@@ -74,6 +74,21 @@ static json_object *responses(const lst_resp_t *resp, size_t n)
     json_object *list = lst_field(resp->json, "responses");
     cr_assert(json_object_is_type(list, json_type_array));
     cr_assert_eq(json_object_array_length(list), n, "%.400s", resp->body);
+    /* Each "length" is its body's bytes: the body ends exactly there, where its item's object does. */
+    const char *p = resp->body;
+    for (size_t i = 0; i < n; i++) {
+        p = strstr(p, "\"length\":");
+        cr_assert_not_null(p, "item %zu has no length: %.400s", i, resp->body);
+        char *after;
+        size_t len = strtoul(p + 9, &after, 10);
+        cr_assert_eq(strncmp(after, ",\"body\":", 8), 0, "%.60s", after);
+        p = after + 8;
+        cr_assert_leq(len, strlen(p));
+        json_object *body = lst_field(json_object_array_get_idx(list, i), "body");
+        cr_expect_eq(strncmp(p, body != NULL ? "{" : "null", 1), 0);
+        cr_expect_eq(p[len], '}', "item %zu: length %zu does not end its body: %.80s", i, len, p);
+        p += len;
+    }
     return list;
 }
 

@@ -420,19 +420,28 @@ static int on_request(void *ud, lst_upstream_t *u, const lst_upstream_req_t *req
     pthread_mutex_unlock(&fake.lock);
 
     switch (mode) {
-    case GROUP_FAILS:
-        lst_upstream_respondf(
-            resp, 200, "{\"responses\":[{\"status\":500,\"body\":%s},{\"status\":200,\"body\":%s}]}",
-            PROBLEM(500, "Internal Server Error", "the group's own detail"), "{\"members\":[]}");
-        break;
-    case MEMBERS_FAIL:
+    case GROUP_FAILS: {
+        static const char group[] = PROBLEM(500, "Internal Server Error", "the group's own detail");
+        static const char members[] = "{\"members\":[]}";
         lst_upstream_respondf(resp, 200,
-                              "{\"responses\":[{\"status\":404,\"body\":%s},{\"status\":500,\"body\":%s}]}",
-                              PROBLEM(404, "Not Found", "no such group"),
-                              PROBLEM(500, "Internal Server Error", "the members' detail"));
+                              "{\"responses\":[{\"status\":500,\"length\":%zu,\"body\":%s},"
+                              "{\"status\":200,\"length\":%zu,\"body\":%s}]}",
+                              sizeof(group) - 1, group, sizeof(members) - 1, members);
         break;
-    case UNREADABLE: /* one response for two requests */
-        lst_upstream_respondf(resp, 200, "{\"responses\":[{\"status\":200,\"body\":null}]}");
+    }
+    case MEMBERS_FAIL: {
+        static const char group[] = PROBLEM(404, "Not Found", "no such group");
+        static const char members[] = PROBLEM(500, "Internal Server Error", "the members' detail");
+        lst_upstream_respondf(resp, 200,
+                              "{\"responses\":[{\"status\":404,\"length\":%zu,\"body\":%s},"
+                              "{\"status\":500,\"length\":%zu,\"body\":%s}]}",
+                              sizeof(group) - 1, group, sizeof(members) - 1, members);
+        break;
+    }
+    case UNREADABLE: /* the second body's length runs past the end of the answer */
+        lst_upstream_respondf(resp, 200,
+                              "{\"responses\":[{\"status\":200,\"length\":4,\"body\":null},"
+                              "{\"status\":200,\"length\":40,\"body\":null}]}");
         break;
     case TOO_LARGE: {
         char *large = malloc(LARGE_BYTES); /* on a connection thread: no assertion here */
