@@ -2,9 +2,9 @@
  * Fuzz target: a request's query string (shared/query.c) — finding a parameter, its URL decoding,
  * the lists of telegram ids and the paging parameters — as a handler reads them.
  *
- * Input: the query string, after the '?'. The request is a bare one: an h2o_req_t with only its path
- * and query_at, and r->status already set, so that the 400 the *_or_reply functions answer is built
- * (its problem document included) but sent nowhere.
+ * Input: the query string, after the '?'. The request is a bare ls_req_t with only its target (the
+ * path and query, request.h) and query_at, and r->status already set, so that the 400 the *_or_reply
+ * functions answer is built (its problem document included) but sent nowhere.
  *
  * Checked beyond memory safety: an id list that is accepted holds 1..max telegram ids and its
  * PostgreSQL array literal is exactly them; paging that is accepted is within its bounds.
@@ -66,13 +66,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     memcpy(path, "/x?", 3);
     memcpy(path + 3, data, size);
 
-    h2o_req_t req;
-    memset(&req, 0, sizeof(req));
-    req.path = h2o_iovec_init(path, size + 3);
-    req.query_at = 2;
     ls_req_t r;
     memset(&r, 0, sizeof(r));
-    r.h2o = &req;
+    r.target = h2o_iovec_init(path, size + 3);
+    r.query_at = 2;
     r.status = 400; /* answered already: replies are built, then dropped */
     h2o_mem_init_pool(&r.pool);
 
