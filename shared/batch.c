@@ -167,7 +167,7 @@ static void item_start(batch_t *b, size_t i, json_object *item)
 void ls_batch_serve(ls_req_t *r)
 {
     char err[160];
-    h2o_iovec_t e = r->h2o != NULL && r->h2o->entity.base != NULL ? r->h2o->entity : h2o_iovec_init("", 0);
+    h2o_iovec_t e = ls_req_entity(r);
     json_object *body = ls_json_parse_object(e.base, e.len, err, sizeof(err));
     if (body == NULL)
         return ls_reply_problem_str(r, 400, err);

@@ -23,20 +23,10 @@ typedef struct {
     const ls_daemon_t *daemon;
 } front_handler_t;
 
-/* The value of the request's header `name` (lowercase, len bytes), without copying: 1, or 0 when absent. */
-static int header(ls_req_t *r, const char *name, size_t len, h2o_iovec_t *out)
-{
-    ssize_t i = r->headers != NULL ? h2o_find_header_by_str(r->headers, name, len, -1) : -1;
-    if (i < 0)
-        return 0;
-    *out = r->headers->entries[i].value;
-    return 1;
-}
-
 static void set_request_id(ls_req_t *r)
 {
     h2o_iovec_t v;
-    if (header(r, H2O_STRLIT("x-request-id"), &v) && v.len > 0 && v.len <= LS_REQUEST_ID_MAX) {
+    if (ls_req_header_ref(r, H2O_STRLIT("x-request-id"), &v) && v.len > 0 && v.len <= LS_REQUEST_ID_MAX) {
         size_t i;
         for (i = 0; i < v.len; i++) {
             char c = v.base[i];
@@ -58,7 +48,7 @@ static void set_request_id(ls_req_t *r)
 static void set_trace(ls_req_t *r)
 {
     h2o_iovec_t v = {NULL, 0};
-    header(r, H2O_STRLIT("traceparent"), &v);
+    ls_req_header_ref(r, H2O_STRLIT("traceparent"), &v);
     ls_trace_begin(&r->trace, v.base, v.len);
 }
 
@@ -132,7 +122,7 @@ static int token_ok(ls_req_t *r)
     const char *token = r->daemon->common->internal_token;
     size_t token_len = strlen(token);
     h2o_iovec_t v;
-    if (!header(r, H2O_STRLIT("authorization"), &v))
+    if (!ls_req_header_ref(r, H2O_STRLIT("authorization"), &v))
         return 0;
     if (v.len != token_len + 7 || strncasecmp(v.base, "Bearer ", 7) != 0)
         return 0;
@@ -170,11 +160,12 @@ static int caller_or_reply(ls_req_t *r)
 static int actor_or_reply(ls_req_t *r)
 {
     h2o_iovec_t v;
-    if (header(r, H2O_STRLIT("x-actor-telegram-id"), &v) && ls_parse_id(v.base, v.len, &r->actor) != 0) {
+    if (ls_req_header_ref(r, H2O_STRLIT("x-actor-telegram-id"), &v) &&
+        ls_parse_id(v.base, v.len, &r->actor) != 0) {
         ls_reply_problem_str(r, 400, "header X-Actor-Telegram-Id must be a telegram id");
         return -1;
     }
-    if (header(r, H2O_STRLIT("x-actor-role"), &v)) {
+    if (ls_req_header_ref(r, H2O_STRLIT("x-actor-role"), &v)) {
         r->role = ls_role_parse(v.base, v.len);
         if (r->role == LS_ROLE_NONE) {
             ls_reply_problem_str(r, 400, "header X-Actor-Role must be student, teacher or admin");
@@ -189,7 +180,7 @@ static int deadline_or_reply(ls_req_t *r)
 {
     h2o_iovec_t v;
     int64_t ms;
-    if (!header(r, H2O_STRLIT("x-deadline-ms"), &v))
+    if (!ls_req_header_ref(r, H2O_STRLIT("x-deadline-ms"), &v))
         return 0;
     if (ls_parse_i64(v.base, v.len, &ms) != 0) {
         ls_reply_problem_str(r, 400, "header X-Deadline-Ms must be an integer");
@@ -238,8 +229,7 @@ static int target_or_reply(ls_req_t *r, h2o_iovec_t *path)
 static int body_size_or_reply(ls_req_t *r)
 {
     const ls_daemon_t *d = r->daemon;
-    h2o_req_t *req = r->h2o;
-    if (req == NULL || req->entity.base == NULL || req->entity.len <= (size_t)d->common->max_body_bytes)
+    if (ls_req_entity(r).len <= (size_t)d->common->max_body_bytes)
         return 0;
     ls_reply_problem(r, 413, "request body over %lld bytes", d->common->max_body_bytes);
     return -1;

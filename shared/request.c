@@ -236,15 +236,24 @@ const char *ls_req_param_str(ls_req_t *r, const char *name)
     return p != NULL ? ls_req_strdup(r, p->value, p->value_len) : NULL;
 }
 
+int ls_req_header_ref(ls_req_t *r, const char *name, size_t len, h2o_iovec_t *out)
+{
+    ssize_t i = r->headers != NULL ? h2o_find_header_by_str(r->headers, name, len, -1) : -1;
+    if (i < 0)
+        return 0;
+    *out = r->headers->entries[i].value;
+    return 1;
+}
+
 const char *ls_req_header(ls_req_t *r, const char *name)
 {
-    if (r->headers == NULL)
-        return NULL;
-    ssize_t i = h2o_find_header_by_str(r->headers, name, strlen(name), -1);
-    if (i < 0)
-        return NULL;
-    h2o_iovec_t v = r->headers->entries[i].value;
-    return ls_req_strdup(r, v.base, v.len);
+    h2o_iovec_t v;
+    return ls_req_header_ref(r, name, strlen(name), &v) ? ls_req_strdup(r, v.base, v.len) : NULL;
+}
+
+h2o_iovec_t ls_req_entity(ls_req_t *r)
+{
+    return r->h2o != NULL && r->h2o->entity.base != NULL ? r->h2o->entity : h2o_iovec_init(NULL, 0);
 }
 
 /* Validates obj against the fields and makes it the request's body; NULL after answering 400. */
@@ -267,7 +276,7 @@ json_object *ls_req_body_or_reply(ls_req_t *r, const ls_json_field_t *fields, si
     char err[256];
     if (r->h2o == NULL && r->item == NULL)
         return NULL;
-    h2o_iovec_t e = r->h2o != NULL && r->h2o->entity.base != NULL ? r->h2o->entity : h2o_iovec_init(NULL, 0);
+    h2o_iovec_t e = ls_req_entity(r);
     json_object *obj = ls_json_parse_object(e.base, e.len, err, sizeof(err));
     if (obj == NULL) {
         ls_reply_problem_str(r, 400, err);
@@ -280,7 +289,7 @@ json_object *ls_req_optional_body_or_reply(ls_req_t *r, const ls_json_field_t *f
 {
     if (r->h2o == NULL && r->item == NULL)
         return NULL;
-    if (r->h2o != NULL && r->h2o->entity.base != NULL && r->h2o->entity.len > 0)
+    if (ls_req_entity(r).len > 0)
         return ls_req_body_or_reply(r, fields, n);
     return keep_body(r, json_object_new_object(), fields, n);
 }

@@ -94,6 +94,12 @@ json_object *ls_req_body_or_reply(ls_req_t *r, const ls_json_field_t *fields, si
 json_object *ls_req_optional_body_or_reply(ls_req_t *r, const ls_json_field_t *fields, size_t n);
 /* A request header's value (name in lowercase) as a NUL-terminated copy in request memory, or NULL. */
 const char *ls_req_header(ls_req_t *r, const char *name);
+/* The same without copying (len bytes of name): 1 and *out, valid while the request's input is, or 0
+ * when absent or the client has gone. */
+int ls_req_header_ref(ls_req_t *r, const char *name, size_t len, h2o_iovec_t *out);
+/* The body as received: {NULL, 0} when there is none (an item of a batch has none) or the client has
+ * gone. */
+h2o_iovec_t ls_req_entity(ls_req_t *r);
 /* Answers 400 and returns -1 when the request names no actor. */
 int ls_req_actor_or_reply(ls_req_t *r);
 /* 1 when the request names an actor who is `id` or an admin. */
